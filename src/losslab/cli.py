@@ -1,0 +1,158 @@
+"""The ``losslab`` command: parse arguments, call one library function, print, set the exit code.
+
+Exit codes: 0 success, 1 a check failed (``verify``), 2 bad usage or bad input (one line on stderr).
+Heavy imports (torch, matplotlib) happen inside the subcommands so that ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+class UsageError(Exception):
+    """Bad arguments detected after parsing; reported as one line with exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, instead of argparse's usage block
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _add_verify(sub) -> None:
+    p = sub.add_parser("verify", help="check every numbered equation of the article (the equation ledger)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the random numeric checks (default 0)")
+    p.add_argument("--trials", type=int, default=200, help="random trials per numeric check (default 200)")
+    p.add_argument("--json", metavar="FILE", help="also write the ledger as JSON to FILE ('-' for stdout)")
+    p.set_defaults(func=_cmd_verify)
+
+
+def _cmd_verify(args) -> int:
+    if args.trials < 1:
+        raise UsageError(f"--trials must be at least 1, got {args.trials}")
+    from losslab.theory.ledger import ledger_exit_code, ledger_to_json, print_ledger, verify_all
+
+    started = time.perf_counter()
+    rows = verify_all(seed=args.seed, trials=args.trials)
+    if args.json == "-":
+        print(ledger_to_json(rows))
+    else:
+        print_ledger(rows)
+        if args.json:
+            Path(args.json).write_text(ledger_to_json(rows) + "\n", encoding="utf-8")
+            print(f"wrote {args.json}")
+        print(f"checked {len(rows)} rows in {time.perf_counter() - started:.1f} s")
+    return ledger_exit_code(rows)
+
+
+def _add_plot(sub) -> None:
+    p = sub.add_parser("plot", help="write the saturation and gradient figures")
+    p.add_argument("names", nargs="*", metavar="NAME", help="figures to write (default: all; see --list)")
+    p.add_argument("--out", default="losslab-figures", help="folder to write into (default ./losslab-figures)")
+    p.add_argument("--format", choices=["png", "svg"], default="png", help="image format (default png)")
+    p.add_argument("--list", action="store_true", help="list the figure names and exit")
+    p.set_defaults(func=_cmd_plot)
+
+
+def _cmd_plot(args) -> int:
+    from losslab.report.figures import FIGURES, write_figures
+
+    if args.list:
+        for name, fig in FIGURES.items():
+            print(f"{name:24s} {fig.description}")
+        return 0
+    for path in write_figures(args.names or list(FIGURES), Path(args.out), fmt=args.format):
+        print(f"wrote {path}")
+    return 0
+
+
+def _add_run(sub) -> None:
+    p = sub.add_parser("run", help="run an experiment spec (a TOML file or a built-in name)")
+    p.add_argument("spec", help="path to a spec TOML file, or a built-in name: saturation, comparison, ...")
+    p.add_argument("--smoke", action="store_true", help="run the spec's seconds-long smoke size")
+    p.add_argument("--out", default=None, help="results folder (default ./losslab-results/<spec name>)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--data-dir", default=None, help="folder with MNIST/Fashion-MNIST IDX files (or $LOSSLAB_DATA)")
+    p.set_defaults(func=_cmd_run)
+
+
+def _cmd_run(args) -> int:
+    from losslab.experiments.runner import run_spec
+    from losslab.experiments.spec import load_spec
+
+    spec = load_spec(args.spec)
+    out = Path(args.out) if args.out else Path("losslab-results") / spec.name
+    summary = run_spec(spec, out, smoke=args.smoke, device=args.device, data_dir=args.data_dir)
+    print(summary.describe())
+    return 0
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="write the self-contained HTML report from result folders")
+    p.add_argument("results", nargs="+", metavar="RESULTS_DIR", help="folders written by 'losslab run'")
+    p.add_argument("--out", default="losslab-report", help="folder for index.html (default ./losslab-report)")
+    p.set_defaults(func=_cmd_report)
+
+
+def _cmd_report(args) -> int:
+    from losslab.report.html import write_report
+
+    path, verdicts = write_report([Path(r) for r in args.results], Path(args.out))
+    print(f"wrote {path}")
+    for claim in verdicts:
+        print(f"  {claim.id:4s} {claim.verdict:26s} {claim.title}")
+    return 0
+
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="verify, plot, run small experiments and write ./losslab-demo/index.html")
+    p.add_argument("--out", default="losslab-demo", help="demo folder (default ./losslab-demo)")
+    p.add_argument("--size", choices=["smoke", "small"], default="small", help="experiment size (default small)")
+    p.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args) -> int:
+    from losslab.report.demo import run_demo
+
+    return run_demo(Path(args.out), size=args.size)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from losslab import __version__
+
+    parser = _Parser(
+        prog="losslab",
+        description="Why classification uses cross-entropy instead of MSE, measured.",
+    )
+    parser.add_argument("--version", action="version", version=f"losslab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for add in (_add_verify, _add_plot, _add_run, _add_report, _add_demo):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = None
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return args.func(args)
+    except UsageError as exc:
+        print(f"losslab: error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError, FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+        # Library input errors carry a message that names the argument and the fix.
+        print(f"losslab {getattr(args, 'command', '')}: error: {exc}".replace("  ", " "), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("losslab: interrupted; finished cells are saved, rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""Shared test settings: float64 references, hypothesis profile, the shared data folder."""
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+)
+settings.load_profile("ci")
+
+# The checksummed MNIST / Fashion-MNIST files live beside the checkout; tests that need them skip without.
+SHARED_DATA = Path(os.environ.get("LOSSLAB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not (SHARED_DATA / "mnist" / "train-labels-idx1-ubyte.gz").exists():
+        pytest.skip(f"MNIST files not found under {SHARED_DATA}")
+    return SHARED_DATA

@@ -1,0 +1,37 @@
+import subprocess
+import sys
+
+import pytest
+
+from losslab.cli import main
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "losslab.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_the_subcommands():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for name in ("verify", "plot", "run", "report", "demo"):
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
+        (["verify", "--trials", "many"], "argument --trials: invalid int value: 'many'"),
+        (["verify", "--bogus"], "unrecognized arguments: --bogus"),
+        (["verify", "--trials", "0"], "--trials must be at least 1, got 0"),
+    ],
+)
+def test_bad_usage_prints_one_line_and_exits_2(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and err.startswith("losslab: error:")
+
+
+def test_no_command_prints_help_and_exits_2(capsys):
+    assert main([]) == 2
+    assert "usage: losslab" in capsys.readouterr().out
