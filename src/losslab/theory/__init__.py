@@ -1,0 +1,1 @@
+"""The probability view: likelihoods, identities, the multinomial theorem, sympy derivations, the ledger."""
