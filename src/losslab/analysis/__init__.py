@@ -1,0 +1,1 @@
+"""The gradient landscape in logit space: saturation, dead zones, curvature."""

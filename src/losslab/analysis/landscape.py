@@ -1,0 +1,187 @@
+"""The gradient landscape in logit space: the optimisation view of the article, measured exactly.
+
+Everything here runs in float64 on any registered loss (``losslab.core.LOSSES``):
+
+- ``binary_gradient``: dL/dz against the logit z of a one-logit (sigmoid) model, for y = 1 or 0.
+- ``margin_logits`` / ``gradient_norm_vs_margin``: K-class logits along the true-class margin
+  m = z_true - max_other, and the norm of the logit gradient there.
+- ``dead_zone``: the wrongly classified margins whose gradient is below epsilon, as numbers.
+- ``hessian_eigenvalues`` / ``curvature_vs_margin``: the Hessian in logit space, where cross-entropy
+  is convex and softmax-MSE is not.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.optimize import brentq
+
+from losslab.core import get_loss, two_class_logits
+
+DTYPE = torch.float64
+
+
+def _as_grid(values) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(values, dtype=np.float64), dtype=DTYPE)
+
+
+def binary_gradient(loss_name: str, logits, label: int, **params) -> np.ndarray:
+    """dL/dz for a single-logit model, p = sigmoid(z), at each z in ``logits``; ``label`` is 0 or 1.
+
+    Losses with a binary form (``mse``: 1/2 (p - y)^2, ``binary_cross_entropy``) use it; any other
+    loss is evaluated on the two-class logits [0, z] (softmax([0, z]) = [1 - p, p]), whose second
+    column is dL/dz. For ``cross_entropy`` that equals binary cross-entropy exactly.
+    """
+    if label not in (0, 1):
+        raise ValueError(f"label must be 0 or 1 for a binary model, got {label!r}")
+    loss = get_loss(loss_name)
+    z = _as_grid(logits)
+    y = torch.full(z.shape, label, dtype=torch.long)
+    if loss.accepts_binary:
+        return loss.gradient(z, y, reduction="none", **params).numpy()
+    return loss.gradient(two_class_logits(z), y, reduction="none", **params)[:, 1].numpy()
+
+
+def binary_loss(loss_name: str, logits, label: int, **params) -> np.ndarray:
+    """L(z) for a single-logit model, matching ``binary_gradient``."""
+    loss = get_loss(loss_name)
+    z = _as_grid(logits)
+    y = torch.full(z.shape, label, dtype=torch.long)
+    if loss.accepts_binary:
+        return loss(z, y, reduction="none", **params).numpy()
+    return loss(two_class_logits(z), y, reduction="none", **params).numpy()
+
+
+def margin_logits(margins, num_classes: int) -> torch.Tensor:
+    """K-class logits along the true-class margin m = z_true - max_other; the true class is 0.
+
+    The path: z_true = max(m, 0), one rival class z_1 = max(-m, 0), every other class at 0.
+    For m < 0 the rival is ahead by |m| (confidently wrong, the rest level with the truth); for
+    m > 0 the true class is ahead of all others by m. Shape [len(margins), K].
+    """
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    m = _as_grid(margins)
+    z = torch.zeros(m.shape[0], num_classes, dtype=DTYPE)
+    z[:, 0] = m.clamp_min(0)
+    z[:, 1] = (-m).clamp_min(0)
+    return z
+
+
+def gradient_norm_vs_margin(loss_name: str, margins, num_classes: int = 10, **params) -> np.ndarray:
+    """||dL/dz||_2 at each margin of ``margin_logits`` with the true class 0."""
+    z = margin_logits(margins, num_classes)
+    y = torch.zeros(z.shape[0], dtype=torch.long)
+    return get_loss(loss_name).gradient(z, y, reduction="none", **params).norm(dim=-1).numpy()
+
+
+def loss_vs_margin(loss_name: str, margins, num_classes: int = 10, **params) -> np.ndarray:
+    """L at each margin of ``margin_logits`` with the true class 0."""
+    z = margin_logits(margins, num_classes)
+    y = torch.zeros(z.shape[0], dtype=torch.long)
+    return get_loss(loss_name)(z, y, reduction="none", **params).numpy()
+
+
+@dataclass(frozen=True)
+class DeadZone:
+    """The wrongly classified margins m < 0 (down to ``lower``) where |dL/dz| < epsilon."""
+
+    loss: str
+    epsilon: float
+    num_classes: int | None  # None: the binary (sigmoid) model
+    threshold: float | None  # every margin below this has gradient < epsilon; None: no dead zone
+    measure: float  # length of the dead part of [lower, 0)
+    lower: float
+
+    def describe(self) -> str:
+        model = "binary" if self.num_classes is None else f"K={self.num_classes}"
+        if self.threshold is None:
+            return f"{self.loss} ({model}): no wrongly classified margin in [{self.lower:g}, 0) has gradient < {self.epsilon:g}"
+        return (
+            f"{self.loss} ({model}): every margin below {self.threshold:.2f} has gradient < {self.epsilon:g} "
+            f"({self.measure:.1f} of the {-self.lower:g} units of [{self.lower:g}, 0) are dead)"
+        )
+
+
+def dead_zone(loss_name: str, epsilon: float = 1e-3, num_classes: int | None = None, lower: float = -50.0,
+              points: int = 20001, **params) -> DeadZone:
+    """Measure the dead zone: wrongly classified margins in [lower, 0) whose gradient norm is < epsilon.
+
+    ``num_classes=None`` uses the binary sigmoid model with y = 1 (margin = z); otherwise the K-class
+    margin path of ``margin_logits``. The boundary is refined with Brent's method on the grid bracket.
+    """
+    if not epsilon > 0:
+        raise ValueError(f"epsilon must be positive, got {epsilon!r}")
+    if not lower < 0:
+        raise ValueError(f"lower must be negative (the dead zone is among wrong predictions), got {lower!r}")
+
+    def grad_norm(m):
+        m = np.atleast_1d(np.asarray(m, dtype=np.float64))
+        if num_classes is None:
+            return np.abs(binary_gradient(loss_name, m, 1, **params))
+        return gradient_norm_vs_margin(loss_name, m, num_classes, **params)
+
+    grid = np.linspace(lower, 0.0, points, endpoint=False)
+    dead = grad_norm(grid) < epsilon
+    measure = float(dead.mean() * -lower)
+    if not dead.any():
+        return DeadZone(loss_name, epsilon, num_classes, None, 0.0, lower)
+    if dead.all():
+        return DeadZone(loss_name, epsilon, num_classes, 0.0, -lower, lower)
+    # The threshold is the first live margin from below if the dead set is a left interval.
+    first_live = int(np.argmin(dead))
+    threshold = None
+    if first_live > 0 and not dead[first_live:].any():
+        a, b = grid[first_live - 1], grid[first_live]
+        threshold = brentq(lambda m: float(grad_norm(m)[0]) - epsilon, a, b, xtol=1e-12)
+    return DeadZone(loss_name, epsilon, num_classes, threshold, measure, lower)
+
+
+def hessian_eigenvalues(loss_name: str, logits, label: int, **params) -> np.ndarray:
+    """Eigenvalues (ascending) of the Hessian of L with respect to the logits of one example."""
+    loss = get_loss(loss_name)
+    z = _as_grid(logits)
+    y = torch.tensor([label])
+    if z.dim() != 1:
+        raise ValueError(f"logits must be the logits of one example, shape [K], got {list(z.shape)}")
+
+    def value(v):
+        return loss(v.unsqueeze(0), y, reduction="sum", **params)
+
+    hessian = torch.autograd.functional.hessian(value, z)
+    return torch.linalg.eigvalsh(hessian).numpy()
+
+
+def curvature_vs_margin(loss_name: str, margins, num_classes: int = 3, **params) -> np.ndarray:
+    """The smallest Hessian eigenvalue in logit space at each margin of ``margin_logits``.
+
+    Cross-entropy's Hessian diag(p) - p p^T is positive semi-definite everywhere (convex in the logits);
+    softmax-MSE has negative eigenvalues, so it is not convex there.
+    """
+    z = margin_logits(margins, num_classes)
+    return np.array([hessian_eigenvalues(loss_name, row, 0, **params)[0] for row in z])
+
+
+def binary_curvature(loss_name: str, logits, label: int = 1, **params) -> np.ndarray:
+    """d^2L/dz^2 of the single-logit model, by differentiating the closed-form gradient."""
+    z = _as_grid(logits).requires_grad_(True)
+    loss = get_loss(loss_name)
+    y = torch.full(z.shape, label, dtype=torch.long)
+    if loss.accepts_binary:
+        g = loss.binary_grad(z, y.to(DTYPE), **loss.resolve_params(params))
+    else:
+        g = loss.grad(torch.stack([torch.zeros_like(z), z], -1),
+                      torch.nn.functional.one_hot(y, 2).to(DTYPE), **loss.resolve_params(params))[:, 1]
+    (second,) = torch.autograd.grad(g.sum(), z)
+    return second.detach().numpy()
+
+
+def max_sigmoid_mse_gradient() -> tuple[float, float]:
+    """The largest |dL/dz| of sigmoid-MSE and where it occurs, in p: analytically 4/27 at p = 2/3 (y = 0)."""
+    z = np.linspace(-10, 10, 200001)
+    g = np.abs(binary_gradient("mse", z, 0))
+    i = int(np.argmax(g))
+    return float(g[i]), float(1 / (1 + math.exp(-z[i])))

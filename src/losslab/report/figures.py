@@ -1,0 +1,200 @@
+"""Figures of the optimisation view. Each function returns a matplotlib Figure (usable in notebooks).
+
+``FIGURES`` is the registry behind ``losslab plot``; ``write_figures`` saves a selection. Colours are
+the Okabe-Ito palette (distinguishable with the common colour-vision deficiencies), heatmaps use
+viridis, and every line also differs in dash style so the figures survive greyscale printing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: figures are written to files or embedded in the report
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from losslab.analysis import landscape  # noqa: E402
+
+OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+DASHES = ["-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (3, 1, 1, 1, 1, 1))]
+LOSS_LABELS = {
+    "cross_entropy": "cross-entropy",
+    "binary_cross_entropy": "binary cross-entropy",
+    "mse": "MSE on probabilities (eq. 31)",
+    "square_logits": "square loss on logits (Hui & Belkin)",
+    "focal": "focal (gamma = 2)",
+    "label_smoothing_cross_entropy": "label-smoothed CE (eps = 0.1)",
+}
+MULTICLASS_LOSSES = ["cross_entropy", "mse", "square_logits", "focal", "label_smoothing_cross_entropy"]
+
+
+def style(i: int) -> dict:
+    return {"color": OKABE_ITO[i % len(OKABE_ITO)], "linestyle": DASHES[i % len(DASHES)], "linewidth": 2}
+
+
+def _figure(width=7.0, height=4.5, ncols=1):
+    fig, axes = plt.subplots(1, ncols, figsize=(width, height), constrained_layout=True)
+    return fig, axes
+
+
+def sigmoid_and_derivative() -> plt.Figure:
+    """The article's figure: f(x) = 1/(1 + e^-x) and f'(x) = f(x)(1 - f(x)), with the flat tails marked."""
+    x = np.linspace(-10, 10, 801)
+    f = 1 / (1 + np.exp(-x))
+    fig, ax = _figure()
+    ax.plot(x, f, label="sigmoid f(x)", **style(0))
+    ax.plot(x, f * (1 - f), label="derivative f(x)(1 - f(x))", **style(1))
+    flat = np.abs(x) > 6.9  # f' < 1e-3 beyond |x| = 6.9
+    ax.fill_between(x, 0, 1, where=flat, color="0.85", label="f'(x) < 1e-3", zorder=0)
+    ax.set(xlabel="logit x (dimensionless)", ylabel="value", title="Sigmoid and its derivative (eq. 1-4)",
+           ylim=(-0.02, 1.02))
+    ax.axhline(0.25, color="0.5", linewidth=0.8, linestyle=":")
+    ax.annotate("max f' = 1/4 at x = 0", (0, 0.25), (2.5, 0.12), arrowprops={"arrowstyle": "->"})
+    ax.legend(loc="upper left")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def binary_gradient_curves() -> plt.Figure:
+    """dL/dz against z for sigmoid-MSE and BCE, y = 1 and y = 0, with the MSE dead zone shaded."""
+    z = np.linspace(-12, 12, 1201)
+    fig, axes = _figure(11, 4.5, ncols=2)
+    for ax, label in zip(axes, (1, 0)):
+        for i, name in enumerate(["binary_cross_entropy", "mse"]):
+            ax.plot(z, landscape.binary_gradient(name, z, label), label=LOSS_LABELS[name], **style(i))
+        zone = landscape.dead_zone("mse", 1e-3)
+        threshold = zone.threshold if label == 1 else -zone.threshold
+        wrong = (z < threshold) if label == 1 else (z > threshold)
+        ax.fill_between(z, -1.05, 1.05, where=wrong, color="0.85", zorder=0,
+                        label=f"MSE dead zone: wrong and |grad| < 1e-3 (z {'<' if label else '>'} {threshold:.1f})")
+        ax.axvline(0, color="0.4", linewidth=0.8)
+        ax.set(xlabel="logit z (p = sigmoid(z))", ylabel="dL/dz (per example)", ylim=(-1.05, 1.05),
+               title=f"True label y = {label}: {'z < 0' if label else 'z > 0'} is wrong")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left" if label else "lower right", fontsize=8)
+    fig.suptitle("Binary gradients: cross-entropy gives p - y, MSE gives (p - y) p (1 - p)")
+    return fig
+
+
+def multiclass_gradient_norm() -> plt.Figure:
+    """||dL/dz|| against the true-class margin, K = 10, one line per loss (log scale)."""
+    m = np.linspace(-15, 15, 601)
+    fig, ax = _figure()
+    for i, name in enumerate(MULTICLASS_LOSSES):
+        ax.semilogy(m, landscape.gradient_norm_vs_margin(name, m, 10), label=LOSS_LABELS[name], **style(i))
+    ax.axvspan(m[0], 0, color="0.92", zorder=0, label="wrongly classified (margin < 0)")
+    ax.axhline(1e-3, color="0.4", linewidth=0.8, linestyle=":")
+    ax.set(xlabel="true-class margin z_true - max_other (logit units)", ylabel="||dL/dz||_2 (log scale)",
+           title="Gradient norm vs margin, K = 10 (one rival class ahead when wrong)", ylim=(1e-7, 10))
+    ax.legend(fontsize=8, loc="lower left")
+    ax.grid(alpha=0.3, which="both")
+    return fig
+
+
+def logit_plane_heatmap() -> plt.Figure:
+    """K = 3, true class 0 at logit 0: log10 ||dL/dz|| over (z_1, z_2) for softmax-MSE and CE."""
+    grid = np.linspace(-12, 12, 241)
+    z1, z2 = np.meshgrid(grid, grid)
+    logits = np.stack([np.zeros_like(z1), z1, z2], -1).reshape(-1, 3)
+    fig, axes = _figure(11, 4.8, ncols=2)
+    import torch
+
+    from losslab.core import get_loss
+
+    zt = torch.from_numpy(logits)
+    y = torch.zeros(len(logits), dtype=torch.long)
+    images = []
+    for ax, name in zip(axes, ("mse", "cross_entropy")):
+        norm = get_loss(name).gradient(zt, y, reduction="none").norm(dim=-1).numpy().reshape(z1.shape)
+        images.append(ax.imshow(np.log10(norm + 1e-300), origin="lower", extent=(grid[0], grid[-1], grid[0], grid[-1]),
+                                cmap="viridis", vmin=-6, vmax=0.5, aspect="equal"))
+        ax.contour(z1, z2, np.log10(norm + 1e-300), levels=[-3], colors="white", linewidths=1.2)
+        # Class 0 is predicted only where both rivals are below it: the lower-left quadrant.
+        ax.plot([-12, 0, 0], [0, 0, -12], color="white", linewidth=1.0, linestyle="--")
+        ax.set(xlabel="z_1 - z_0 (logit units)", ylabel="z_2 - z_0 (logit units)", title=LOSS_LABELS[name])
+        ax.text(6, 6, "wrong: a rival ahead", color="white", ha="center", va="center", fontsize=9)
+        ax.text(-6, -2, "right", color="white", ha="center", va="center", fontsize=9)
+    fig.colorbar(images[0], ax=axes, label="log10 ||dL/dz||  (white line: 1e-3)")
+    fig.suptitle("K = 3, true class 0: where the gradient vanishes")
+    return fig
+
+
+def loss_vs_margin_curves() -> plt.Figure:
+    """L against the true-class margin, K = 10, one line per loss."""
+    m = np.linspace(-10, 10, 401)
+    fig, ax = _figure()
+    for i, name in enumerate(MULTICLASS_LOSSES):
+        ax.plot(m, landscape.loss_vs_margin(name, m, 10), label=LOSS_LABELS[name], **style(i))
+    ax.axvspan(m[0], 0, color="0.92", zorder=0, label="wrongly classified")
+    ax.set(xlabel="true-class margin z_true - max_other (logit units)", ylabel="loss per example (nats or squared units)",
+           title="Loss vs margin, K = 10: MSE is bounded, so a wrong answer costs at most 1", yscale="log",
+           ylim=(1e-4, 30))
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def curvature() -> plt.Figure:
+    """The smallest Hessian eigenvalue in logit space against the margin, K = 3."""
+    m = np.linspace(-10, 10, 201)
+    fig, ax = _figure()
+    for i, name in enumerate(["cross_entropy", "mse", "square_logits"]):
+        ax.plot(m, landscape.curvature_vs_margin(name, m, 3), label=LOSS_LABELS[name], **style(i))
+    ax.axhline(0, color="0.4", linewidth=0.8)
+    ax.set(xlabel="true-class margin (logit units)", ylabel="smallest eigenvalue of d^2L/dz^2",
+           title="Curvature in logit space, K = 3: below 0 means not convex")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    make: Callable[[], plt.Figure]
+    description: str
+
+
+FIGURES: dict[str, FigureSpec] = {
+    "sigmoid": FigureSpec(sigmoid_and_derivative, "the sigmoid and its derivative (the article's figure)"),
+    "binary-gradient": FigureSpec(binary_gradient_curves, "dL/dz vs z, sigmoid MSE vs BCE, dead zone shaded"),
+    "gradient-norm": FigureSpec(multiclass_gradient_norm, "||dL/dz|| vs true-class margin, K = 10, per loss"),
+    "logit-plane": FigureSpec(logit_plane_heatmap, "K = 3 logit-plane heatmap of ||dL/dz||, MSE vs CE"),
+    "loss-margin": FigureSpec(loss_vs_margin_curves, "loss vs true-class margin, K = 10, per loss"),
+    "curvature": FigureSpec(curvature, "smallest Hessian eigenvalue in logit space vs margin, K = 3"),
+}
+
+
+def get_figure(name: str) -> FigureSpec:
+    try:
+        return FIGURES[name]
+    except KeyError:
+        raise ValueError(f"unknown figure {name!r}; valid figures: {', '.join(FIGURES)}") from None
+
+
+def write_figures(names: list[str], out: Path, fmt: str = "png") -> list[Path]:
+    """Render the named figures into ``out`` as ``NAME.fmt``; unknown names fail before anything is drawn."""
+    if fmt not in ("png", "svg"):
+        raise ValueError(f"format must be 'png' or 'svg', got {fmt!r}")
+    specs = [(name, get_figure(name)) for name in names]
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} exists and is not a folder; choose another path")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PermissionError(f"cannot create the output folder {out}: {exc.strerror}") from None
+    if not os.access(out, os.W_OK):
+        raise PermissionError(f"cannot write into {out}: permission denied; choose a writable folder with --out")
+    written = []
+    for name, spec in specs:
+        fig = spec.make()
+        path = out / f"{name}.{fmt}"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
