@@ -24,7 +24,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from losslab.core.links import softmax_times
+from losslab.core.links import log_softmax_over_classes, softmax_over_classes, softmax_times
 from losslab.core.validation import (
     as_binary_targets,
     as_probability_targets,
@@ -42,12 +42,12 @@ from losslab.core.validation import (
 def cross_entropy_values(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Softmax cross-entropy, eq. (25): L = -sum_i y_i log p_i."""
     # log_softmax = z - logsumexp(z): finite for z = +-1e4 where log(softmax(z)) is log(0).
-    return -(y * torch.log_softmax(z, dim=-1)).sum(dim=-1)
+    return -(y * log_softmax_over_classes(z)).sum(dim=-1)
 
 
 def cross_entropy_grad(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """dL/dz = p * sum(y) - y = p - y for targets that sum to 1: the sigmoid factor cancels."""
-    return torch.softmax(z, dim=-1) * y.sum(dim=-1, keepdim=True) - y
+    return softmax_over_classes(z) * y.sum(dim=-1, keepdim=True) - y
 
 
 def mse_values(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -57,12 +57,12 @@ def mse_values(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     by batch x K, so it equals (2 / K) times the batch mean of this loss; the multiclass Brier
     score (Brier 1950) is sum_i (p_i - y_i)^2, i.e. exactly 2 x this loss.
     """
-    return 0.5 * (torch.softmax(z, dim=-1) - y).square().sum(dim=-1)
+    return 0.5 * (softmax_over_classes(z) - y).square().sum(dim=-1)
 
 
 def mse_grad(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """dL/dz = J^T (p - y) with J = diag(p) - p p^T: every term carries a factor p, so it saturates."""
-    p = torch.softmax(z, dim=-1)
+    p = softmax_over_classes(z)
     return softmax_times(p, p - y)
 
 
@@ -85,7 +85,7 @@ def square_logits_grad(z: torch.Tensor, y: torch.Tensor, k: float = 1.0, M: floa
 
 def _focal_parts(z: torch.Tensor, gamma: float):
     """Return log p, log(1 - p) and (1 - p)^gamma, each accurate for p near 0 and near 1."""
-    log_p = torch.log_softmax(z, dim=-1)
+    log_p = log_softmax_over_classes(z)
     top = z.argmax(dim=-1, keepdim=True)
     # For the most likely class 1 - p is the mass of the others: a leave-one-out logsumexp gives
     # log(1 - p) exactly even where p rounds to 1 (z = 1e4), and log p = log1p(-(1 - p)).

@@ -1,0 +1,19 @@
+"""The train layer: datasets, population models, the batched trainer and its metrics."""
+
+from losslab.train.datasets import DATASETS, Dataset, load_dataset, subset_classes
+from losslab.train.models import MODELS, build_model
+from losslab.train.population import Member, PopulationResult, TrainConfig, save_result, train_population
+
+__all__ = [
+    "DATASETS",
+    "Dataset",
+    "MODELS",
+    "Member",
+    "PopulationResult",
+    "TrainConfig",
+    "build_model",
+    "load_dataset",
+    "save_result",
+    "subset_classes",
+    "train_population",
+]

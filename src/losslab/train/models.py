@@ -1,0 +1,184 @@
+"""Models as populations: M members with parameters stacked along a leading member axis.
+
+Every model maps inputs [M, B, *input_shape] to logits [M, B, K] (K = 1 for a sigmoid model, then
+squeezed to [M, B]) in one batched computation, and returns the gradients of a loss whose logit
+gradient is given (``forward_backward``). Member i is initialised from its own seed exactly as
+``init_member`` would initialise a single model, so a population and a loop of single runs agree.
+
+- ``linear``: softmax / logistic regression, ``mlp``: ReLU MLP with configurable widths, both with
+  a hand-written backward made of batched matmuls (``baddbmm``/``bmm``), the fast path on CPU;
+- ``cnn``: a small convnet for 28x28 images, members as convolution groups, backward by autograd.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+LogitGradFn = "Callable[[torch.Tensor], torch.Tensor]"
+
+
+def _uniform(gen: torch.Generator, shape, bound: float, dtype) -> torch.Tensor:
+    # Drawn in float64 then cast so that float32 and float64 runs start from the same numbers.
+    return ((torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound).to(dtype)
+
+
+@dataclass
+class MLP:
+    """Population MLP: x [M, B, d] -> ReLU(x W_1 + b_1) ... -> logits [M, B, K]. No hidden layer = linear.
+
+    The last layer is stored transposed (``weights[-1]`` is [M, K, h], ``biases[-1]`` is [M, K, 1]) so
+    that logits are computed class-major, [M, K, B] in memory, and returned as a [M, B, K] view. On CPU
+    this makes the two K-wide products about 4x faster, and softmax over K runs on the fast strided
+    path; the losses see an ordinary [M, B, K] tensor. ``member_layers`` gives the usual orientation.
+    """
+
+    weights: list[torch.Tensor]  # hidden W_l [M, in, out]; last [M, K, h] (transposed)
+    biases: list[torch.Tensor]  # hidden b_l [M, 1, out]; last [M, K, 1]
+
+    @staticmethod
+    def init_member(sizes: list[int], seed: int, logit_scale: float, dtype=torch.float32):
+        """One member's layers as (W [in, out], b [1, out]), PyTorch's nn.Linear default U(+-1/sqrt(fan_in)).
+
+        ``logit_scale`` multiplies the last layer, so the initial logits are scaled by it: a large
+        scale starts the member confidently (and mostly wrongly) committed to some class.
+        """
+        gen = torch.Generator().manual_seed(int(seed))
+        layers = []
+        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            bound = 1 / math.sqrt(fan_in)
+            w, b = _uniform(gen, (fan_in, fan_out), bound, dtype), _uniform(gen, (1, fan_out), bound, dtype)
+            if i == len(sizes) - 2:
+                w, b = w * logit_scale, b * logit_scale
+            layers.append((w, b))
+        return layers
+
+    @classmethod
+    def create(cls, sizes: list[int], seeds: list[int], logit_scales: list[float], dtype=torch.float32, device="cpu"):
+        members = [cls.init_member(sizes, s, c, dtype) for s, c in zip(seeds, logit_scales)]
+        weights, biases = [], []
+        for l in range(len(sizes) - 1):
+            w = torch.stack([m[l][0] for m in members])
+            b = torch.stack([m[l][1] for m in members])
+            if l == len(sizes) - 2:  # class-major last layer
+                w, b = w.transpose(1, 2), b.transpose(1, 2)
+            weights.append(w.contiguous().to(device))
+            biases.append(b.contiguous().to(device))
+        return cls(weights, biases)
+
+    @property
+    def params(self) -> list[torch.Tensor]:
+        return [p for pair in zip(self.weights, self.biases) for p in pair]
+
+    def member_layers(self, i: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Member i's layers as (W [in, out], b [1, out]), the orientation of ``init_member``."""
+        layers = [(w[i], b[i]) for w, b in zip(self.weights[:-1], self.biases[:-1])]
+        return layers + [(self.weights[-1][i].T, self.biases[-1][i].T)]
+
+    def _hidden(self, x: torch.Tensor) -> list[torch.Tensor]:
+        activations = [x]
+        for w, b in zip(self.weights[:-1], self.biases[:-1]):
+            # baddbmm fuses the bias broadcast into the matmul; relu_ avoids another [M, B, h] buffer.
+            activations.append(torch.baddbmm(b, activations[-1], w).relu_())
+        return activations
+
+    def _logits(self, h: torch.Tensor) -> torch.Tensor:
+        # [M, K, h] @ [M, h, B] -> [M, K, B], returned as a [M, B, K] view.
+        return torch.baddbmm(self.biases[-1], self.weights[-1], h.transpose(1, 2)).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._logits(self._hidden(x)[-1])
+
+    def forward_backward(self, x: torch.Tensor, logit_grad) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Logits [M, B, K] and the gradients of the loss (in ``params`` order), by hand-written backprop."""
+        activations = self._hidden(x)
+        logits = self._logits(activations[-1])
+        delta_t = logit_grad(logits).transpose(1, 2)  # [M, K, B]: d(batch-mean loss) / d logits
+        if not delta_t.is_contiguous():
+            delta_t = delta_t.contiguous()
+        last = len(self.weights) - 1
+        grads: list[torch.Tensor] = [None] * (2 * len(self.weights))  # type: ignore[list-item]
+        grads[2 * last] = torch.bmm(delta_t, activations[-1])  # [M, K, h]
+        grads[2 * last + 1] = delta_t.sum(dim=2, keepdim=True)  # [M, K, 1]
+        if last == 0:
+            return logits, grads
+        delta = torch.bmm(delta_t.transpose(1, 2), self.weights[-1])  # [M, B, h]
+        for i in range(last - 1, -1, -1):
+            # threshold_backward is several times faster on CPU than delta * (h > 0).
+            delta = torch.ops.aten.threshold_backward(delta, activations[i + 1], 0.0)
+            grads[2 * i] = torch.bmm(activations[i].transpose(1, 2), delta)  # dW = a^T delta
+            grads[2 * i + 1] = delta.sum(dim=1, keepdim=True)
+            if i > 0:
+                delta = torch.bmm(delta, self.weights[i].transpose(1, 2))
+        return logits, grads
+
+
+@dataclass
+class CNN:
+    """Population convnet for [1, 28, 28] inputs: conv(c1, 5) -> ReLU -> pool 2 -> conv(c2, 5) -> ReLU
+    -> pool 2 -> linear(K). Members are the groups of grouped convolutions, so one conv serves all."""
+
+    params_list: list[torch.Tensor]
+    members: int
+    channels: tuple[int, int]
+
+    @staticmethod
+    def init_member(num_classes: int, channels: tuple[int, int], seed: int, logit_scale: float, dtype=torch.float32):
+        gen = torch.Generator().manual_seed(int(seed))
+        c1, c2 = channels
+        shapes = [((c1, 1, 5, 5), 25), ((c1,), 25), ((c2, c1, 5, 5), c1 * 25), ((c2,), c1 * 25),
+                  ((c2 * 16, num_classes), c2 * 16), ((num_classes,), c2 * 16)]
+        params = [_uniform(gen, shape, 1 / math.sqrt(fan_in), dtype) for shape, fan_in in shapes]
+        params[4], params[5] = params[4] * logit_scale, params[5] * logit_scale
+        return params
+
+    @classmethod
+    def create(cls, num_classes: int, seeds, logit_scales, channels=(8, 16), dtype=torch.float32, device="cpu"):
+        members = [cls.init_member(num_classes, channels, s, c, dtype) for s, c in zip(seeds, logit_scales)]
+        stacked = [torch.stack([m[i] for m in members]).to(device) for i in range(6)]
+        return cls(stacked, len(members), tuple(channels))
+
+    @property
+    def params(self) -> list[torch.Tensor]:
+        return self.params_list
+
+    def forward(self, x: torch.Tensor, params=None) -> torch.Tensor:
+        w1, b1, w2, b2, w3, b3 = params if params is not None else self.params_list
+        m, batch = x.shape[:2]
+        # [M, B, 1, 28, 28] -> [B, M, 28, 28]: member i's images are input channel i of group i.
+        h = x.reshape(m, batch, 28, 28).transpose(0, 1)
+        h = F.max_pool2d(torch.relu(F.conv2d(h, w1.flatten(0, 1), b1.flatten(), groups=m)), 2)
+        h = F.max_pool2d(torch.relu(F.conv2d(h, w2.flatten(0, 1), b2.flatten(), groups=m)), 2)
+        h = h.reshape(batch, m, -1).transpose(0, 1)  # [M, B, c2 * 16]
+        return torch.baddbmm(b3.unsqueeze(1), h, w3)
+
+    def forward_backward(self, x: torch.Tensor, logit_grad):
+        params = [p.detach().requires_grad_(True) for p in self.params_list]
+        with torch.enable_grad():
+            logits = self.forward(x, params)
+            grads = torch.autograd.grad(logits, params, logit_grad(logits.detach()))
+        return logits.detach(), list(grads)
+
+
+MODELS = ("linear", "mlp", "cnn")
+
+
+def build_model(kind: str, input_shape: tuple[int, ...], num_outputs: int, seeds, logit_scales,
+                hidden: list[int] | None = None, channels=(8, 16), dtype=torch.float32, device="cpu"):
+    """Create a population model by name; an unknown name lists the valid ones."""
+    features = int(math.prod(input_shape))
+    if kind == "linear":
+        return MLP.create([features, num_outputs], seeds, logit_scales, dtype, device)
+    if kind == "mlp":
+        widths = list(hidden if hidden is not None else [100, 100])
+        if not widths or any(not isinstance(w, int) or w < 1 for w in widths):
+            raise ValueError(f"hidden must list positive layer widths, got {hidden!r}")
+        return MLP.create([features, *widths, num_outputs], seeds, logit_scales, dtype, device)
+    if kind == "cnn":
+        if tuple(input_shape) not in ((1, 28, 28), (784,)):
+            raise ValueError(f"model 'cnn' takes 28x28 images (mnist, fashion-mnist), got input shape {input_shape}")
+        return CNN.create(num_outputs, seeds, logit_scales, channels, dtype, device)
+    raise ValueError(f"unknown model {kind!r}; valid models: {', '.join(MODELS)}")

@@ -1,0 +1,335 @@
+"""Train a population of models at once: one batched forward/backward per step for all members.
+
+Each member has its own loss (and loss parameters), seed (initialisation and data order), initial
+logit scale and learning rate, and its own optimiser state; members share the dataset, the model
+architecture, the optimiser kind, the batch size and the number of epochs. Member i gives the same
+result as the same configuration trained alone (``train_population([member])``, and a plain
+PyTorch loop, see tests/test_population.py).
+
+    >>> from losslab.train import Member, TrainConfig, load_dataset, train_population
+    >>> data = load_dataset("digits")
+    >>> members = [Member("cross_entropy", seed=s) for s in range(4)] + [Member("mse", seed=s, lr=0.5) for s in range(4)]
+    >>> result = train_population(data, members, TrainConfig(model="mlp", hidden=[64], epochs=5))
+    >>> result.frame.groupby("loss").test_accuracy.last()
+
+Steps: every epoch each member draws a fresh permutation of the training set from its own
+generator and walks it in batches of ``batch_size`` (the last partial batch is dropped, so every
+step of every member sees exactly ``batch_size`` examples).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+import torch
+
+from losslab.core import get_loss
+from losslab.train import metrics
+from losslab.train.datasets import Dataset
+from losslab.train.models import build_model
+
+OPTIMIZERS = ("sgd", "adam")
+LINKS = ("auto", "softmax", "sigmoid")
+
+
+@dataclass(frozen=True)
+class Member:
+    """One run of the population: its loss, seed, initial logit scale and learning rate."""
+
+    loss: str
+    seed: int = 0
+    lr: float = 0.1
+    init_scale: float = 1.0
+    loss_params: dict = field(default_factory=dict)
+
+    def describe(self) -> dict:
+        return {"loss": self.loss, "loss_params": json.dumps(self.loss_params, sort_keys=True), "seed": self.seed,
+                "lr": self.lr, "init_scale": self.init_scale}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What the members of a population share."""
+
+    model: str = "mlp"
+    hidden: list[int] | None = None  # MLP widths; default [100, 100]
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    batch_size: int = 100
+    epochs: int = 20
+    eval_every_steps: int | None = None  # default: once per epoch (and at step 0)
+    link: str = "auto"  # auto: sigmoid (one logit) for two-class data when every loss has a binary form
+    dtype: str = "float32"
+    device: str = "cpu"
+    dead_epsilon: float = 1e-3
+    eval_chunk_elements: int = 1 << 24  # bound on M x chunk x width during evaluation
+
+    def validate(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.link not in LINKS:
+            raise ValueError(f"link must be one of {list(LINKS)}, got {self.link!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        for name in ("batch_size", "epochs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.eval_every_steps is not None and (not isinstance(self.eval_every_steps, int) or self.eval_every_steps < 1):
+            raise ValueError(f"eval_every_steps must be a positive integer or None, got {self.eval_every_steps!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if str(self.device).startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {self.device!r} requested but CUDA is not available here; use device='cpu'")
+
+
+@dataclass
+class PopulationResult:
+    frame: pd.DataFrame  # one row per member and evaluation
+    model: object  # the trained population model (MLP or CNN), parameters stacked on axis 0
+    config: TrainConfig
+    members: list[Member]
+    seconds: float
+
+
+def data_order_generator(seed: int) -> torch.Generator:
+    """The generator of a member's data order; separate from its initialisation stream."""
+    return torch.Generator().manual_seed(int(seed) * 2 + 1_000_003)
+
+
+def _check_members(members: list[Member], binary: bool) -> list[tuple]:
+    if not members:
+        raise ValueError("members must list at least one Member")
+    resolved = []
+    for i, m in enumerate(members):
+        loss = get_loss(m.loss)
+        params = loss.resolve_params(m.loss_params)
+        if binary and not loss.accepts_binary:
+            raise ValueError(f"member {i}: loss {m.loss!r} has no sigmoid (one-logit) form; use link='softmax'")
+        if not (isinstance(m.lr, (int, float)) and math.isfinite(m.lr) and m.lr > 0):
+            raise ValueError(f"member {i}: lr must be a positive number, got {m.lr!r}")
+        if not (isinstance(m.init_scale, (int, float)) and math.isfinite(m.init_scale) and m.init_scale > 0):
+            raise ValueError(f"member {i}: init_scale must be a positive number, got {m.init_scale!r}")
+        resolved.append((loss, params))
+    return resolved
+
+
+class _LossGroups:
+    """Members grouped by (loss, parameters): each group's logit gradient is one batched call."""
+
+    def __init__(self, resolved: list[tuple], binary: bool, device):
+        keys: dict[tuple, list[int]] = {}
+        for i, (loss, params) in enumerate(resolved):
+            keys.setdefault((loss.name, json.dumps(params, sort_keys=True)), []).append(i)
+        self.groups = []
+        for (name, params_json), idx in keys.items():
+            loss = get_loss(name)
+            params = json.loads(params_json)
+            grad = loss.binary_grad if binary else loss.grad
+            value = loss.binary_values if binary else loss.values
+            contiguous = idx == list(range(idx[0], idx[0] + len(idx)))
+            index = torch.tensor(idx, device=device)
+            self.groups.append((grad, value, params, index, slice(idx[0], idx[0] + len(idx)) if contiguous else None))
+        self.single = len(self.groups) == 1
+
+    def apply(self, fn_pick, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Apply each group's function (chosen by ``fn_pick``) to its members' rows; members on axis 0."""
+        if self.single:
+            fn, params = fn_pick(self.groups[0]), self.groups[0][2]
+            return fn(logits, targets, **params)
+        out = None
+        for group in self.groups:
+            fn, params, index, sl = fn_pick(group), group[2], group[3], group[4]
+            part = fn(logits[sl], targets[sl], **params) if sl is not None else fn(
+                logits.index_select(0, index), targets.index_select(0, index), **params)
+            if out is None:
+                out = logits.new_empty(logits.shape[:1] + part.shape[1:])
+            if sl is not None:
+                out[sl] = part
+            else:
+                out.index_copy_(0, index, part)
+        return out
+
+    def gradient(self, logits, targets):
+        return self.apply(lambda g: g[0], logits, targets)
+
+    def values(self, logits, targets):
+        return self.apply(lambda g: g[1], logits, targets)
+
+
+class _Optimizer:
+    """SGD with momentum or Adam, as torch.optim defines them, with one learning rate per member."""
+
+    def __init__(self, config: TrainConfig, params: list[torch.Tensor], lrs: torch.Tensor):
+        self.kind, self.config = config.optimizer, config
+        self.lr = [lrs.view(-1, *([1] * (p.dim() - 1))) for p in params]
+        self.state = [torch.zeros_like(p) for p in params]
+        self.state2 = [torch.zeros_like(p) for p in params] if self.kind == "adam" else None
+        self.steps = 0
+
+    def step(self, params, grads) -> None:
+        self.steps += 1
+        if self.kind == "sgd":
+            momentum = self.config.momentum
+            for p, g, buf, lr in zip(params, grads, self.state, self.lr):
+                if momentum == 0:
+                    buf = g
+                elif self.steps == 1:
+                    buf.copy_(g)  # torch.optim.SGD starts the momentum buffer at the first gradient
+                else:
+                    buf.mul_(momentum).add_(g)
+                p.addcmul_(buf, lr, value=-1.0)
+            return
+        beta1, beta2 = self.config.betas
+        t = self.steps
+        correction1, correction2_sqrt = 1 - beta1**t, math.sqrt(1 - beta2**t)
+        for p, g, m, v, lr in zip(params, grads, self.state, self.state2, self.lr):
+            m.lerp_(g, 1 - beta1)
+            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+            denom = (v.sqrt() / correction2_sqrt).add_(self.config.adam_eps)
+            p.sub_(m / denom * (lr / correction1))
+
+
+def _progress(total: int, description: str, enabled: bool | None):
+    """A rich progress bar on a terminal; a no-op otherwise (logs, CI, notebooks that are not TTYs)."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   transient=True)
+    bar.start()
+    bar.add_task(description, total=total)
+    return bar
+
+
+def train_population(dataset: Dataset, members: list[Member], config: TrainConfig = TrainConfig(),
+                     progress: bool | None = None, description: str = "training") -> PopulationResult:
+    """Train every member at once and evaluate them all at step 0 and every ``eval_every_steps``."""
+    config.validate()
+    dtype = getattr(torch, config.dtype)
+    device = torch.device(config.device)
+    all_binary = all(get_loss(m.loss).accepts_binary for m in members)
+    binary = config.link == "sigmoid" or (config.link == "auto" and dataset.num_classes == 2 and all_binary)
+    if binary and dataset.num_classes != 2:
+        raise ValueError(f"link='sigmoid' needs a two-class dataset, {dataset.name!r} has {dataset.num_classes} classes")
+    resolved = _check_members(members, binary)
+    n_members, n_train = len(members), dataset.x_train.shape[0]
+    if config.batch_size > n_train:
+        raise ValueError(f"batch_size {config.batch_size} exceeds the {n_train} training examples of {dataset.name!r}")
+
+    # Flatten inputs: the MLP reads feature vectors and the CNN reshapes them to images itself.
+    x_train = dataset.x_train.reshape(n_train, -1).to(device, dtype)
+    x_test = dataset.x_test.reshape(dataset.x_test.shape[0], -1).to(device, dtype)
+    y_train, y_test = dataset.y_train.to(device), dataset.y_test.to(device)
+    outputs = 1 if binary else dataset.num_classes
+    # Targets in the form the losses take: probabilities [N, K], or 0/1 floats [N] for sigmoid models.
+    t_train = y_train.to(dtype) if binary else torch.nn.functional.one_hot(y_train, outputs).to(dtype)
+
+    model = build_model(config.model, dataset.input_shape, outputs, [m.seed for m in members],
+                        [m.init_scale for m in members], hidden=config.hidden, dtype=dtype, device=device)
+    params = model.params
+    groups = _LossGroups(resolved, binary, device)
+    optimizer = _Optimizer(config, params, torch.tensor([m.lr for m in members], dtype=dtype, device=device))
+    order_generators = [data_order_generator(m.seed) for m in members]
+
+    batch = config.batch_size
+    steps_per_epoch = n_train // batch
+    total_steps = steps_per_epoch * config.epochs
+    eval_every = config.eval_every_steps or steps_per_epoch
+    rows: list[dict] = []
+    member_info = [m.describe() for m in members]
+    started = time.perf_counter()
+
+    def evaluate(step: int) -> None:
+        stats = _evaluate(model, groups, x_train, y_train, t_train, x_test, y_test, binary, config)
+        elapsed = time.perf_counter() - started
+        for i in range(n_members):
+            rows.append({"member": i, **member_info[i], "step": step, "epoch": step / steps_per_epoch,
+                         **{k: float(v[i]) for k, v in stats.items()}, "seconds": elapsed})
+
+    bar = _progress(total_steps, description, progress)
+    try:
+        evaluate(0)
+        step = 0
+        for _epoch in range(config.epochs):
+            # Each member's permutation from its own generator (on the CPU, so every device agrees).
+            order = torch.stack([torch.randperm(n_train, generator=g) for g in order_generators]).to(device)
+            for start in range(0, steps_per_epoch * batch, batch):
+                idx = order[:, start:start + batch].reshape(-1)
+                # index_select is several times faster than fancy indexing X[idx] on CPU.
+                xb = x_train.index_select(0, idx).view(n_members, batch, -1)
+                tb = t_train.index_select(0, idx).view(n_members, batch, *t_train.shape[1:])
+
+                def logit_grad(logits, tb=tb):
+                    z = logits.squeeze(-1) if binary else logits
+                    g = groups.gradient(z, tb) / batch  # closed form, for the batch-mean loss
+                    return g.unsqueeze(-1) if binary else g
+
+                _, grads = model.forward_backward(xb, logit_grad)
+                optimizer.step(params, grads)
+                step += 1
+                if bar is not None:
+                    bar.advance(0)
+                if step % eval_every == 0 or step == total_steps:
+                    evaluate(step)
+    finally:
+        if bar is not None:
+            bar.stop()
+    frame = pd.DataFrame(rows)
+    frame = frame.drop_duplicates(subset=["member", "step"], keep="last").reset_index(drop=True)
+    return PopulationResult(frame, model, config, list(members), time.perf_counter() - started)
+
+
+@torch.no_grad()
+def _evaluate(model, groups: _LossGroups, x_train, y_train, t_train, x_test, y_test, binary, config) -> dict:
+    """Metrics per member on the full training and test sets, evaluated in memory-bounded chunks."""
+    train_logits = _logits_in_chunks(model, x_train, config)
+    test_logits = _logits_in_chunks(model, x_test, config)
+    members = train_logits.shape[0]
+    z_train = train_logits.squeeze(-1) if binary else train_logits
+    z_test = test_logits.squeeze(-1) if binary else test_logits
+    targets = t_train.expand(members, *t_train.shape)
+    own_loss = groups.values(z_train, targets)  # [M, N] each member's own training loss
+    grad = groups.gradient(z_train, targets)
+    grad_norm = grad.abs() if binary else grad.norm(dim=-1)
+    wrong = ((z_train > 0).long() if binary else z_train.argmax(-1)) != y_train
+    return {
+        "train_loss": own_loss.double().mean(-1),
+        "train_accuracy": metrics.accuracy(z_train, y_train),
+        "test_accuracy": metrics.accuracy(z_test, y_test),
+        "test_nll": metrics.negative_log_likelihood(z_test, y_test),
+        "test_brier": metrics.brier_score(z_test, y_test),
+        "test_ece": metrics.expected_calibration_error(z_test, y_test),
+        "grad_norm": grad_norm.double().mean(-1),
+        "dead_fraction": (wrong & (grad_norm < config.dead_epsilon)).double().mean(-1),
+    }
+
+
+def _logits_in_chunks(model, x: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    members = model.params[0].shape[0]
+    width = max(p.shape[-1] for p in model.params)
+    chunk = max(1, config.eval_chunk_elements // max(1, members * max(width, x.shape[-1])))
+    parts = [model.forward(x[i:i + chunk].unsqueeze(0).expand(members, -1, -1)) for i in range(0, x.shape[0], chunk)]
+    return torch.cat(parts, dim=1)
+
+
+def save_result(result: PopulationResult, folder, name: str = "results") -> None:
+    """Write the tidy rows to ``name.parquet`` and the resolved configuration to ``name.config.json``."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    result.frame.to_parquet(folder / f"{name}.parquet", index=False)
+    config = {"train": asdict(result.config), "members": [asdict(m) for m in result.members],
+              "seconds": result.seconds}
+    (folder / f"{name}.config.json").write_text(json.dumps(config, indent=2, default=str), encoding="utf-8")

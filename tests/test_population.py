@@ -1,0 +1,182 @@
+"""Population training: member i equals the plain single run; determinism; metrics; datasets."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import accuracy_score, log_loss
+
+from losslab.train import Member, TrainConfig, load_dataset, save_result, train_population
+from losslab.train import metrics
+from losslab.train.datasets import Dataset
+from losslab.train.reference import train_reference
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", seed=0)
+
+
+def reference_layers(model):
+    linears = [m for m in model if isinstance(m, torch.nn.Linear)]
+    return [(l.weight.detach().T, l.bias.detach()[None]) for l in linears]
+
+
+MIXED = [
+    Member("cross_entropy", seed=0, lr=0.05),
+    Member("mse", seed=1, lr=0.5, init_scale=10.0),
+    Member("square_logits", seed=2, lr=0.02, loss_params={"k": 2.0, "M": 3.0}),
+    Member("focal", seed=3, lr=0.05, loss_params={"gamma": 1.5}),
+    Member("cross_entropy", seed=4, lr=0.1, init_scale=5.0),
+    Member("label_smoothing_cross_entropy", seed=5, lr=0.05),
+]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_every_member_equals_the_plain_single_run_float64(digits, optimizer):
+    lr_scale = 1.0 if optimizer == "sgd" else 0.02
+    members = [Member(m.loss, m.seed, m.lr * lr_scale, m.init_scale, m.loss_params) for m in MIXED]
+    config = TrainConfig(model="mlp", hidden=[32, 16], epochs=2, batch_size=64, dtype="float64", optimizer=optimizer)
+    result = train_population(digits, members, config, progress=False)
+    final = result.frame[result.frame.step == result.frame.step.max()]
+    for i, member in enumerate(members):
+        model, accuracy = train_reference(digits, member, config)
+        for (w, b), (w_ref, b_ref) in zip(result.model.member_layers(i), reference_layers(model)):
+            torch.testing.assert_close(w, w_ref, rtol=1e-9, atol=1e-11)
+            torch.testing.assert_close(b, b_ref, rtol=1e-9, atol=1e-11)
+        assert final[final.member == i].test_accuracy.item() == pytest.approx(accuracy, abs=1e-12)
+
+
+def test_sigmoid_members_equal_the_plain_single_run(digits):
+    members = [Member("mse", seed=0, lr=1.0, init_scale=8.0), Member("binary_cross_entropy", seed=1, lr=0.1)]
+    config = TrainConfig(model="linear", epochs=3, batch_size=20, dtype="float64")
+    binary = load_dataset("digits", classes=[0, 1])
+    result = train_population(binary, members, config, progress=False)
+    assert result.model.weights[-1].shape == (2, 1, 64)  # one logit per member
+    for i, member in enumerate(members):
+        model, _ = train_reference(binary, member, config, binary=True)
+        (w, b), = result.model.member_layers(i)
+        (w_ref, b_ref), = reference_layers(model)
+        torch.testing.assert_close(w, w_ref, rtol=1e-9, atol=1e-12)
+
+
+def test_cnn_members_equal_the_plain_single_run():
+    gen = torch.Generator().manual_seed(0)
+    images = Dataset("tiny-images", torch.randn(96, 1, 28, 28, generator=gen, dtype=torch.float64).float(),
+                     torch.randint(0, 3, (96,), generator=gen), torch.randn(20, 1, 28, 28, generator=gen).float(),
+                     torch.randint(0, 3, (20,), generator=gen), ("a", "b", "c"))
+    members = [Member("cross_entropy", seed=0, lr=0.05), Member("mse", seed=1, lr=0.3, init_scale=4.0)]
+    config = TrainConfig(model="cnn", epochs=1, batch_size=32, dtype="float64")
+    result = train_population(images, members, config, progress=False)
+    for i, member in enumerate(members):
+        model, _ = train_reference(images, member, config)
+        ours = [p[i] for p in result.model.params]
+        theirs = [model.conv1.weight, model.conv1.bias, model.conv2.weight, model.conv2.bias, model.fc.weight.T,
+                  model.fc.bias]
+        for a, b in zip(ours, theirs):
+            torch.testing.assert_close(a, b.detach(), rtol=1e-9, atol=1e-12)
+
+
+def test_float32_population_member_equals_that_member_alone(digits):
+    # Batched matmuls over 6 members and over 1 pick different kernels, so float32 results start
+    # ~1 ulp apart and the gap grows chaotically with training: compare over the first epoch (13
+    # steps); the float64 tests above establish the exact equivalence.
+    config = TrainConfig(model="mlp", hidden=[32], epochs=1, batch_size=100)
+    together = train_population(digits, MIXED, config, progress=False)
+    for i in range(len(MIXED)):
+        alone = train_population(digits, [MIXED[i]], config, progress=False)
+        for a, b in zip(together.model.params, alone.model.params):
+            torch.testing.assert_close(a[i], b[0], rtol=1e-5, atol=1e-6)
+
+
+def test_runs_are_bit_identical_on_cpu(digits):
+    config = TrainConfig(model="mlp", hidden=[32], epochs=2, batch_size=50)
+    first = train_population(digits, MIXED, config, progress=False)
+    second = train_population(digits, MIXED, config, progress=False)
+    for a, b in zip(first.model.params, second.model.params):
+        assert torch.equal(a, b)
+    columns = [c for c in first.frame.columns if c != "seconds"]
+    pd.testing.assert_frame_equal(first.frame[columns], second.frame[columns])
+
+
+def test_large_initial_logit_scale_puts_mse_in_the_dead_zone(digits):
+    members = [Member("mse", seed=0, lr=0.5, init_scale=100.0),
+               Member("cross_entropy", seed=0, lr=0.05, init_scale=100.0)]
+    result = train_population(digits, members, TrainConfig(model="mlp", hidden=[32], epochs=1), progress=False)
+    start = result.frame[result.frame.step == 0].set_index("loss")
+    assert start.loc["mse", "train_accuracy"] == start.loc["cross_entropy", "train_accuracy"] < 0.2  # same start
+    assert start.loc["mse", "dead_fraction"] > 0.5  # confidently wrong and no gradient
+    assert start.loc["cross_entropy", "dead_fraction"] == 0.0
+    assert start.loc["cross_entropy", "grad_norm"] > 20 * start.loc["mse", "grad_norm"]
+
+
+def test_result_rows_and_saving(digits, tmp_path):
+    config = TrainConfig(model="linear", epochs=2, batch_size=100, eval_every_steps=5)
+    result = train_population(digits, MIXED[:2], config, progress=False)
+    steps = sorted(result.frame.step.unique())
+    assert steps == [0, 5, 10, 15, 20, 25, 26]  # every 5 steps and the last step (13 steps an epoch)
+    assert set(result.frame.columns) >= {"member", "loss", "seed", "lr", "init_scale", "step", "epoch", "train_loss",
+                                         "test_accuracy", "test_nll", "test_brier", "test_ece", "grad_norm",
+                                         "dead_fraction"}
+    save_result(result, tmp_path, "demo")
+    assert len(pd.read_parquet(tmp_path / "demo.parquet")) == len(result.frame)
+    assert '"optimizer": "sgd"' in (tmp_path / "demo.config.json").read_text()
+
+
+def test_metrics_match_references():
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 500, 4, generator=gen, dtype=torch.float64) * 3
+    labels = torch.randint(0, 4, (500,), generator=gen)
+    p = torch.softmax(logits, -1).numpy()
+    for m in range(3):
+        assert metrics.accuracy(logits, labels)[m].item() == pytest.approx(accuracy_score(labels, p[m].argmax(1)))
+        assert metrics.negative_log_likelihood(logits, labels)[m].item() == pytest.approx(
+            log_loss(labels, p[m], labels=[0, 1, 2, 3]), rel=1e-10)
+        brier = ((p[m] - np.eye(4)[labels]) ** 2).sum(1).mean()
+        assert metrics.brier_score(logits, labels)[m].item() == pytest.approx(brier, rel=1e-12)
+        conf, pred = p[m].max(1), p[m].argmax(1)
+        ece = 0.0
+        for lo, hi in zip(np.linspace(0, 1, 16)[:-1], np.linspace(0, 1, 16)[1:]):
+            inside = (conf > lo) & (conf <= hi)
+            if inside.any():
+                ece += inside.mean() * abs((pred[inside] == labels.numpy()[inside]).mean() - conf[inside].mean())
+        assert metrics.expected_calibration_error(logits, labels)[m].item() == pytest.approx(ece, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "members, config, message",
+    [
+        ([], TrainConfig(), r"members must list at least one Member"),
+        ([Member("hinge")], TrainConfig(), r"unknown loss 'hinge'; valid losses:"),
+        ([Member("mse", lr=-1)], TrainConfig(), r"member 0: lr must be a positive number, got -1"),
+        ([Member("mse", init_scale=0)], TrainConfig(), r"member 0: init_scale must be a positive number, got 0"),
+        ([Member("focal", loss_params={"k": 1})], TrainConfig(), r"loss 'focal' got unknown parameter\(s\) \['k'\]"),
+        ([Member("mse")], TrainConfig(optimizer="lbfgs"), r"optimizer must be one of \['sgd', 'adam'\], got 'lbfgs'"),
+        ([Member("mse")], TrainConfig(model="resnet"), r"unknown model 'resnet'; valid models: linear, mlp, cnn"),
+        ([Member("mse")], TrainConfig(model="cnn"), r"model 'cnn' takes 28x28 images"),
+        ([Member("mse")], TrainConfig(batch_size=5000), r"batch_size 5000 exceeds the 1347 training examples"),
+        ([Member("mse")], TrainConfig(link="sigmoid"), r"link='sigmoid' needs a two-class dataset"),
+        ([Member("mse")], TrainConfig(epochs=0), r"epochs must be a positive integer, got 0"),
+    ],
+)
+def test_bad_configurations_fail_before_training(digits, members, config, message):
+    with pytest.raises(ValueError, match=message):
+        train_population(digits, members, config, progress=False)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_population_matches_cpu(digits):
+    config = TrainConfig(model="mlp", hidden=[32], epochs=1, dtype="float64")
+    cpu = train_population(digits, MIXED, config, progress=False)
+    gpu = train_population(digits, MIXED, TrainConfig(model="mlp", hidden=[32], epochs=1, dtype="float64",
+                                                      device="cuda"), progress=False)
+    for a, b in zip(cpu.model.params, gpu.model.params):
+        torch.testing.assert_close(a, b.cpu(), rtol=1e-9, atol=1e-11)
+
+
+def test_cuda_request_without_cuda_is_a_clear_error(digits):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(ValueError, match=r"device 'cuda' requested but CUDA is not available here"):
+        train_population(digits, MIXED[:1], TrainConfig(device="cuda"), progress=False)
