@@ -30,6 +30,7 @@ import torch
 
 from losslab.core import get_loss
 from losslab.train import metrics
+from losslab.train.allocator import keep_freed_memory_in_heap
 from losslab.train.datasets import Dataset
 from losslab.train.models import build_model
 
@@ -69,6 +70,9 @@ class TrainConfig:
     dtype: str = "float32"
     device: str = "cpu"
     dead_epsilon: float = 1e-3
+    # Training-set metrics (train_loss, grad_norm, dead_fraction) use this many training examples,
+    # a fixed evenly spaced subset, to keep frequent evaluations cheap; None uses them all.
+    train_eval_examples: int | None = 2000
     eval_chunk_elements: int = 1 << 24  # bound on M x chunk x width during evaluation
 
     def validate(self) -> None:
@@ -84,6 +88,9 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.eval_every_steps is not None and (not isinstance(self.eval_every_steps, int) or self.eval_every_steps < 1):
             raise ValueError(f"eval_every_steps must be a positive integer or None, got {self.eval_every_steps!r}")
+        if self.train_eval_examples is not None and (not isinstance(self.train_eval_examples, int)
+                                                     or self.train_eval_examples < 1):
+            raise ValueError(f"train_eval_examples must be a positive integer or None, got {self.train_eval_examples!r}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
         if str(self.device).startswith("cuda") and not torch.cuda.is_available():
@@ -216,6 +223,8 @@ def train_population(dataset: Dataset, members: list[Member], config: TrainConfi
                      progress: bool | None = None, description: str = "training") -> PopulationResult:
     """Train every member at once and evaluate them all at step 0 and every ``eval_every_steps``."""
     config.validate()
+    if str(config.device) == "cpu":
+        keep_freed_memory_in_heap()
     dtype = getattr(torch, config.dtype)
     device = torch.device(config.device)
     all_binary = all(get_loss(m.loss).accepts_binary for m in members)
@@ -250,8 +259,13 @@ def train_population(dataset: Dataset, members: list[Member], config: TrainConfi
     member_info = [m.describe() for m in members]
     started = time.perf_counter()
 
+    limit = config.train_eval_examples
+    eval_rows = (torch.linspace(0, n_train - 1, limit, device=device).long() if limit is not None and limit < n_train
+                 else torch.arange(n_train, device=device))
+    x_eval, y_eval, t_eval = x_train[eval_rows], y_train[eval_rows], t_train[eval_rows]
+
     def evaluate(step: int) -> None:
-        stats = _evaluate(model, groups, x_train, y_train, t_train, x_test, y_test, binary, config)
+        stats = _evaluate(model, groups, x_eval, y_eval, t_eval, x_test, y_test, binary, config)
         elapsed = time.perf_counter() - started
         for i in range(n_members):
             rows.append({"member": i, **member_info[i], "step": step, "epoch": step / steps_per_epoch,
@@ -320,7 +334,8 @@ def _logits_in_chunks(model, x: torch.Tensor, config: TrainConfig) -> torch.Tens
     width = max(p.shape[-1] for p in model.params)
     chunk = max(1, config.eval_chunk_elements // max(1, members * max(width, x.shape[-1])))
     parts = [model.forward(x[i:i + chunk].unsqueeze(0).expand(members, -1, -1)) for i in range(0, x.shape[0], chunk)]
-    return torch.cat(parts, dim=1)
+    # Concatenate class-major ([M, K, N] memory) as the model produced it: softmax over K is then fast.
+    return torch.cat([p.transpose(1, 2) for p in parts], dim=2).transpose(1, 2)
 
 
 def save_result(result: PopulationResult, folder, name: str = "results") -> None:

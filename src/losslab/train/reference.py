@@ -68,8 +68,11 @@ def train_reference(dataset: Dataset, member: Member, config: TrainConfig, binar
     else:
         optimizer = torch.optim.Adam(model.parameters(), lr=member.lr, betas=config.betas, eps=config.adam_eps)
     loss = get_loss(member.loss)
+    params = loss.resolve_params(member.loss_params)
+    values = loss.binary_values if binary else loss.values
     x = dataset.x_train.reshape(dataset.x_train.shape[0], -1).to(dtype)
     y = dataset.y_train
+    targets = y.to(dtype) if binary else torch.nn.functional.one_hot(y, outputs).to(dtype)
     order_gen = data_order_generator(member.seed)
     steps = x.shape[0] // config.batch_size
     for _ in range(config.epochs):
@@ -77,7 +80,8 @@ def train_reference(dataset: Dataset, member: Member, config: TrainConfig, binar
         for s in range(steps):
             idx = order[s * config.batch_size:(s + 1) * config.batch_size]
             logits = model(x[idx])
-            value = loss(logits.squeeze(-1) if binary else logits, y[idx], reduction="mean", **member.loss_params)
+            # The loss as a plain PyTorch expression (the unvalidated value function), as a user writes it.
+            value = values(logits.squeeze(-1) if binary else logits, targets[idx], **params).mean()
             optimizer.zero_grad(set_to_none=True)
             value.backward()
             optimizer.step()
