@@ -71,7 +71,8 @@ def _cmd_plot(args) -> int:
 def _add_run(sub) -> None:
     p = sub.add_parser("run", help="run an experiment spec (a TOML file or a built-in name)")
     p.add_argument("spec", help="path to a spec TOML file, or a built-in name: saturation, comparison, ...")
-    p.add_argument("--smoke", action="store_true", help="run the spec's seconds-long smoke size")
+    p.add_argument("--smoke", action="store_true", help="run the spec's seconds-long smoke size (= --size smoke)")
+    p.add_argument("--size", default=None, help="a named size of the spec (e.g. small); default: full")
     p.add_argument("--out", default=None, help="results folder (default ./losslab-results/<spec name>)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--data-dir", default=None, help="folder with MNIST/Fashion-MNIST IDX files (or $LOSSLAB_DATA)")
@@ -82,9 +83,14 @@ def _cmd_run(args) -> int:
     from losslab.experiments.runner import run_spec
     from losslab.experiments.spec import load_spec
 
+    if args.smoke and args.size not in (None, "smoke"):
+        raise UsageError(f"--smoke and --size {args.size} contradict each other; give one")
+    size = "smoke" if args.smoke else args.size
+    if args.device not in ("cpu", "cuda") and not args.device.startswith("cuda:"):
+        raise UsageError(f"--device must be cpu or cuda, got {args.device!r}")
     spec = load_spec(args.spec)
     out = Path(args.out) if args.out else Path("losslab-results") / spec.name
-    summary = run_spec(spec, out, smoke=args.smoke, device=args.device, data_dir=args.data_dir)
+    summary = run_spec(spec, out, size=size, device=args.device, data_dir=args.data_dir)
     print(summary.describe())
     return 0
 
@@ -114,7 +120,7 @@ def _add_demo(sub) -> None:
 
 
 def _cmd_demo(args) -> int:
-    from losslab.report.demo import run_demo
+    from losslab.demo import run_demo
 
     return run_demo(Path(args.out), size=args.size)
 

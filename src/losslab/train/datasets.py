@@ -242,10 +242,19 @@ def load_idx_dataset(name: str, data_dir=None, verify: bool = True) -> Dataset:
 
 DATASETS: dict[str, Callable[..., Dataset]] = {
     "digits": lambda seed=0, data_dir=None, **kw: load_digits(seed=seed, **kw),
-    "mnist1d": lambda seed=0, data_dir=None, **kw: load_mnist1d(**kw),
+    "mnist1d": lambda seed=42, data_dir=None, **kw: load_mnist1d(seed=seed, **kw),
     "blobs": lambda seed=0, data_dir=None, **kw: load_blobs(seed=seed, **kw),
     "mnist": lambda seed=0, data_dir=None, **kw: load_idx_dataset("mnist", data_dir, **kw),
     "fashion-mnist": lambda seed=0, data_dir=None, **kw: load_idx_dataset("fashion-mnist", data_dir, **kw),
+}
+
+#: The options each dataset accepts (beyond ``classes`` and ``data_dir``), for validating specs early.
+DATASET_OPTIONS: dict[str, set[str]] = {
+    "digits": {"seed", "test_fraction"},
+    "mnist1d": {"seed"},
+    "blobs": {"seed", "num_classes", "num_features", "train_per_class", "test_per_class", "cluster_std"},
+    "mnist": {"verify"},
+    "fashion-mnist": {"verify"},
 }
 
 
@@ -269,12 +278,15 @@ def subset_classes(dataset: Dataset, classes: list[int]) -> Dataset:
     )
 
 
-def load_dataset(name: str, *, classes: list[int] | None = None, seed: int = 0, data_dir=None, **options) -> Dataset:
-    """Load a registered dataset by name; ``classes`` keeps a subset; ``options`` go to the loader."""
+def load_dataset(name: str, *, classes: list[int] | None = None, data_dir=None, **options) -> Dataset:
+    """Load a registered dataset by name; ``classes`` keeps a subset; ``options`` go to the loader.
+
+    ``seed`` (an option of digits, mnist1d and blobs) fixes the split or the generated data.
+    """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
     try:
-        dataset = DATASETS[name](seed=seed, data_dir=data_dir, **options)
+        dataset = DATASETS[name](data_dir=data_dir, **options)
     except TypeError as exc:
         raise ValueError(f"dataset {name!r}: bad option ({exc})") from None
     return subset_classes(dataset, list(classes)) if classes is not None else dataset

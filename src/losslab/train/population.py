@@ -220,8 +220,13 @@ def _progress(total: int, description: str, enabled: bool | None):
 
 
 def train_population(dataset: Dataset, members: list[Member], config: TrainConfig = TrainConfig(),
-                     progress: bool | None = None, description: str = "training") -> PopulationResult:
-    """Train every member at once and evaluate them all at step 0 and every ``eval_every_steps``."""
+                     progress: bool | None = None, description: str = "training",
+                     initial_params: list[torch.Tensor] | None = None) -> PopulationResult:
+    """Train every member at once and evaluate them all at step 0 and every ``eval_every_steps``.
+
+    ``initial_params`` (stacked like ``model.params``, one row per member) replaces the seeded
+    initialisation, e.g. to continue from another population's solution (a warm start).
+    """
     config.validate()
     if str(config.device) == "cpu":
         keep_freed_memory_in_heap()
@@ -247,6 +252,12 @@ def train_population(dataset: Dataset, members: list[Member], config: TrainConfi
     model = build_model(config.model, dataset.input_shape, outputs, [m.seed for m in members],
                         [m.init_scale for m in members], hidden=config.hidden, dtype=dtype, device=device)
     params = model.params
+    if initial_params is not None:
+        if len(initial_params) != len(params) or any(a.shape != b.shape for a, b in zip(initial_params, params)):
+            raise ValueError("initial_params must match the model's parameters: shapes "
+                             f"{[list(p.shape) for p in params]}, got {[list(p.shape) for p in initial_params]}")
+        for p, source in zip(params, initial_params):
+            p.copy_(source)
     groups = _LossGroups(resolved, binary, device)
     optimizer = _Optimizer(config, params, torch.tensor([m.lr for m in members], dtype=dtype, device=device))
     order_generators = [data_order_generator(m.seed) for m in members]
