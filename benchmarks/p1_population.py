@@ -36,8 +36,9 @@ def flops_per_run(features: int, hidden: list[int], classes: int, examples_seen:
 
 
 def summarise(accuracies: dict[str, list[float]]) -> str:
-    return ", ".join(f"{loss} {100 * statistics.mean(a):.1f} +- {100 * statistics.stdev(a):.1f}%"
-                     for loss, a in accuracies.items())
+    return ", ".join(
+        f"{loss} {100 * statistics.mean(a):.1f} +- {100 * statistics.stdev(a):.1f}%" for loss, a in accuracies.items()
+    )
 
 
 def main() -> None:
@@ -50,13 +51,16 @@ def main() -> None:
     epochs = 4 if args.quick else 20
     data = load_dataset("mnist1d")
     hidden = [100, 100]
-    config = TrainConfig(model="mlp", hidden=hidden, epochs=epochs, batch_size=100, momentum=0.9,
-                         eval_every_steps=10**9)  # evaluate at the start and the end only, like the plain loop
+    config = TrainConfig(
+        model="mlp", hidden=hidden, epochs=epochs, batch_size=100, momentum=0.9, eval_every_steps=10**9
+    )  # evaluate at the start and the end only, like the plain loop
     members = [Member(loss, seed=s, lr=0.1) for loss in LOSSES for s in range(SEEDS)]
     steps = (data.x_train.shape[0] // 100) * epochs
     gflop = flops_per_run(40, hidden, 10, steps * 100) * len(members) / 1e9
-    print(f"P1: MNIST-1D, MLP 40-100-100-10, SGD 0.1/0.9, batch 100, {epochs} epochs ({steps} steps), "
-          f"{len(members)} runs, {gflop:.0f} GFLOP")
+    print(
+        f"P1: MNIST-1D, MLP 40-100-100-10, SGD 0.1/0.9, batch 100, {epochs} epochs ({steps} steps), "
+        f"{len(members)} runs, {gflop:.0f} GFLOP"
+    )
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
 
     # 1. The plain loop: one nn.Module + torch.optim run after another.
@@ -81,9 +85,19 @@ def main() -> None:
     started = time.perf_counter()
     sk_acc = []
     for s in range(SEEDS):
-        clf = MLPClassifier(hidden_layer_sizes=tuple(hidden), solver="sgd", learning_rate_init=0.1, momentum=0.9,
-                            nesterovs_momentum=False, batch_size=100, max_iter=epochs, alpha=0.0, random_state=s,
-                            n_iter_no_change=epochs + 1, tol=0.0)
+        clf = MLPClassifier(
+            hidden_layer_sizes=tuple(hidden),
+            solver="sgd",
+            learning_rate_init=0.1,
+            momentum=0.9,
+            nesterovs_momentum=False,
+            batch_size=100,
+            max_iter=epochs,
+            alpha=0.0,
+            random_state=s,
+            n_iter_no_change=epochs + 1,
+            tol=0.0,
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             clf.fit(data.x_train.numpy(), data.y_train.numpy())
@@ -92,12 +106,18 @@ def main() -> None:
 
     print()
     print(f"{'setup':44s} {'wall s':>8s} {'vs plain':>9s} {'GFLOP/s':>8s}  test accuracy (mean +- std over 16 seeds)")
-    print(f"{'plain per-run loop (nn.Module + torch.optim)':44s} {plain:8.2f} {1:8.1f}x {gflop / plain:8.1f}  "
-          f"{summarise(plain_acc)}")
-    print(f"{'losslab population trainer':44s} {population:8.2f} {plain / population:8.1f}x "
-          f"{gflop / population:8.1f}  {summarise(pop_acc)}")
-    print(f"{'scikit-learn MLPClassifier (16 CE runs only)':44s} {sklearn_seconds:8.2f} {'':>9s} "
-          f"{gflop / 2 / sklearn_seconds:8.1f}  cross_entropy {100 * np.mean(sk_acc):.1f} +- {100 * np.std(sk_acc, ddof=1):.1f}%")
+    print(
+        f"{'plain per-run loop (nn.Module + torch.optim)':44s} {plain:8.2f} {1:8.1f}x {gflop / plain:8.1f}  "
+        f"{summarise(plain_acc)}"
+    )
+    print(
+        f"{'losslab population trainer':44s} {population:8.2f} {plain / population:8.1f}x "
+        f"{gflop / population:8.1f}  {summarise(pop_acc)}"
+    )
+    print(
+        f"{'scikit-learn MLPClassifier (16 CE runs only)':44s} {sklearn_seconds:8.2f} {'':>9s} "
+        f"{gflop / 2 / sklearn_seconds:8.1f}  cross_entropy {100 * np.mean(sk_acc):.1f} +- {100 * np.std(sk_acc, ddof=1):.1f}%"
+    )
 
     # 4. How the time grows with the number of members.
     print()
@@ -109,8 +129,10 @@ def main() -> None:
         train_population(data, crowd, config, progress=False)
         seconds = time.perf_counter() - started
         per_run_plain = plain / len(members)
-        print(f"{count:8d} {seconds:8.2f} {seconds / count:13.4f} {gflop / len(members) * count / seconds:8.1f} "
-              f"{per_run_plain * count / seconds:29.1f}x")
+        print(
+            f"{count:8d} {seconds:8.2f} {seconds / count:13.4f} {gflop / len(members) * count / seconds:8.1f} "
+            f"{per_run_plain * count / seconds:29.1f}x"
+        )
 
 
 if __name__ == "__main__":

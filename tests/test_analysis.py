@@ -45,7 +45,9 @@ def test_multiclass_reference_values_k10_wrong_by_10():
     ce_norm = ls.gradient_norm_vs_margin("cross_entropy", [-10.0], 10)[0]
     assert mse_norm == pytest.approx(5e-4, rel=0.05)
     assert ce_norm == pytest.approx(math.sqrt(2), rel=1e-3)
-    zones = {name: ls.dead_zone(name, 1e-3, num_classes=10) for name in ("mse", "cross_entropy", "square_logits", "focal")}
+    zones = {
+        name: ls.dead_zone(name, 1e-3, num_classes=10) for name in ("mse", "cross_entropy", "square_logits", "focal")
+    }
     assert zones["mse"].threshold == pytest.approx(-9.26, abs=0.01)
     assert all(zones[n].threshold is None for n in ("cross_entropy", "square_logits", "focal"))
 

@@ -13,8 +13,11 @@ from losslab.core import label_smoothing_cross_entropy as smoothed_ce
 
 MULTICLASS = sorted(name for name, loss in LOSSES.items() if loss.accepts_multiclass)
 BINARY = sorted(name for name, loss in LOSSES.items() if loss.accepts_binary)
-PARAMS = {"square_logits": [{}, {"k": 5.0, "M": 15.0}], "focal": [{"gamma": 0.0}, {"gamma": 0.5}, {"gamma": 2.0}],
-          "label_smoothing_cross_entropy": [{"epsilon": 0.0}, {"epsilon": 0.2}]}
+PARAMS = {
+    "square_logits": [{}, {"k": 5.0, "M": 15.0}],
+    "focal": [{"gamma": 0.0}, {"gamma": 0.5}, {"gamma": 2.0}],
+    "label_smoothing_cross_entropy": [{"epsilon": 0.0}, {"epsilon": 0.2}],
+}
 
 # The largest |closed form - autograd| seen, reported in the issue's closing note (printed with -s).
 WORST: dict[str, float] = {}
@@ -183,11 +186,23 @@ Z = torch.zeros(4, 3)
         (Z, torch.tensor([0, -1, 2, 1]), {}, ValueError, r"class indices in \[0, 2\], got \[-1\]"),
         (Z, torch.tensor([0.0, 1.0, 2.0, 1.0]), {}, TypeError, r"labels given as class indices must be an integer"),
         (Z, torch.full((4, 3), 0.5), {}, ValueError, r"each row of labels must sum to 1 .* got row sums \[1\.5"),
-        (Z, torch.tensor([[1.5, -0.5, 0.0]] * 4), {}, ValueError, r"labels must be non-negative probabilities, got \[-0\.5, -0\.5, -0\.5, \.\.\.\]; targets are probabilities"),
+        (
+            Z,
+            torch.tensor([[1.5, -0.5, 0.0]] * 4),
+            {},
+            ValueError,
+            r"labels must be non-negative probabilities, got \[-0\.5, -0\.5, -0\.5, \.\.\.\]; targets are probabilities",
+        ),
         (Z, torch.zeros(4, 2), {}, ValueError, r"must have the logits' shape \[4, 3\], got \[4, 2\]"),
         (Z, torch.zeros(4, 3, 1), {}, ValueError, r"labels must be class indices of shape \[batch\] or probability"),
         (torch.tensor([[0.0, float("nan"), 1.0]]), torch.tensor([0]), {}, ValueError, r"logits must be finite, got 1"),
-        (torch.tensor([[0.0, float("inf")]]), torch.tensor([0]), {}, ValueError, r"non-finite value\(s\) such as \[inf\]"),
+        (
+            torch.tensor([[0.0, float("inf")]]),
+            torch.tensor([0]),
+            {},
+            ValueError,
+            r"non-finite value\(s\) such as \[inf\]",
+        ),
         (torch.zeros(2, 3, dtype=torch.long), torch.tensor([0, 1]), {}, TypeError, r"logits must be a floating-point"),
         (torch.zeros(2, 1), torch.tensor([0, 0]), {}, ValueError, r"logits must have at least 2 classes"),
         (torch.zeros(2, 2, 2), torch.tensor([0, 0]), {}, ValueError, r"logits must have shape \[batch, num_classes\]"),
@@ -211,7 +226,9 @@ def test_binary_and_parameter_errors():
         mse(torch.zeros(2), torch.tensor([0, 1, 1]))
     with pytest.raises(ValueError, match=r"loss 'binary_cross_entropy' takes one logit per example"):
         binary_cross_entropy(Z, torch.tensor([0, 1, 2, 0]))
-    with pytest.raises(ValueError, match=r"loss 'focal' takes logits of shape \[batch, num_classes\].*two_class_logits"):
+    with pytest.raises(
+        ValueError, match=r"loss 'focal' takes logits of shape \[batch, num_classes\].*two_class_logits"
+    ):
         focal(torch.zeros(3), torch.tensor([0, 1, 1]))
     with pytest.raises(ValueError, match=r"gamma must be a finite number >= 0 .* got -1"):
         focal(Z, torch.tensor([0, 1, 2, 0]), gamma=-1)
@@ -225,7 +242,9 @@ def test_binary_and_parameter_errors():
 
 def test_registry_lookup_lists_valid_names():
     assert get_loss("mse") is mse
-    with pytest.raises(ValueError, match=r"unknown loss 'hinge'; valid losses: binary_cross_entropy, cross_entropy, focal"):
+    with pytest.raises(
+        ValueError, match=r"unknown loss 'hinge'; valid losses: binary_cross_entropy, cross_entropy, focal"
+    ):
         get_loss("hinge")
 
 

@@ -16,8 +16,9 @@ def test_digits_split_is_stratified_and_standardised_on_train_only():
     assert ((counts - per_class * 0.25).abs() <= 1).all()  # stratified: each class keeps its share
     nonconstant = ds.x_train.std(0) > 0
     torch.testing.assert_close(ds.x_train.mean(0), torch.zeros(64), atol=1e-5, rtol=0)
-    torch.testing.assert_close(ds.x_train.std(0, unbiased=False)[nonconstant], torch.ones(int(nonconstant.sum())),
-                               atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        ds.x_train.std(0, unbiased=False)[nonconstant], torch.ones(int(nonconstant.sum())), atol=1e-4, rtol=0
+    )
     assert ds.x_test.mean(0).abs().max() > 1e-3  # test statistics were not used
     assert ds.provenance["statistics_from"] == "train"
     assert torch.equal(load_dataset("digits", seed=0).x_train, ds.x_train)  # fixed split
@@ -68,7 +69,9 @@ def test_data_dir_from_the_environment(shared_data, monkeypatch):
 
 def test_missing_files_name_the_file_and_the_fix(tmp_path, monkeypatch):
     monkeypatch.delenv(DATA_ENV, raising=False)
-    with pytest.raises(FileNotFoundError, match=r"dataset 'mnist' needs its IDX files: pass data_dir .* set LOSSLAB_DATA"):
+    with pytest.raises(
+        FileNotFoundError, match=r"dataset 'mnist' needs its IDX files: pass data_dir .* set LOSSLAB_DATA"
+    ):
         load_dataset("mnist")
     with pytest.raises(FileNotFoundError, match=r"dataset 'fashion-mnist': missing file train-images-idx3-ubyte.gz in"):
         load_dataset("fashion-mnist", data_dir=tmp_path)

@@ -1,9 +1,7 @@
 """Specs fail before training; runs are resumable and atomic; warm starts continue the right solution."""
 
-import json
 import textwrap
 
-import pandas as pd
 import pytest
 
 from losslab.experiments import runner
@@ -70,17 +68,27 @@ def test_spec_expansion(tmp_path):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (("epochs = 1", "epochs = 1\nepoch = 3"), r"spec.toml: grid\[0\].train: unknown key\(s\) \['epoch'\]; valid keys: adam_eps"),
+        (
+            ("epochs = 1", "epochs = 1\nepoch = 3"),
+            r"spec.toml: grid\[0\].train: unknown key\(s\) \['epoch'\]; valid keys: adam_eps",
+        ),
         (('label = "a"', 'label = "a"\nlosess = ["mse"]'), r"grid\[0\]: unknown key\(s\) \['losess'\]; valid keys:"),
         (('"mse", "binary', '"hinge", "binary'), r"grid\[0\].losses\[0\]: unknown loss 'hinge'; valid losses:"),
         (('dataset = "digits"', 'dataset = "cifar"'), r"grid\[0\].dataset: unknown dataset 'cifar'; valid datasets:"),
-        (('model = "linear"\nlosses = ["mse"', 'model = "resnet"\nlosses = ["mse"'), r"unknown model 'resnet'; valid models"),
+        (
+            ('model = "linear"\nlosses = ["mse"', 'model = "resnet"\nlosses = ["mse"'),
+            r"unknown model 'resnet'; valid models",
+        ),
         (("init_scales = [1, 30]", "init_scales = [1, -30]"), r"grid\[0\].init_scales: must be a positive number"),
         (("seeds = 2", 'seeds = "two"'), r"grid\[0\].seeds: must be a count \(int\) or a non-empty list"),
-        (("lrs = { mse = [1.0], binary_cross_entropy = [0.1] }", "lrs = { mse = [1.0] }"),
-         r"grid\[0\].lrs: no learning rates for \['binary_cross_entropy'\]"),
-        (("num_classes = [3, 4]", "classes_count = [3, 4]"),
-         r"grid\[1\].dataset_options: unknown key\(s\) \['classes_count'\]; valid keys: cluster_std"),
+        (
+            ("lrs = { mse = [1.0], binary_cross_entropy = [0.1] }", "lrs = { mse = [1.0] }"),
+            r"grid\[0\].lrs: no learning rates for \['binary_cross_entropy'\]",
+        ),
+        (
+            ("num_classes = [3, 4]", "classes_count = [3, 4]"),
+            r"grid\[1\].dataset_options: unknown key\(s\) \['classes_count'\]; valid keys: cluster_std",
+        ),
         (("k = 2.0", "k = -2.0"), r"grid\[1\].losses\[1\]: k must be a positive finite number"),
         (("epochs = 1", "epochs = 0"), r"grid\[0\].train: epochs must be a positive integer, got 0"),
         (("[sizes.smoke]", "[sizes.smoke]\nfast = true"), r"sizes.smoke: unknown key\(s\) \['fast'\]"),
@@ -100,7 +108,9 @@ def test_bad_specs_fail_before_any_training(tmp_path, monkeypatch, change, messa
 
 
 def test_unknown_spec_and_size(tmp_path):
-    with pytest.raises(SpecError, match=r"no spec file 'nope' and no built-in spec of that name; built-in specs: classes"):
+    with pytest.raises(
+        SpecError, match=r"no spec file 'nope' and no built-in spec of that name; built-in specs: classes"
+    ):
         load_spec("nope")
     spec = load_spec(write_spec(tmp_path, GOOD))
     with pytest.raises(SpecError, match=r"sizes: no size 'huge'; this spec defines: smoke"):
@@ -125,8 +135,11 @@ def test_run_writes_results_and_resumes_after_an_interruption(tmp_path, monkeypa
     with pytest.raises(KeyboardInterrupt):
         run_spec(spec, out, log=lambda *_: None)
     assert sorted(p.name for p in (out / "cells").iterdir()) == ["a.json", "a.parquet"]  # whole files only
-    monkeypatch.setattr(runner, "run_cell", lambda cell, dataset, progress=None: (calls.append(cell.id),
-                                                                                   real_run_cell(cell, dataset))[1])
+    monkeypatch.setattr(
+        runner,
+        "run_cell",
+        lambda cell, dataset, progress=None: (calls.append(cell.id), real_run_cell(cell, dataset))[1],
+    )
     summary = run_spec(spec, out, log=lambda *_: None)
     assert summary.skipped == ["a"] and summary.trained == ["b-num_classes3", "b-num_classes4"]
     assert calls == ["a", "b-num_classes3", "b-num_classes3", "b-num_classes4"]
@@ -142,7 +155,10 @@ def test_run_writes_results_and_resumes_after_an_interruption(tmp_path, monkeypa
 
 
 def test_warm_start_continues_from_the_warm_start_solution(tmp_path):
-    spec = load_spec(write_spec(tmp_path, """
+    spec = load_spec(
+        write_spec(
+            tmp_path,
+            """
         name = "ws"
         [train]
         epochs = 1
@@ -154,7 +170,9 @@ def test_warm_start_continues_from_the_warm_start_solution(tmp_path):
         lrs = { cross_entropy = [0.05], mse = [0.5] }
         seeds = 2
         warmstart = { loss = "cross_entropy", epochs = 2, lr = 0.1 }
-        """))
+        """,
+        )
+    )
     run_spec(spec, tmp_path / "out", log=lambda *_: None)
     _, rows = load_results(tmp_path / "out")
     warm_end = rows[(rows.phase == "warmstart") & (rows.step == rows[rows.phase == "warmstart"].step.max())]

@@ -6,8 +6,7 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, log_loss
 
-from losslab.train import Member, TrainConfig, load_dataset, save_result, train_population
-from losslab.train import metrics
+from losslab.train import Member, TrainConfig, load_dataset, metrics, save_result, train_population
 from losslab.train.datasets import Dataset
 from losslab.train.reference import train_reference
 
@@ -55,24 +54,35 @@ def test_sigmoid_members_equal_the_plain_single_run(digits):
     assert result.model.weights[-1].shape == (2, 1, 64)  # one logit per member
     for i, member in enumerate(members):
         model, _ = train_reference(binary, member, config, binary=True)
-        (w, b), = result.model.member_layers(i)
-        (w_ref, b_ref), = reference_layers(model)
+        ((w, b),) = result.model.member_layers(i)
+        ((w_ref, b_ref),) = reference_layers(model)
         torch.testing.assert_close(w, w_ref, rtol=1e-9, atol=1e-12)
 
 
 def test_cnn_members_equal_the_plain_single_run():
     gen = torch.Generator().manual_seed(0)
-    images = Dataset("tiny-images", torch.randn(96, 1, 28, 28, generator=gen, dtype=torch.float64).float(),
-                     torch.randint(0, 3, (96,), generator=gen), torch.randn(20, 1, 28, 28, generator=gen).float(),
-                     torch.randint(0, 3, (20,), generator=gen), ("a", "b", "c"))
+    images = Dataset(
+        "tiny-images",
+        torch.randn(96, 1, 28, 28, generator=gen, dtype=torch.float64).float(),
+        torch.randint(0, 3, (96,), generator=gen),
+        torch.randn(20, 1, 28, 28, generator=gen).float(),
+        torch.randint(0, 3, (20,), generator=gen),
+        ("a", "b", "c"),
+    )
     members = [Member("cross_entropy", seed=0, lr=0.05), Member("mse", seed=1, lr=0.3, init_scale=4.0)]
     config = TrainConfig(model="cnn", epochs=1, batch_size=32, dtype="float64")
     result = train_population(images, members, config, progress=False)
     for i, member in enumerate(members):
         model, _ = train_reference(images, member, config)
         ours = [p[i] for p in result.model.params]
-        theirs = [model.conv1.weight, model.conv1.bias, model.conv2.weight, model.conv2.bias, model.fc.weight.T,
-                  model.fc.bias]
+        theirs = [
+            model.conv1.weight,
+            model.conv1.bias,
+            model.conv2.weight,
+            model.conv2.bias,
+            model.fc.weight.T,
+            model.fc.bias,
+        ]
         for a, b in zip(ours, theirs):
             torch.testing.assert_close(a, b.detach(), rtol=1e-9, atol=1e-12)
 
@@ -100,8 +110,10 @@ def test_runs_are_bit_identical_on_cpu(digits):
 
 
 def test_large_initial_logit_scale_puts_mse_in_the_dead_zone(digits):
-    members = [Member("mse", seed=0, lr=0.5, init_scale=100.0),
-               Member("cross_entropy", seed=0, lr=0.05, init_scale=100.0)]
+    members = [
+        Member("mse", seed=0, lr=0.5, init_scale=100.0),
+        Member("cross_entropy", seed=0, lr=0.05, init_scale=100.0),
+    ]
     result = train_population(digits, members, TrainConfig(model="mlp", hidden=[32], epochs=1), progress=False)
     start = result.frame[result.frame.step == 0].set_index("loss")
     assert start.loc["mse", "train_accuracy"] == start.loc["cross_entropy", "train_accuracy"] < 0.2  # same start
@@ -115,9 +127,22 @@ def test_result_rows_and_saving(digits, tmp_path):
     result = train_population(digits, MIXED[:2], config, progress=False)
     steps = sorted(result.frame.step.unique())
     assert steps == [0, 5, 10, 15, 20, 25, 26]  # every 5 steps and the last step (13 steps an epoch)
-    assert set(result.frame.columns) >= {"member", "loss", "seed", "lr", "init_scale", "step", "epoch", "train_loss",
-                                         "test_accuracy", "test_nll", "test_brier", "test_ece", "grad_norm",
-                                         "dead_fraction"}
+    assert set(result.frame.columns) >= {
+        "member",
+        "loss",
+        "seed",
+        "lr",
+        "init_scale",
+        "step",
+        "epoch",
+        "train_loss",
+        "test_accuracy",
+        "test_nll",
+        "test_brier",
+        "test_ece",
+        "grad_norm",
+        "dead_fraction",
+    }
     save_result(result, tmp_path, "demo")
     assert len(pd.read_parquet(tmp_path / "demo.parquet")) == len(result.frame)
     assert '"optimizer": "sgd"' in (tmp_path / "demo.config.json").read_text()
@@ -131,7 +156,8 @@ def test_metrics_match_references():
     for m in range(3):
         assert metrics.accuracy(logits, labels)[m].item() == pytest.approx(accuracy_score(labels, p[m].argmax(1)))
         assert metrics.negative_log_likelihood(logits, labels)[m].item() == pytest.approx(
-            log_loss(labels, p[m], labels=[0, 1, 2, 3]), rel=1e-10)
+            log_loss(labels, p[m], labels=[0, 1, 2, 3]), rel=1e-10
+        )
         brier = ((p[m] - np.eye(4)[labels]) ** 2).sum(1).mean()
         assert metrics.brier_score(logits, labels)[m].item() == pytest.approx(brier, rel=1e-12)
         conf, pred = p[m].max(1), p[m].argmax(1)
@@ -169,8 +195,9 @@ def test_bad_configurations_fail_before_training(digits, members, config, messag
 def test_cuda_population_matches_cpu(digits):
     config = TrainConfig(model="mlp", hidden=[32], epochs=1, dtype="float64")
     cpu = train_population(digits, MIXED, config, progress=False)
-    gpu = train_population(digits, MIXED, TrainConfig(model="mlp", hidden=[32], epochs=1, dtype="float64",
-                                                      device="cuda"), progress=False)
+    gpu = train_population(
+        digits, MIXED, TrainConfig(model="mlp", hidden=[32], epochs=1, dtype="float64", device="cuda"), progress=False
+    )
     for a, b in zip(cpu.model.params, gpu.model.params):
         torch.testing.assert_close(a, b.cpu(), rtol=1e-9, atol=1e-11)
 

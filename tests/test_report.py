@@ -30,12 +30,31 @@ def synthetic_saturation(mse_top: float, ce_top: float, dead: float, base_gap: f
             for seed in range(seeds):
                 member += 1
                 for step, value in ((0, 0.1), (100, acc + rng.normal(0, 0.005))):
-                    rows.append({"cell": "mlp-digits", "grid": "mlp-digits", "dataset": "digits", "num_classes": 10,
-                                 "phase": "main", "member": member, "loss": loss, "loss_params": "{}", "seed": seed,
-                                 "lr": 0.1, "init_scale": scale, "step": step, "epoch": step / 10,
-                                 "train_accuracy": value, "test_accuracy": value, "grad_norm": 1.0,
-                                 "dead_fraction": dead if (loss == "mse" and scale == 100.0) else 0.0,
-                                 "test_nll": 1.0, "test_brier": 0.5, "test_ece": 0.1, "train_loss": 1.0})
+                    rows.append(
+                        {
+                            "cell": "mlp-digits",
+                            "grid": "mlp-digits",
+                            "dataset": "digits",
+                            "num_classes": 10,
+                            "phase": "main",
+                            "member": member,
+                            "loss": loss,
+                            "loss_params": "{}",
+                            "seed": seed,
+                            "lr": 0.1,
+                            "init_scale": scale,
+                            "step": step,
+                            "epoch": step / 10,
+                            "train_accuracy": value,
+                            "test_accuracy": value,
+                            "grad_norm": 1.0,
+                            "dead_fraction": dead if (loss == "mse" and scale == 100.0) else 0.0,
+                            "test_nll": 1.0,
+                            "test_brier": 0.5,
+                            "test_ece": 0.1,
+                            "train_loss": 1.0,
+                        }
+                    )
     manifest = {"spec": "saturation", "spec_data": {"grid": [{"label": "mlp-digits", "target_accuracy": 0.9}]}}
     return manifest, pd.DataFrame(rows)
 
@@ -97,17 +116,30 @@ def find_chromium():
 @pytest.mark.skipif(find_chromium() is None, reason="no Chromium installed (apt-get install chromium)")
 def test_report_renders_in_headless_chromium(report, tmp_path):
     path, _ = report
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run([find_chromium(), *flags, "--dump-dom", path.as_uri()], capture_output=True, text=True,
-                         timeout=120)
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
+    dom = subprocess.run(
+        [find_chromium(), *flags, "--dump-dom", path.as_uri()], capture_output=True, text=True, timeout=120
+    )
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert 'id="claims-ledger"' in dom.stdout and "supported" in dom.stdout
     assert dom.stdout.count("<img") >= 8
     shot = tmp_path / "report.png"
-    result = subprocess.run([find_chromium(), *flags, "--window-size=1200,1600", f"--screenshot={shot}",
-                             path.as_uri()], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [find_chromium(), *flags, "--window-size=1200,1600", f"--screenshot={shot}", path.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0 and shot.stat().st_size > 20_000  # a real page, not a blank one
 
 

@@ -57,7 +57,9 @@ def test_binomial_is_n_bernoulli_trials(nk, p):
 @given(st.lists(st.floats(-50, 50), min_size=1, max_size=30), st.floats(-10, 10), st.floats(0.1, 20))
 def test_gaussian_fixed_sigma_identity(xs, mu, sigma):
     x = torch.tensor([xs], dtype=torch.float64)
-    ident = ids.gaussian_fixed_sigma_identity(x, torch.tensor([mu], dtype=torch.float64), torch.tensor([sigma], dtype=torch.float64))
+    ident = ids.gaussian_fixed_sigma_identity(
+        x, torch.tensor([mu], dtype=torch.float64), torch.tensor([sigma], dtype=torch.float64)
+    )
     reference = -scipy.stats.norm.logpdf(xs, mu, sigma).sum()
     assert float(ident.lhs) == pytest.approx(reference, rel=1e-12)
     assert float(ident.constant) == pytest.approx(len(xs) / 2 * math.log(2 * math.pi * sigma**2))
@@ -79,10 +81,18 @@ def test_mse_is_a_gaussian_nll_minus_a_constant():
 
 def test_gradient_identities():
     gen = torch.Generator().manual_seed(1)
-    assert ids.cross_entropy_gradient_identity(torch.randn(20, 4, generator=gen).double() * 5,
-                                               torch.randint(0, 4, (20,), generator=gen)).error < 1e-15
-    assert ids.sigmoid_mse_gradient_identity(torch.randn(20, generator=gen).double() * 5,
-                                             torch.randint(0, 2, (20,), generator=gen)).error < 1e-15
+    assert (
+        ids.cross_entropy_gradient_identity(
+            torch.randn(20, 4, generator=gen).double() * 5, torch.randint(0, 4, (20,), generator=gen)
+        ).error
+        < 1e-15
+    )
+    assert (
+        ids.sigmoid_mse_gradient_identity(
+            torch.randn(20, generator=gen).double() * 5, torch.randint(0, 2, (20,), generator=gen)
+        ).error
+        < 1e-15
+    )
 
 
 @given(counts_and_theta)
@@ -90,7 +100,9 @@ def test_likelihoods_match_scipy(case):
     counts, weights = case
     theta = np.array(weights) / sum(weights)
     ours = dist.multinomial_log_pmf(torch.tensor(counts, dtype=torch.float64), torch.from_numpy(theta))
-    assert float(ours) == pytest.approx(scipy.stats.multinomial.logpmf(counts, sum(counts), theta), rel=1e-12, abs=1e-12)
+    assert float(ours) == pytest.approx(
+        scipy.stats.multinomial.logpmf(counts, sum(counts), theta), rel=1e-12, abs=1e-12
+    )
     mle = dist.multinomial_mle(torch.tensor(counts, dtype=torch.float64))
     np.testing.assert_allclose(mle.numpy(), np.array(counts) / sum(counts))
     assert float(dist.multinomial_log_pmf(torch.tensor(counts, dtype=torch.float64), mle)) >= float(ours) - 1e-12
@@ -113,11 +125,21 @@ def test_multinomial_theorem_exact_up_to_a_bound():
 
 
 def test_symbolic_derivations_hold_and_printed_errata_fail():
-    for derivation in (sym.sigmoid_derivative_eq2(), sym.sigmoid_derivative_eq3(), sym.binomial_sums_to_one(4),
-                       sym.multinomial_sums_to_one(3), sym.lagrange_multinomial_mle(), sym.gaussian_mle(),
-                       sym.cross_entropy_gradient(), sym.softmax_mse_gradient(), sym.sigmoid_mse_gradient(),
-                       sym.sigmoid_cross_entropy_gradient(), sym.gaussian_eq28_corrected(),
-                       sym.gaussian_drop_constant_fixed_sigma(), sym.multinomial_theorem_corrected_eq18()):
+    for derivation in (
+        sym.sigmoid_derivative_eq2(),
+        sym.sigmoid_derivative_eq3(),
+        sym.binomial_sums_to_one(4),
+        sym.multinomial_sums_to_one(3),
+        sym.lagrange_multinomial_mle(),
+        sym.gaussian_mle(),
+        sym.cross_entropy_gradient(),
+        sym.softmax_mse_gradient(),
+        sym.sigmoid_mse_gradient(),
+        sym.sigmoid_cross_entropy_gradient(),
+        sym.gaussian_eq28_corrected(),
+        sym.gaussian_drop_constant_fixed_sigma(),
+        sym.multinomial_theorem_corrected_eq18(),
+    ):
         assert derivation.holds, derivation
     assert not sym.gaussian_eq28_printed().holds
     assert not sym.gaussian_drop_constant_free_sigma().holds
@@ -162,27 +184,51 @@ def test_verify_cli_json_and_exit_code(tmp_path, capsys):
 @pytest.mark.parametrize(
     "call, error, message",
     [
-        (lambda: dist.multinomial_log_pmf(torch.tensor([1.0, -1.0]), torch.tensor([0.5, 0.5])), ValueError,
-         r"counts must be non-negative, got \[-1\.0\]"),
-        (lambda: dist.multinomial_log_pmf(torch.tensor([1.5, 1.0]), torch.tensor([0.5, 0.5])), ValueError,
-         r"counts must be whole numbers, got \[1\.5\]; round them"),
-        (lambda: dist.multinomial_log_pmf(torch.tensor([1.0, 1.0]), torch.tensor([0.5, 0.6])), ValueError,
-         r"theta must sum to 1 over its last dimension \(tolerance 1e-09\), got sums \[1\.1"),
-        (lambda: dist.multinomial_log_pmf(torch.tensor([1.0, 1.0]), torch.tensor([1.5, -0.5])), ValueError,
-         r"theta must be probabilities in \[0, 1\], got \[1\.5, -0\.5\]"),
-        (lambda: dist.multinomial_log_pmf(torch.tensor([1.0, 1.0, 1.0]), torch.tensor([0.5, 0.5])), ValueError,
-         r"counts and theta must have the same number of categories, got shapes \[3\] and \[2\]"),
-        (lambda: dist.gaussian_log_likelihood(0.0, 0.0, 0.0), ValueError,
-         r"sigma must be a positive finite standard deviation, got \[?0\.0"),
+        (
+            lambda: dist.multinomial_log_pmf(torch.tensor([1.0, -1.0]), torch.tensor([0.5, 0.5])),
+            ValueError,
+            r"counts must be non-negative, got \[-1\.0\]",
+        ),
+        (
+            lambda: dist.multinomial_log_pmf(torch.tensor([1.5, 1.0]), torch.tensor([0.5, 0.5])),
+            ValueError,
+            r"counts must be whole numbers, got \[1\.5\]; round them",
+        ),
+        (
+            lambda: dist.multinomial_log_pmf(torch.tensor([1.0, 1.0]), torch.tensor([0.5, 0.6])),
+            ValueError,
+            r"theta must sum to 1 over its last dimension \(tolerance 1e-09\), got sums \[1\.1",
+        ),
+        (
+            lambda: dist.multinomial_log_pmf(torch.tensor([1.0, 1.0]), torch.tensor([1.5, -0.5])),
+            ValueError,
+            r"theta must be probabilities in \[0, 1\], got \[1\.5, -0\.5\]",
+        ),
+        (
+            lambda: dist.multinomial_log_pmf(torch.tensor([1.0, 1.0, 1.0]), torch.tensor([0.5, 0.5])),
+            ValueError,
+            r"counts and theta must have the same number of categories, got shapes \[3\] and \[2\]",
+        ),
+        (
+            lambda: dist.gaussian_log_likelihood(0.0, 0.0, 0.0),
+            ValueError,
+            r"sigma must be a positive finite standard deviation, got \[?0\.0",
+        ),
         (lambda: dist.gaussian_log_likelihood(0.0, 0.0, -1.0), ValueError, r"sigma must be a positive finite"),
         (lambda: dist.bernoulli_log_likelihood(2, 0.5), ValueError, r"x must be 0 or 1 for a Bernoulli variable"),
         (lambda: dist.binomial_log_pmf(5, 3, 0.5), ValueError, r"k must be at most n, got k = \[?5\.0"),
         (lambda: dist.binomial_log_pmf(1, 3, 1.2), ValueError, r"p must be probabilities in \[0, 1\], got \[?1\.2"),
         (lambda: dist.multinomial_mle(torch.zeros(3)), ValueError, r"counts must contain at least one observation"),
-        (lambda: dist.multinomial_log_pmf([1, 2], torch.tensor([0.5, 0.5])), TypeError,
-         r"counts must be a torch.Tensor, got list"),
-        (lambda: ids.multinomial_nll_identity(torch.tensor([[1.0, 1.0]]), torch.tensor([[1.0, 0.0]])), ValueError,
-         r"theta must be > 0 here"),
+        (
+            lambda: dist.multinomial_log_pmf([1, 2], torch.tensor([0.5, 0.5])),
+            TypeError,
+            r"counts must be a torch.Tensor, got list",
+        ),
+        (
+            lambda: ids.multinomial_nll_identity(torch.tensor([[1.0, 1.0]]), torch.tensor([[1.0, 0.0]])),
+            ValueError,
+            r"theta must be > 0 here",
+        ),
         (lambda: mt.multinomial_coefficient([2, -1]), ValueError, r"exponents must be non-negative, got \[2, -1\]"),
     ],
 )

@@ -106,8 +106,14 @@ class DeadZone:
         )
 
 
-def dead_zone(loss_name: str, epsilon: float = 1e-3, num_classes: int | None = None, lower: float = -50.0,
-              points: int = 20001, **params) -> DeadZone:
+def dead_zone(
+    loss_name: str,
+    epsilon: float = 1e-3,
+    num_classes: int | None = None,
+    lower: float = -50.0,
+    points: int = 20001,
+    **params,
+) -> DeadZone:
     """Measure the dead zone: wrongly classified margins in [lower, 0) whose gradient norm is < epsilon.
 
     ``num_classes=None`` uses the binary sigmoid model with y = 1 (margin = z); otherwise the K-class
@@ -173,8 +179,11 @@ def binary_curvature(loss_name: str, logits, label: int = 1, **params) -> np.nda
     if loss.accepts_binary:
         g = loss.binary_grad(z, y.to(DTYPE), **loss.resolve_params(params))
     else:
-        g = loss.grad(torch.stack([torch.zeros_like(z), z], -1),
-                      torch.nn.functional.one_hot(y, 2).to(DTYPE), **loss.resolve_params(params))[:, 1]
+        g = loss.grad(
+            torch.stack([torch.zeros_like(z), z], -1),
+            torch.nn.functional.one_hot(y, 2).to(DTYPE),
+            **loss.resolve_params(params),
+        )[:, 1]
     (second,) = torch.autograd.grad(g.sum(), z)
     return second.detach().numpy()
 

@@ -18,8 +18,8 @@ Notation: p = softmax(z) (or sigmoid(z) for binary losses), K = number of classe
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

@@ -25,8 +25,7 @@ def check_tensor(value, name: str) -> torch.Tensor:
     """Return ``value`` if it is a tensor, else raise a TypeError naming ``name``."""
     if not isinstance(value, torch.Tensor):
         raise TypeError(
-            f"{name} must be a torch.Tensor, got {type(value).__name__}; "
-            f"wrap it with torch.as_tensor({name})"
+            f"{name} must be a torch.Tensor, got {type(value).__name__}; wrap it with torch.as_tensor({name})"
         )
     return value
 
@@ -158,9 +157,7 @@ def as_binary_targets(logits: torch.Tensor, labels, name: str = "labels") -> tor
         raise ValueError(f"{name} must be finite, got {_describe(labels[~torch.isfinite(labels)])}")
     outside = (labels < 0) | (labels > 1)
     if bool(outside.any()):
-        raise ValueError(
-            f"{name} must be probabilities in [0, 1] for a binary loss, got {_describe(labels[outside])}"
-        )
+        raise ValueError(f"{name} must be probabilities in [0, 1] for a binary loss, got {_describe(labels[outside])}")
     return labels.to(logits.dtype)
 
 

@@ -52,16 +52,25 @@ def environment(device: str) -> dict:
 
     import losslab
 
-    info = {"losslab": losslab.__version__, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": numpy.__version__, "scipy": scipy.__version__, "pandas": pd.__version__,
-            "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_threads": torch.get_num_threads(), "device": device}
+    info = {
+        "losslab": losslab.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "pandas": pd.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_threads": torch.get_num_threads(),
+        "device": device,
+    }
     if device.startswith("cuda") and torch.cuda.is_available():
         info["cuda_device"] = torch.cuda.get_device_name(0)
     try:
         source = Path(losslab.__file__).resolve().parent
-        commit = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=5)
+        commit = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
         if commit.returncode == 0:
             info["git_commit"] = commit.stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -124,28 +133,45 @@ def run_cell(cell: Cell, dataset, progress: bool | None = None) -> pd.DataFrame:
     warm = train_population(dataset, first, ws_config, progress=progress, description=f"{cell.id} (warm start)")
     index = torch.tensor([starts.index((m.seed, m.init_scale)) for m in cell.members])
     initial = [p.index_select(0, index.to(p.device)) for p in warm.model.params]
-    result = train_population(dataset, cell.members, cell.train, progress=progress, description=cell.id,
-                              initial_params=initial)
+    result = train_population(
+        dataset, cell.members, cell.train, progress=progress, description=cell.id, initial_params=initial
+    )
     main = result.frame.copy()
     offset = int(warm.frame.step.max())
     main["step"] += offset
     main["epoch"] += ws["epochs"]
-    return pd.concat([_label_rows(warm.frame, cell, dataset, "warmstart"), _label_rows(main, cell, dataset, "main")],
-                     ignore_index=True)
+    return pd.concat(
+        [_label_rows(warm.frame, cell, dataset, "warmstart"), _label_rows(main, cell, dataset, "main")],
+        ignore_index=True,
+    )
 
 
-def run_spec(spec: Spec, out: Path, size: str | None = None, device: str = "cpu", data_dir=None,
-             progress: bool | None = None, log=print) -> RunSummary:
+def run_spec(
+    spec: Spec,
+    out: Path,
+    size: str | None = None,
+    device: str = "cpu",
+    data_dir=None,
+    progress: bool | None = None,
+    log=print,
+) -> RunSummary:
     """Run every cell of ``spec`` at ``size`` into ``out``, skipping cells already finished there."""
     started = time.perf_counter()
     cells = spec.cells(size, device)  # validates everything before any training
     out = Path(out)
     folder = out / "cells"
     folder.mkdir(parents=True, exist_ok=True)
-    manifest = {"version": RESULTS_VERSION, "spec": spec.name, "description": spec.description,
-                "claims": spec.claims, "size": size or "full", "source": spec.source, "spec_data": spec.data,
-                "cells": [{"id": c.id, "fingerprint": c.fingerprint(), "members": len(c.members)} for c in cells],
-                "environment": environment(device)}
+    manifest = {
+        "version": RESULTS_VERSION,
+        "spec": spec.name,
+        "description": spec.description,
+        "claims": spec.claims,
+        "size": size or "full",
+        "source": spec.source,
+        "spec_data": spec.data,
+        "cells": [{"id": c.id, "fingerprint": c.fingerprint(), "members": len(c.members)} for c in cells],
+        "environment": environment(device),
+    }
     _atomic_write_bytes(out / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
     summary = RunSummary(out)
     cache: dict = {}
@@ -158,10 +184,17 @@ def run_spec(spec: Spec, out: Path, size: str | None = None, device: str = "cpu"
         cell_started = time.perf_counter()
         frame = run_cell(cell, dataset, progress)
         _atomic_write_frame(folder / f"{cell.id}.parquet", frame)
-        meta = {"cell": cell.id, "fingerprint": cell.fingerprint(), "dataset": cell.dataset,
-                "dataset_options": cell.dataset_options, "classes": cell.classes, "train": asdict(cell.train),
-                "members": [asdict(m) for m in cell.members], "warmstart": cell.warmstart,
-                "seconds": time.perf_counter() - cell_started}
+        meta = {
+            "cell": cell.id,
+            "fingerprint": cell.fingerprint(),
+            "dataset": cell.dataset,
+            "dataset_options": cell.dataset_options,
+            "classes": cell.classes,
+            "train": asdict(cell.train),
+            "members": [asdict(m) for m in cell.members],
+            "warmstart": cell.warmstart,
+            "seconds": time.perf_counter() - cell_started,
+        }
         _atomic_write_bytes(folder / f"{cell.id}.json", json.dumps(meta, indent=2, default=str).encode())
         summary.trained.append(cell.id)
         log(f"[{number}/{len(cells)}] {cell.id}: {len(cell.members)} members in {meta['seconds']:.1f} s")

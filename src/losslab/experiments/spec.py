@@ -28,8 +28,20 @@ from losslab.train.models import MODELS
 from losslab.train.population import Member, TrainConfig
 
 TOP_KEYS = {"name", "description", "claims", "train", "grid", "sizes"}
-GRID_KEYS = {"label", "dataset", "dataset_options", "classes", "model", "losses", "lrs", "init_scales", "seeds",
-             "train", "warmstart", "target_accuracy"}
+GRID_KEYS = {
+    "label",
+    "dataset",
+    "dataset_options",
+    "classes",
+    "model",
+    "losses",
+    "lrs",
+    "init_scales",
+    "seeds",
+    "train",
+    "warmstart",
+    "target_accuracy",
+}
 SIZE_KEYS = {"train", "seeds", "init_scales", "lrs", "grids", "dataset_options"}
 WARMSTART_KEYS = {"loss", "epochs", "lr"}
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)} - {"device"}
@@ -72,9 +84,18 @@ class Cell:
 
     def fingerprint(self) -> str:
         """Changes whenever anything that determines the results changes; used to resume safely."""
-        payload = json.dumps({"dataset": self.dataset, "options": self.dataset_options, "classes": self.classes,
-                              "train": asdict(self.train), "members": [asdict(m) for m in self.members],
-                              "warmstart": self.warmstart}, sort_keys=True, default=str)
+        payload = json.dumps(
+            {
+                "dataset": self.dataset,
+                "options": self.dataset_options,
+                "classes": self.classes,
+                "train": asdict(self.train),
+                "members": [asdict(m) for m in self.members],
+                "warmstart": self.warmstart,
+            },
+            sort_keys=True,
+            default=str,
+        )
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -125,8 +146,11 @@ def _seeds(source, where, value) -> list[int]:
 def _numbers(source, where, value) -> list[float]:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = [value]
-    if not isinstance(value, list) or not value or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in value):
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
         _fail(source, where, f"must be a positive number or a non-empty list of them, got {value!r}")
     return [float(v) for v in value]
 
@@ -168,8 +192,11 @@ def _train_config(source, where, overrides: dict, device: str) -> TrainConfig:
 def _merge(base: dict, override: dict) -> dict:
     merged = copy.deepcopy(base)
     for key, value in override.items():
-        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+        merged[key] = (
+            _merge(merged[key], value)
+            if isinstance(value, dict) and isinstance(merged.get(key), dict)
             else copy.deepcopy(value)
+        )
     return merged
 
 
@@ -190,7 +217,9 @@ def _apply_size(source: str, data: dict, size: str | None) -> dict:
             if key in override:
                 grid[key] = copy.deepcopy(override[key])
         if "dataset_options" in override and grid.get("label") in override["dataset_options"]:
-            grid["dataset_options"] = _merge(grid.get("dataset_options", {}), override["dataset_options"][grid["label"]])
+            grid["dataset_options"] = _merge(
+                grid.get("dataset_options", {}), override["dataset_options"][grid["label"]]
+            )
     data["grid"] = grids
     return data
 
@@ -203,8 +232,10 @@ def load_spec(path_or_name: str | Path) -> Spec:
         if str(path_or_name) in builtins:
             path = builtins[str(path_or_name)]
         else:
-            raise SpecError(f"no spec file {str(path_or_name)!r} and no built-in spec of that name; "
-                            f"built-in specs: {', '.join(sorted(builtins))}")
+            raise SpecError(
+                f"no spec file {str(path_or_name)!r} and no built-in spec of that name; "
+                f"built-in specs: {', '.join(sorted(builtins))}"
+            )
     source = path.name
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -251,20 +282,27 @@ def expand(spec: Spec, size: str | None = None, device: str = "cpu") -> list[Cel
             missing = [e.name for e in losses if e.name not in lrs_value and e.label not in lrs_value]
             if missing:
                 _fail(source, f"{where}.lrs", f"no learning rates for {missing}; give one list per loss name")
-            lrs = {e.label: _numbers(source, f"{where}.lrs.{e.name}", lrs_value.get(e.label, lrs_value.get(e.name)))
-                   for e in losses}
+            lrs = {
+                e.label: _numbers(source, f"{where}.lrs.{e.name}", lrs_value.get(e.label, lrs_value.get(e.name)))
+                for e in losses
+            }
         else:
             shared = _numbers(source, f"{where}.lrs", lrs_value)
             lrs = {e.label: shared for e in losses}
         target = grid.get("target_accuracy")
-        if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1):
+        if target is not None and (
+            isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1
+        ):
             _fail(source, f"{where}.target_accuracy", f"must be a number in (0, 1], got {target!r}")
         warmstart = grid.get("warmstart")
         if warmstart is not None:
             _check_keys(source, f"{where}.warmstart", warmstart, WARMSTART_KEYS)
             _losses(source, f"{where}.warmstart.loss", [warmstart.get("loss", "cross_entropy")])
-            warmstart = {"loss": warmstart.get("loss", "cross_entropy"), "epochs": int(warmstart.get("epochs", 10)),
-                         "lr": float(warmstart.get("lr", 0.1))}
+            warmstart = {
+                "loss": warmstart.get("loss", "cross_entropy"),
+                "epochs": int(warmstart.get("epochs", 10)),
+                "lr": float(warmstart.get("lr", 0.1)),
+            }
         options = grid.get("dataset_options", {})
         if not isinstance(options, dict):
             _fail(source, f"{where}.dataset_options", f"must be a table, got {options!r}")
@@ -274,8 +312,13 @@ def expand(spec: Spec, size: str | None = None, device: str = "cpu") -> list[Cel
         for combo in combos:
             chosen = dict(zip(keys, combo))
             suffix = "".join(f"-{k}{v}" for k, v in chosen.items() if isinstance(options[k], list))
-            members = [Member(e.name, seed=s, lr=lr, init_scale=c, loss_params=dict(e.params))
-                       for e in losses for lr in lrs[e.label] for c in scales for s in seeds]
+            members = [
+                Member(e.name, seed=s, lr=lr, init_scale=c, loss_params=dict(e.params))
+                for e in losses
+                for lr in lrs[e.label]
+                for c in scales
+                for s in seeds
+            ]
             cells.append(Cell(f"{label}{suffix}", label, dataset, chosen, classes, train, members, warmstart))
     ids = [c.id for c in cells]
     if len(set(ids)) != len(ids):

@@ -8,17 +8,19 @@ viridis, and every line also differs in dash style so the figures survive greysc
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display: figures are written to files or embedded in the report
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from losslab.analysis import landscape  # noqa: E402
+from losslab.core import get_loss  # noqa: E402
 
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 DASHES = ["-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (3, 1, 1, 1, 1, 1))]
@@ -51,8 +53,12 @@ def sigmoid_and_derivative() -> plt.Figure:
     ax.plot(x, f * (1 - f), label="derivative f(x)(1 - f(x))", **style(1))
     flat = np.abs(x) > 6.9  # f' < 1e-3 beyond |x| = 6.9
     ax.fill_between(x, 0, 1, where=flat, color="0.85", label="f'(x) < 1e-3", zorder=0)
-    ax.set(xlabel="logit x (dimensionless)", ylabel="value", title="Sigmoid and its derivative (eq. 1-4)",
-           ylim=(-0.02, 1.02))
+    ax.set(
+        xlabel="logit x (dimensionless)",
+        ylabel="value",
+        title="Sigmoid and its derivative (eq. 1-4)",
+        ylim=(-0.02, 1.02),
+    )
     ax.axhline(0.25, color="0.5", linewidth=0.8, linestyle=":")
     ax.annotate("max f' = 1/4 at x = 0", (0, 0.25), (2.5, 0.12), arrowprops={"arrowstyle": "->"})
     ax.legend(loc="upper left")
@@ -70,27 +76,48 @@ def binary_gradient_curves() -> plt.Figure:
         zone = landscape.dead_zone("mse", 1e-3)
         threshold = zone.threshold if label == 1 else -zone.threshold
         wrong = (z < threshold) if label == 1 else (z > threshold)
-        ax.fill_between(z, -1.05, 1.05, where=wrong, color="0.85", zorder=0,
-                        label=f"MSE dead zone: wrong and |grad| < 1e-3 (z {'<' if label else '>'} {threshold:.1f})")
+        ax.fill_between(
+            z,
+            -1.05,
+            1.05,
+            where=wrong,
+            color="0.85",
+            zorder=0,
+            label=f"MSE dead zone: wrong and |grad| < 1e-3 (z {'<' if label else '>'} {threshold:.1f})",
+        )
         ax.axvline(0, color="0.4", linewidth=0.8)
-        ax.set(xlabel="logit z (p = sigmoid(z))", ylabel="dL/dz (per example)", ylim=(-1.05, 1.05),
-               title=f"True label y = {label}: {'z < 0' if label else 'z > 0'} is wrong")
+        ax.set(
+            xlabel="logit z (p = sigmoid(z))",
+            ylabel="dL/dz (per example)",
+            ylim=(-1.05, 1.05),
+            title=f"True label y = {label}: {'z < 0' if label else 'z > 0'} is wrong",
+        )
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left" if label else "lower right", fontsize=8)
     fig.suptitle("Binary gradients: cross-entropy gives p - y, MSE gives (p - y) p (1 - p)")
     return fig
 
 
-def multiclass_gradient_norm() -> plt.Figure:
-    """||dL/dz|| against the true-class margin, K = 10, one line per loss (log scale)."""
-    m = np.linspace(-15, 15, 601)
+def _per_loss_vs_margin(values, margins, yscale: str):
+    """One line per multiclass loss of ``values(loss, margins, K=10)``, wrong predictions shaded."""
     fig, ax = _figure()
     for i, name in enumerate(MULTICLASS_LOSSES):
-        ax.semilogy(m, landscape.gradient_norm_vs_margin(name, m, 10), label=LOSS_LABELS[name], **style(i))
-    ax.axvspan(m[0], 0, color="0.92", zorder=0, label="wrongly classified (margin < 0)")
+        ax.plot(margins, values(name, margins, 10), label=LOSS_LABELS[name], **style(i))
+    ax.set_yscale(yscale)
+    ax.axvspan(margins[0], 0, color="0.92", zorder=0, label="wrongly classified (margin < 0)")
+    return fig, ax
+
+
+def multiclass_gradient_norm() -> plt.Figure:
+    """||dL/dz|| against the true-class margin, K = 10, one line per loss (log scale)."""
+    fig, ax = _per_loss_vs_margin(landscape.gradient_norm_vs_margin, np.linspace(-15, 15, 601), "log")
     ax.axhline(1e-3, color="0.4", linewidth=0.8, linestyle=":")
-    ax.set(xlabel="true-class margin z_true - max_other (logit units)", ylabel="||dL/dz||_2 (log scale)",
-           title="Gradient norm vs margin, K = 10 (one rival class ahead when wrong)", ylim=(1e-7, 10))
+    ax.set(
+        xlabel="true-class margin z_true - max_other (logit units)",
+        ylabel="||dL/dz||_2 (log scale)",
+        title="Gradient norm vs margin, K = 10 (one rival class ahead when wrong)",
+        ylim=(1e-7, 10),
+    )
     ax.legend(fontsize=8, loc="lower left")
     ax.grid(alpha=0.3, which="both")
     return fig
@@ -102,17 +129,22 @@ def logit_plane_heatmap() -> plt.Figure:
     z1, z2 = np.meshgrid(grid, grid)
     logits = np.stack([np.zeros_like(z1), z1, z2], -1).reshape(-1, 3)
     fig, axes = _figure(11, 4.8, ncols=2)
-    import torch
-
-    from losslab.core import get_loss
-
     zt = torch.from_numpy(logits)
     y = torch.zeros(len(logits), dtype=torch.long)
     images = []
     for ax, name in zip(axes, ("mse", "cross_entropy")):
         norm = get_loss(name).gradient(zt, y, reduction="none").norm(dim=-1).numpy().reshape(z1.shape)
-        images.append(ax.imshow(np.log10(norm + 1e-300), origin="lower", extent=(grid[0], grid[-1], grid[0], grid[-1]),
-                                cmap="viridis", vmin=-6, vmax=0.5, aspect="equal"))
+        images.append(
+            ax.imshow(
+                np.log10(norm + 1e-300),
+                origin="lower",
+                extent=(grid[0], grid[-1], grid[0], grid[-1]),
+                cmap="viridis",
+                vmin=-6,
+                vmax=0.5,
+                aspect="equal",
+            )
+        )
         ax.contour(z1, z2, np.log10(norm + 1e-300), levels=[-3], colors="white", linewidths=1.2)
         # Class 0 is predicted only where both rivals are below it: the lower-left quadrant.
         ax.plot([-12, 0, 0], [0, 0, -12], color="white", linewidth=1.0, linestyle="--")
@@ -126,14 +158,13 @@ def logit_plane_heatmap() -> plt.Figure:
 
 def loss_vs_margin_curves() -> plt.Figure:
     """L against the true-class margin, K = 10, one line per loss."""
-    m = np.linspace(-10, 10, 401)
-    fig, ax = _figure()
-    for i, name in enumerate(MULTICLASS_LOSSES):
-        ax.plot(m, landscape.loss_vs_margin(name, m, 10), label=LOSS_LABELS[name], **style(i))
-    ax.axvspan(m[0], 0, color="0.92", zorder=0, label="wrongly classified")
-    ax.set(xlabel="true-class margin z_true - max_other (logit units)", ylabel="loss per example (nats or squared units)",
-           title="Loss vs margin, K = 10: MSE is bounded, so a wrong answer costs at most 1", yscale="log",
-           ylim=(1e-4, 30))
+    fig, ax = _per_loss_vs_margin(landscape.loss_vs_margin, np.linspace(-10, 10, 401), "log")
+    ax.set(
+        xlabel="true-class margin z_true - max_other (logit units)",
+        ylabel="loss per example (nats or squared units)",
+        title="Loss vs margin, K = 10: MSE is bounded, so a wrong answer costs at most 1",
+        ylim=(1e-4, 30),
+    )
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return fig
@@ -146,8 +177,11 @@ def curvature() -> plt.Figure:
     for i, name in enumerate(["cross_entropy", "mse", "square_logits"]):
         ax.plot(m, landscape.curvature_vs_margin(name, m, 3), label=LOSS_LABELS[name], **style(i))
     ax.axhline(0, color="0.4", linewidth=0.8)
-    ax.set(xlabel="true-class margin (logit units)", ylabel="smallest eigenvalue of d^2L/dz^2",
-           title="Curvature in logit space, K = 3: below 0 means not convex")
+    ax.set(
+        xlabel="true-class margin (logit units)",
+        ylabel="smallest eigenvalue of d^2L/dz^2",
+        title="Curvature in logit space, K = 3: below 0 means not convex",
+    )
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return fig

@@ -26,19 +26,33 @@ def saturation_curves(rows: pd.DataFrame) -> plt.Figure:
         for (label, scale), group in acc[acc["cell"] == cell].groupby(["loss_label", "init_scale"]):
             colour = OKABE_ITO[scales.index(scale) % len(OKABE_ITO)]
             dash = LOSS_DASH.get(label, ":")
-            axes[0, j].plot(group["step"], 100 * group["test_accuracy"], color=colour, linestyle=dash, linewidth=1.8,
-                            label=f"{label}, scale {scale:g}")
+            axes[0, j].plot(
+                group["step"],
+                100 * group["test_accuracy"],
+                color=colour,
+                linestyle=dash,
+                linewidth=1.8,
+                label=f"{label}, scale {scale:g}",
+            )
             g = grad[(grad["cell"] == cell) & (grad["loss_label"] == label) & (grad["init_scale"] == scale)]
-            axes[1, j].semilogy(g["step"], g["grad_norm"].clip(lower=1e-12), color=colour, linestyle=dash,
-                                linewidth=1.8)
-        axes[0, j].set(title=f"{cell}: test accuracy", xlabel="training step", ylabel="test accuracy (%)", ylim=(0, 100))
-        axes[1, j].set(title=f"{cell}: mean ||dL/dz|| on training examples", xlabel="training step",
-                       ylabel="logit-gradient norm (log scale)")
+            axes[1, j].semilogy(
+                g["step"], g["grad_norm"].clip(lower=1e-12), color=colour, linestyle=dash, linewidth=1.8
+            )
+        axes[0, j].set(
+            title=f"{cell}: test accuracy", xlabel="training step", ylabel="test accuracy (%)", ylim=(0, 100)
+        )
+        axes[1, j].set(
+            title=f"{cell}: mean ||dL/dz|| on training examples",
+            xlabel="training step",
+            ylabel="logit-gradient norm (log scale)",
+        )
         for ax in axes[:, j]:
             ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7, loc="lower right")
-    fig.suptitle("Saturation experiment: solid = cross-entropy, dashed = MSE on probabilities; colour = initial "
-                 "logit scale (mean over seeds)")
+    fig.suptitle(
+        "Saturation experiment: solid = cross-entropy, dashed = MSE on probabilities; colour = initial "
+        "logit scale (mean over seeds)"
+    )
     return fig
 
 
@@ -51,14 +65,31 @@ def comparison_bars(best: pd.DataFrame) -> plt.Figure:
     for i, loss in enumerate(losses):
         sub = best[best["loss"] == loss].set_index("cell").reindex(cells)
         means = np.array([a.mean if isinstance(a, S.Interval) else np.nan for a in sub["accuracy"]]) * 100
-        errors = np.array([[a.mean - a.low, a.high - a.mean] if isinstance(a, S.Interval) and a.n > 1 else [0, 0]
-                           for a in sub["accuracy"]]).T * 100
-        ax.bar(np.arange(len(cells)) + (i - (len(losses) - 1) / 2) * width, means, width, yerr=errors, capsize=3,
-               color=OKABE_ITO[i % len(OKABE_ITO)], label=loss)
+        errors = (
+            np.array(
+                [
+                    [a.mean - a.low, a.high - a.mean] if isinstance(a, S.Interval) and a.n > 1 else [0, 0]
+                    for a in sub["accuracy"]
+                ]
+            ).T
+            * 100
+        )
+        ax.bar(
+            np.arange(len(cells)) + (i - (len(losses) - 1) / 2) * width,
+            means,
+            width,
+            yerr=errors,
+            capsize=3,
+            color=OKABE_ITO[i % len(OKABE_ITO)],
+            label=loss,
+        )
     ax.set_xticks(np.arange(len(cells)), cells)
     low = np.nanmin([a.low for a in best["accuracy"] if a.n > 1] or [0.5]) * 100
-    ax.set(ylabel="test accuracy (%), best learning rate each", ylim=(max(0, low - 5), 100),
-           title="Loss comparison: mean and 95% interval over seeds")
+    ax.set(
+        ylabel="test accuracy (%), best learning rate each",
+        ylim=(max(0, low - 5), 100),
+        title="Loss comparison: mean and 95% interval over seeds",
+    )
     ax.legend(fontsize=8, ncols=2)
     ax.grid(alpha=0.3, axis="y")
     return fig
@@ -70,10 +101,20 @@ def classes_curve(rows: pd.DataFrame) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
     for i, (label, group) in enumerate(final.groupby("loss_label")):
         stats = group.groupby("num_classes")["test_accuracy"].agg(["mean", "std", "count"]).reset_index()
-        ax.errorbar(stats["num_classes"], 100 * stats["mean"], yerr=100 * stats["std"] / np.sqrt(stats["count"]),
-                    label=label, capsize=3, **style(i))
-    ax.set(xscale="log", xlabel="number of classes K (log scale)", ylabel="test accuracy (%)",
-           title="Blobs with K classes: accuracy as K grows (mean +- s.e. over seeds)")
+        ax.errorbar(
+            stats["num_classes"],
+            100 * stats["mean"],
+            yerr=100 * stats["std"] / np.sqrt(stats["count"]),
+            label=label,
+            capsize=3,
+            **style(i),
+        )
+    ax.set(
+        xscale="log",
+        xlabel="number of classes K (log scale)",
+        ylabel="test accuracy (%)",
+        title="Blobs with K classes: accuracy as K grows (mean +- s.e. over seeds)",
+    )
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
     return fig

@@ -29,8 +29,10 @@ class Interval:
     def format(self, scale: float = 1.0, digits: int = 1, unit: str = "") -> str:
         if self.n < 2 or not math.isfinite(self.low):
             return f"{self.mean * scale:.{digits}f}{unit} (n = {self.n})"
-        return (f"{self.mean * scale:.{digits}f}{unit} [{self.low * scale:.{digits}f}, {self.high * scale:.{digits}f}]"
-                f" (n = {self.n})")
+        return (
+            f"{self.mean * scale:.{digits}f}{unit} [{self.low * scale:.{digits}f}, {self.high * scale:.{digits}f}]"
+            f" (n = {self.n})"
+        )
 
     @property
     def excludes_zero(self) -> bool:
@@ -73,6 +75,7 @@ def final_rows(rows: pd.DataFrame) -> pd.DataFrame:
 
 def paired_difference(final: pd.DataFrame, metric: str, a: dict, b: dict) -> Interval:
     """Interval of metric(a) - metric(b) over seeds, members selected by the column values in a and b."""
+
     def pick(sel):
         frame = final
         for key, value in sel.items():
@@ -105,17 +108,22 @@ def saturation_table(rows: pd.DataFrame, targets: dict[str, float]) -> pd.DataFr
         reach = steps_to_target(rows[rows["cell"] == cell], target) if target else None
         if reach is not None:
             reach = reach[(reach["loss_label"] == label) & (reach["init_scale"] == scale)]["steps_to_target"]
-        records.append({
-            "cell": cell, "dataset": group["dataset"].iloc[0], "loss": label, "init_scale": scale,
-            "accuracy": interval(group["test_accuracy"]),
-            "start_accuracy": float(begin["train_accuracy"].mean()),
-            "start_dead_fraction": float(begin["dead_fraction"].mean()),
-            "start_grad_norm": float(begin["grad_norm"].mean()),
-            "target": target,
-            "reached": int(reach.notna().sum()) if reach is not None else None,
-            "members": len(group),
-            "median_steps_to_target": float(reach.median()) if reach is not None and reach.notna().any() else None,
-        })
+        records.append(
+            {
+                "cell": cell,
+                "dataset": group["dataset"].iloc[0],
+                "loss": label,
+                "init_scale": scale,
+                "accuracy": interval(group["test_accuracy"]),
+                "start_accuracy": float(begin["train_accuracy"].mean()),
+                "start_dead_fraction": float(begin["dead_fraction"].mean()),
+                "start_grad_norm": float(begin["grad_norm"].mean()),
+                "target": target,
+                "reached": int(reach.notna().sum()) if reach is not None else None,
+                "members": len(group),
+                "median_steps_to_target": float(reach.median()) if reach is not None and reach.notna().any() else None,
+            }
+        )
     return pd.DataFrame(records)
 
 
@@ -127,14 +135,22 @@ def best_lr_table(rows: pd.DataFrame) -> pd.DataFrame:
         by_lr = group.groupby("lr")["test_accuracy"].mean()
         best = float(by_lr.idxmax())
         chosen = group[group["lr"] == best]
-        records.append({
-            "cell": cell, "dataset": group["dataset"].iloc[0], "num_classes": int(group["num_classes"].iloc[0]),
-            "loss": label, "best_lr": best, "lrs_tried": sorted(float(x) for x in by_lr.index),
-            "best_at_edge": best in (by_lr.index.min(), by_lr.index.max()) and len(by_lr) > 1,
-            "accuracy": interval(chosen["test_accuracy"]), "nll": interval(chosen["test_nll"]),
-            "brier": interval(chosen["test_brier"]), "ece": interval(chosen["test_ece"]),
-            "seeds": len(chosen),
-        })
+        records.append(
+            {
+                "cell": cell,
+                "dataset": group["dataset"].iloc[0],
+                "num_classes": int(group["num_classes"].iloc[0]),
+                "loss": label,
+                "best_lr": best,
+                "lrs_tried": sorted(float(x) for x in by_lr.index),
+                "best_at_edge": best in (by_lr.index.min(), by_lr.index.max()) and len(by_lr) > 1,
+                "accuracy": interval(chosen["test_accuracy"]),
+                "nll": interval(chosen["test_nll"]),
+                "brier": interval(chosen["test_brier"]),
+                "ece": interval(chosen["test_ece"]),
+                "seeds": len(chosen),
+            }
+        )
     return pd.DataFrame(records)
 
 
@@ -142,7 +158,9 @@ def best_lr_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """The final rows of each loss at its best learning rate (per cell), for paired comparisons."""
     final = final_rows(rows)
     best = best_lr_table(rows)
-    keep = final.merge(best[["cell", "loss", "best_lr"]].rename(columns={"loss": "loss_label"}), on=["cell", "loss_label"])
+    keep = final.merge(
+        best[["cell", "loss", "best_lr"]].rename(columns={"loss": "loss_label"}), on=["cell", "loss_label"]
+    )
     return keep[keep["lr"] == keep["best_lr"]]
 
 

@@ -30,8 +30,10 @@ def check_counts(counts, name: str = "counts") -> torch.Tensor:
     if not bool(torch.isfinite(counts).all()):
         raise ValueError(f"{name} must be finite, got {counts.flatten()[:4].tolist()}")
     if bool((counts < 0).any()):
-        raise ValueError(f"{name} must be non-negative, got {counts[counts < 0].flatten()[:4].tolist()}; counts are "
-                         "numbers of occurrences")
+        raise ValueError(
+            f"{name} must be non-negative, got {counts[counts < 0].flatten()[:4].tolist()}; counts are "
+            "numbers of occurrences"
+        )
     if bool((counts != counts.round()).any()):
         bad = counts[counts != counts.round()].flatten()[:4].tolist()
         raise ValueError(f"{name} must be whole numbers, got {bad}; round them or pass integer counts")

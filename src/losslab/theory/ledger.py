@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import numpy as np
 import scipy.stats
@@ -116,7 +116,9 @@ def _binomial_errors(t: _Trials) -> tuple[float, float]:
     n = t.rng.integers(1, 40, t.trials)
     k = np.array([t.rng.integers(0, ni + 1) for ni in n])
     p = t.rng.uniform(0.01, 0.99, t.trials)
-    ours = dist.binomial_log_pmf(torch.from_numpy(k.astype(float)), torch.from_numpy(n.astype(float)), torch.from_numpy(p))
+    ours = dist.binomial_log_pmf(
+        torch.from_numpy(k.astype(float)), torch.from_numpy(n.astype(float)), torch.from_numpy(p)
+    )
     scipy_error = _rel_error(ours, scipy.stats.binom.logpmf(k, n, p))
     trials_error = 0.0
     for ki, ni, pi in zip(k[:50], n[:50], p[:50]):
@@ -174,7 +176,9 @@ def _gaussian_errors(t: _Trials) -> tuple[float, float]:
     mu, sigma = t.rng.normal(0, 2, (t.trials, 1)), t.rng.uniform(0.2, 5, (t.trials, 1))
     ours = dist.gaussian_log_likelihood(torch.from_numpy(x), torch.from_numpy(mu), torch.from_numpy(sigma))
     density_error = _rel_error(ours, scipy.stats.norm.logpdf(x, mu, sigma))
-    ident = ids.gaussian_fixed_sigma_identity(torch.from_numpy(x), torch.from_numpy(mu[:, 0]), torch.from_numpy(sigma[:, 0]))
+    ident = ids.gaussian_fixed_sigma_identity(
+        torch.from_numpy(x), torch.from_numpy(mu[:, 0]), torch.from_numpy(sigma[:, 0])
+    )
     return density_error, ident.error / max(1.0, float(ident.lhs.abs().max()))
 
 
@@ -220,30 +224,87 @@ def verify_all(seed: int = 0, trials: int = 200) -> list[LedgerRow]:
     rows: list[LedgerRow] = []
     add = rows.append
 
-    add(_holds("1", "sigmoid f(x) = 1 / (1 + e^-x)", "numeric", True, _sigmoid_error(t),
-               "losslab.core.sigmoid vs the formula on x in [-30, 30]"))
+    add(
+        _holds(
+            "1",
+            "sigmoid f(x) = 1 / (1 + e^-x)",
+            "numeric",
+            True,
+            _sigmoid_error(t),
+            "losslab.core.sigmoid vs the formula on x in [-30, 30]",
+        )
+    )
     eq2_num, eq4_num = _sigmoid_grad_errors(t)
     d2 = sym.sigmoid_derivative_eq2()
     add(_holds("2", "f'(x) = e^-x / (1 + e^-x)^2", "symbolic + numeric", d2.holds, eq2_num, d2.note))
     d3 = sym.sigmoid_derivative_eq3()
     add(_holds("3", "f'(x) = f(x) (1 - f(x))", "symbolic", d3.holds, None, d3.note))
-    add(_holds("4", "f'(x) = f(x) (1 - f(x)) (restated)", "symbolic + numeric", d3.holds, eq4_num,
-               "losslab.core.sigmoid_grad vs autograd"))
+    add(
+        _holds(
+            "4",
+            "f'(x) = f(x) (1 - f(x)) (restated)",
+            "symbolic + numeric",
+            d3.holds,
+            eq4_num,
+            "losslab.core.sigmoid_grad vs autograd",
+        )
+    )
     d5 = sym.bernoulli_is_binomial_with_one_trial()
-    add(_holds("5", "Bernoulli P(x|p) = p^x (1-p)^(1-x); its NLL is binary cross-entropy", "symbolic + numeric",
-               d5.holds, _bernoulli_error(t), "vs scipy.stats.bernoulli and losslab binary_cross_entropy"))
+    add(
+        _holds(
+            "5",
+            "Bernoulli P(x|p) = p^x (1-p)^(1-x); its NLL is binary cross-entropy",
+            "symbolic + numeric",
+            d5.holds,
+            _bernoulli_error(t),
+            "vs scipy.stats.bernoulli and losslab binary_cross_entropy",
+        )
+    )
     binom_scipy, binom_trials = _binomial_errors(t)
     d6 = sym.binomial_sums_to_one()
-    add(_holds("6", "Binomial P(X=k|n,p) = C(n,k) p^k (1-p)^(n-k), sums to 1", "symbolic + numeric", d6.holds,
-               binom_scipy, f"vs scipy.stats.binom; {d6.note}"))
-    add(_erratum("7", "Binomial = n independent Bernoulli trials (k successes)", "printed + numeric",
-                 _printed_matches("7"), True, "log C(n,k) + sum of n Bernoulli log-likelihoods = log Binomial",
-                 binom_trials, PRINTED["7"]["printed"]))
+    add(
+        _holds(
+            "6",
+            "Binomial P(X=k|n,p) = C(n,k) p^k (1-p)^(n-k), sums to 1",
+            "symbolic + numeric",
+            d6.holds,
+            binom_scipy,
+            f"vs scipy.stats.binom; {d6.note}",
+        )
+    )
+    add(
+        _erratum(
+            "7",
+            "Binomial = n independent Bernoulli trials (k successes)",
+            "printed + numeric",
+            _printed_matches("7"),
+            True,
+            "log C(n,k) + sum of n Bernoulli log-likelihoods = log Binomial",
+            binom_trials,
+            PRINTED["7"]["printed"],
+        )
+    )
     d8 = sym.multinomial_sums_to_one()
-    add(_holds("8", "Multinomial P(m|theta,n) = n!/prod m_k! prod theta_k^m_k", "symbolic + numeric", d8.holds,
-               _multinomial_pmf_error(t), "vs scipy.stats.multinomial.logpmf; sums to 1 symbolically"))
-    add(_holds("9", "sum_k theta_k = 1", "symbolic", d8.holds, None,
-               "the pmf summed over all outcomes is (sum theta)^n: 1 exactly when (9) holds"))
+    add(
+        _holds(
+            "8",
+            "Multinomial P(m|theta,n) = n!/prod m_k! prod theta_k^m_k",
+            "symbolic + numeric",
+            d8.holds,
+            _multinomial_pmf_error(t),
+            "vs scipy.stats.multinomial.logpmf; sums to 1 symbolically",
+        )
+    )
+    add(
+        _holds(
+            "9",
+            "sum_k theta_k = 1",
+            "symbolic",
+            d8.holds,
+            None,
+            "the pmf summed over all outcomes is (sum theta)^n: 1 exactly when (9) holds",
+        )
+    )
     tenth = all(sum(r) == n for n in range(8) for k in range(1, 5) for r in mt.compositions(n, k))
     add(_holds("10", "sum_k m_k = n", "exact", tenth, None, "every outcome enumerated for n <= 7, K <= 4"))
     try:
@@ -252,68 +313,239 @@ def verify_all(seed: int = 0, trials: int = 200) -> list[LedgerRow]:
     except AssertionError as exc:
         theorem_ok, theorem_note = False, f"mismatch: {exc}"
     add(_holds("11", "(x_1+...+x_K)^n = sum n!/prod r_i! prod x_i^r_i", "exact", theorem_ok, None, theorem_note))
-    add(_erratum("12", "(x_1+...+x_K)^n is a product of n factors", "printed", _printed_matches("12"), theorem_ok,
-                 "(x_1+...+x_K)^n = (x_1+...+x_K)...(x_1+...+x_K), n factors", None, PRINTED["12"]["printed"]))
-    add(_holds("13", "coefficient = C(n,r_1) C(n-r_1,r_2) ... (choose factors in turn)", "exact", theorem_ok, None,
-               "sequential-choice product equals n!/prod r_i!"))
+    add(
+        _erratum(
+            "12",
+            "(x_1+...+x_K)^n is a product of n factors",
+            "printed",
+            _printed_matches("12"),
+            theorem_ok,
+            "(x_1+...+x_K)^n = (x_1+...+x_K)...(x_1+...+x_K), n factors",
+            None,
+            PRINTED["12"]["printed"],
+        )
+    )
+    add(
+        _holds(
+            "13",
+            "coefficient = C(n,r_1) C(n-r_1,r_2) ... (choose factors in turn)",
+            "exact",
+            theorem_ok,
+            None,
+            "sequential-choice product equals n!/prod r_i!",
+        )
+    )
     add(_holds("14", "each C(.,.) written as factorials", "exact", theorem_ok, None, "exact rational arithmetic"))
-    add(_holds("15", "the product telescopes to n! / ((n - sum r)! prod r_i!)", "exact", theorem_ok, None,
-               "exact rational arithmetic"))
+    add(
+        _holds(
+            "15",
+            "the product telescopes to n! / ((n - sum r)! prod r_i!)",
+            "exact",
+            theorem_ok,
+            None,
+            "exact rational arithmetic",
+        )
+    )
     add(_holds("16", "sum_i r_i = n", "exact", theorem_ok, None, "only exponent tuples summing to n appear"))
-    add(_erratum("17", "so (n - sum r)! = 0! and the coefficient is n!/prod r_i!", "printed + exact",
-                 _printed_matches("17"), theorem_ok, "(the expression) = sum n!/(r_1! ... r_K! 0!) prod x_i^r_i",
-                 None, PRINTED["17"]["printed"]))
+    add(
+        _erratum(
+            "17",
+            "so (n - sum r)! = 0! and the coefficient is n!/prod r_i!",
+            "printed + exact",
+            _printed_matches("17"),
+            theorem_ok,
+            "(the expression) = sum n!/(r_1! ... r_K! 0!) prod x_i^r_i",
+            None,
+            PRINTED["17"]["printed"],
+        )
+    )
     printed18, corrected18 = sym.multinomial_theorem_printed_eq18(), sym.multinomial_theorem_corrected_eq18()
-    add(_erratum("18", "(x_1+...+x_K)^n = sum n!/prod r_i! x_1^r_1 ... x_K^r_K", "symbolic", printed18.holds,
-                 corrected18.holds, "x_1^r_1 x_2^r_2 ... x_K^r_K (subscripts on x)", None,
-                 "printed x^r_1 ... x^r_K (no subscripts) collapses to x^n: not the expansion"))
-    add(_holds("19", "L(theta) = n!/prod m_i! prod theta_i^m_i", "numeric", True, _multinomial_pmf_error(t),
-               "as a function of theta, vs scipy.stats.multinomial"))
-    add(_holds("20", "theta* = argmax log L(theta)", "numeric", True, _multinomial_mle_violation(t),
-               "theta* = m/n is never beaten by random theta on the simplex (error = largest excess)"))
+    add(
+        _erratum(
+            "18",
+            "(x_1+...+x_K)^n = sum n!/prod r_i! x_1^r_1 ... x_K^r_K",
+            "symbolic",
+            printed18.holds,
+            corrected18.holds,
+            "x_1^r_1 x_2^r_2 ... x_K^r_K (subscripts on x)",
+            None,
+            "printed x^r_1 ... x^r_K (no subscripts) collapses to x^n: not the expansion",
+        )
+    )
+    add(
+        _holds(
+            "19",
+            "L(theta) = n!/prod m_i! prod theta_i^m_i",
+            "numeric",
+            True,
+            _multinomial_pmf_error(t),
+            "as a function of theta, vs scipy.stats.multinomial",
+        )
+    )
+    add(
+        _holds(
+            "20",
+            "theta* = argmax log L(theta)",
+            "numeric",
+            True,
+            _multinomial_mle_violation(t),
+            "theta* = m/n is never beaten by random theta on the simplex (error = largest excess)",
+        )
+    )
     decomposition = _multinomial_decomposition_error(t)
-    add(_holds("21", "log L = log(n!/prod m_i!) + m_1 log theta_1 + ... + m_K log theta_K", "numeric", True,
-               decomposition, "vs torch.distributions.Multinomial"))
+    add(
+        _holds(
+            "21",
+            "log L = log(n!/prod m_i!) + m_1 log theta_1 + ... + m_K log theta_K",
+            "numeric",
+            True,
+            decomposition,
+            "vs torch.distributions.Multinomial",
+        )
+    )
     add(_holds("22", "log L = log(n!/prod m_i!) + sum_i m_i log theta_i", "numeric", True, decomposition))
     lagrange = sym.lagrange_multinomial_mle()
-    add(_holds("23", "argmax drops the constant: argmax sum m_i log theta_i", "symbolic", lagrange.holds, None,
-               "the coefficient does not depend on theta"))
-    add(_holds("24", "subject to sum theta_i = 1; solution theta_i = m_i / n (implied in the article)", "symbolic",
-               lagrange.holds, None, f"Lagrange multiplier: {lagrange.note}"))
-    add(_holds("25", "CE = -sum y_i log p_i; N x CE(m/N, theta) = multinomial NLL - log coefficient", "numeric",
-               True, _cross_entropy_identity_error(t), "exact identity, vs scipy.stats.multinomial"))
+    add(
+        _holds(
+            "23",
+            "argmax drops the constant: argmax sum m_i log theta_i",
+            "symbolic",
+            lagrange.holds,
+            None,
+            "the coefficient does not depend on theta",
+        )
+    )
+    add(
+        _holds(
+            "24",
+            "subject to sum theta_i = 1; solution theta_i = m_i / n (implied in the article)",
+            "symbolic",
+            lagrange.holds,
+            None,
+            f"Lagrange multiplier: {lagrange.note}",
+        )
+    )
+    add(
+        _holds(
+            "25",
+            "CE = -sum y_i log p_i; N x CE(m/N, theta) = multinomial NLL - log coefficient",
+            "numeric",
+            True,
+            _cross_entropy_identity_error(t),
+            "exact identity, vs scipy.stats.multinomial",
+        )
+    )
     gauss_density, gauss_identity = _gaussian_errors(t)
-    add(_holds("26", "Gaussian p(x) = exp(-(x-mu)^2 / (2 sigma^2)) / sqrt(2 pi sigma^2)", "numeric", True,
-               gauss_density, "vs scipy.stats.norm.logpdf"))
-    add(_holds("27", "theta* = argmax log L; -log L = sum (x-mu)^2/(2 sigma^2) + (n/2) log(2 pi sigma^2)",
-               "numeric", True, gauss_identity, "fixed-sigma identity"))
+    add(
+        _holds(
+            "26",
+            "Gaussian p(x) = exp(-(x-mu)^2 / (2 sigma^2)) / sqrt(2 pi sigma^2)",
+            "numeric",
+            True,
+            gauss_density,
+            "vs scipy.stats.norm.logpdf",
+        )
+    )
+    add(
+        _holds(
+            "27",
+            "theta* = argmax log L; -log L = sum (x-mu)^2/(2 sigma^2) + (n/2) log(2 pi sigma^2)",
+            "numeric",
+            True,
+            gauss_identity,
+            "fixed-sigma identity",
+        )
+    )
     printed28, corrected28 = sym.gaussian_eq28_printed(), sym.gaussian_eq28_corrected()
-    add(_erratum("28", "log L = -1/2 log(2 pi sigma^2) - (x-mu)^2 / (2 sigma^2)", "symbolic", printed28.holds,
-                 corrected28.holds, "-1/2 log(2 pi sigma^2) - (x - mu)^2 / (2 sigma^2)", None,
-                 "the first printed form divides (x - mu)^2 by 2, not 2 sigma^2"))
+    add(
+        _erratum(
+            "28",
+            "log L = -1/2 log(2 pi sigma^2) - (x-mu)^2 / (2 sigma^2)",
+            "symbolic",
+            printed28.holds,
+            corrected28.holds,
+            "-1/2 log(2 pi sigma^2) - (x - mu)^2 / (2 sigma^2)",
+            None,
+            "the first printed form divides (x - mu)^2 by 2, not 2 sigma^2",
+        )
+    )
     fixed, free = sym.gaussian_drop_constant_fixed_sigma(), sym.gaussian_drop_constant_free_sigma()
-    add(_erratum("29", "argmax_theta -(x-mu)^2 / (2 sigma^2) (printed as (49))", "printed + symbolic",
-                 _printed_matches("29") or free.holds, fixed.holds,
-                 "argmax over mu with sigma fixed; over theta = [mu, sigma] the log(2 pi sigma^2) term stays", None,
-                 "numbered (49); dropping -1/2 log(2 pi sigma^2) is valid for mu only (d/dsigma differs)"))
+    add(
+        _erratum(
+            "29",
+            "argmax_theta -(x-mu)^2 / (2 sigma^2) (printed as (49))",
+            "printed + symbolic",
+            _printed_matches("29") or free.holds,
+            fixed.holds,
+            "argmax over mu with sigma fixed; over theta = [mu, sigma] the log(2 pi sigma^2) term stays",
+            None,
+            "numbered (49); dropping -1/2 log(2 pi sigma^2) is valid for mu only (d/dsigma differs)",
+        )
+    )
     g30 = sym.gaussian_mle()
-    add(_holds("30", "theta = [mu, sigma]: MLE mu = mean, sigma^2 = mean squared deviation", "symbolic + numeric",
-               g30.holds, _gaussian_mle_error(t), "sympy stationary point; vs scipy.stats.norm.fit"))
-    add(_holds("31", "MSE = sum ||y_hat - y||^2 / (2n) = Gaussian NLL of y under N(y_hat, I) - (K/2) log 2 pi",
-               "numeric", True, _mse_gaussian_error(t), "losslab mse vs torch.distributions.Normal"))
+    add(
+        _holds(
+            "30",
+            "theta = [mu, sigma]: MLE mu = mean, sigma^2 = mean squared deviation",
+            "symbolic + numeric",
+            g30.holds,
+            _gaussian_mle_error(t),
+            "sympy stationary point; vs scipy.stats.norm.fit",
+        )
+    )
+    add(
+        _holds(
+            "31",
+            "MSE = sum ||y_hat - y||^2 / (2n) = Gaussian NLL of y under N(y_hat, I) - (K/2) log 2 pi",
+            "numeric",
+            True,
+            _mse_gaussian_error(t),
+            "losslab mse vs torch.distributions.Normal",
+        )
+    )
 
     grads = _gradient_errors(t)
     ce = sym.cross_entropy_gradient()
-    add(_holds("G1", "softmax cross-entropy: dL/dz = p - y", "symbolic + numeric", ce.holds, grads["ce"],
-               "sympy K = 3; closed form vs autograd"))
-    add(_holds("G2", "sigmoid cross-entropy: dL/dz = p - y (the sigmoid factor cancels)", "symbolic",
-               sym.sigmoid_cross_entropy_gradient().holds))
+    add(
+        _holds(
+            "G1",
+            "softmax cross-entropy: dL/dz = p - y",
+            "symbolic + numeric",
+            ce.holds,
+            grads["ce"],
+            "sympy K = 3; closed form vs autograd",
+        )
+    )
+    add(
+        _holds(
+            "G2",
+            "sigmoid cross-entropy: dL/dz = p - y (the sigmoid factor cancels)",
+            "symbolic",
+            sym.sigmoid_cross_entropy_gradient().holds,
+        )
+    )
     smse = sym.sigmoid_mse_gradient()
-    add(_holds("G3", "sigmoid MSE: dL/dz = (p - y) p (1 - p)", "symbolic + numeric", smse.holds, grads["sigmoid_mse"],
-               "the sigmoid derivative (eq. 4) is a factor: it saturates"))
+    add(
+        _holds(
+            "G3",
+            "sigmoid MSE: dL/dz = (p - y) p (1 - p)",
+            "symbolic + numeric",
+            smse.holds,
+            grads["sigmoid_mse"],
+            "the sigmoid derivative (eq. 4) is a factor: it saturates",
+        )
+    )
     softmse = sym.softmax_mse_gradient()
-    add(_holds("G4", "softmax MSE: dL/dz = (diag p - p p^T)(p - y)", "symbolic + numeric", softmse.holds,
-               grads["softmax_mse"], "sympy K = 3; closed form vs autograd"))
+    add(
+        _holds(
+            "G4",
+            "softmax MSE: dL/dz = (diag p - p p^T)(p - y)",
+            "symbolic + numeric",
+            softmse.holds,
+            grads["softmax_mse"],
+            "sympy K = 3; closed form vs autograd",
+        )
+    )
     return rows
 
 

@@ -9,10 +9,10 @@ coefficients telescopes (eq. 14-15) to n! / (r_1! ... r_K!) (eq. 17-18).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from functools import reduce
 from itertools import combinations
-from typing import Iterator, Sequence
 
 import sympy
 

@@ -79,8 +79,10 @@ def multinomial_sums_to_one(max_n: int = 4, k: int = 3) -> Derivation:
     thetas = sp.symbols(f"theta1:{k}", positive=True)
     theta = [*thetas, 1 - sum(thetas)]  # eq. (9): the last probability is fixed by the others
     ok = all(
-        sp.expand(sum(multinomial_coefficient(m) * sp.Mul(*[t**mi for t, mi in zip(theta, m)])
-                      for m in compositions(n, k))) == 1
+        sp.expand(
+            sum(multinomial_coefficient(m) * sp.Mul(*[t**mi for t, mi in zip(theta, m)]) for m in compositions(n, k))
+        )
+        == 1
         for n in range(1, max_n + 1)
     )
     return Derivation(ok, "sum_m n!/prod m_i! prod theta_i^m_i", "1", f"K = {k}, n = 1..{max_n}, theta symbolic")
@@ -125,8 +127,12 @@ def lagrange_multinomial_mle(k: int = 3) -> Derivation:
     hessian = sp.hessian(sum(mi * sp.log(ti) for mi, ti in zip(m, theta)), theta)
     ok = ok and all(sp.simplify(hessian[i, i]).is_negative for i in range(k)) and hessian.is_diagonal()
     lam_value = solutions[0][lam] if solutions else None
-    return Derivation(ok, "argmax_theta sum m_i log theta_i, sum theta = 1", "theta_i = m_i / n",
-                      f"K = {k}; lambda = {lam_value}; Hessian diag(-m_i/theta_i^2) < 0")
+    return Derivation(
+        ok,
+        "argmax_theta sum m_i log theta_i, sum theta = 1",
+        "theta_i = m_i / n",
+        f"K = {k}; lambda = {lam_value}; Hessian diag(-m_i/theta_i^2) < 0",
+    )
 
 
 # --- eq. 26-30: the Gaussian ------------------------------------------------------------------------

@@ -20,10 +20,10 @@ import hashlib
 import os
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -56,8 +56,13 @@ class Dataset:
         return int(np.prod(self.input_shape))
 
     def to(self, device) -> Dataset:
-        return replace(self, x_train=self.x_train.to(device), y_train=self.y_train.to(device),
-                       x_test=self.x_test.to(device), y_test=self.y_test.to(device))
+        return replace(
+            self,
+            x_train=self.x_train.to(device),
+            y_train=self.y_train.to(device),
+            x_test=self.x_test.to(device),
+            y_test=self.y_test.to(device),
+        )
 
 
 def _standardise(x_train: np.ndarray, x_test: np.ndarray, per_feature: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -95,9 +100,19 @@ def load_digits(seed: int = 0, test_fraction: float = 0.25) -> Dataset:
     x_train, x_test, y_train, y_test = train_test_split(
         data.data, data.target, test_size=test_fraction, stratify=data.target, random_state=seed
     )
-    return _make("digits", x_train, y_train, x_test, y_test, [str(i) for i in range(10)],
-                 {"source": "sklearn.datasets.load_digits (UCI optical digits, 8x8)", "split_seed": seed,
-                  "test_fraction": test_fraction})
+    return _make(
+        "digits",
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        [str(i) for i in range(10)],
+        {
+            "source": "sklearn.datasets.load_digits (UCI optical digits, 8x8)",
+            "split_seed": seed,
+            "test_fraction": test_fraction,
+        },
+    )
 
 
 @lru_cache(maxsize=2)
@@ -117,29 +132,59 @@ def load_mnist1d(seed: int = 42) -> Dataset:
     package's default and gives its reference split.
     """
     x_train, y_train, x_test, y_test = _mnist1d_arrays(seed)
-    return _make("mnist1d", x_train, y_train, x_test, y_test, [str(i) for i in range(10)],
-                 {"source": "mnist1d.data.make_dataset(get_dataset_args())", "generator_seed": seed})
+    return _make(
+        "mnist1d",
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        [str(i) for i in range(10)],
+        {"source": "mnist1d.data.make_dataset(get_dataset_args())", "generator_seed": seed},
+    )
 
 
-def load_blobs(num_classes: int = 10, num_features: int = 20, train_per_class: int = 100,
-               test_per_class: int = 50, cluster_std: float = 4.0, seed: int = 0) -> Dataset:
+def load_blobs(
+    num_classes: int = 10,
+    num_features: int = 20,
+    train_per_class: int = 100,
+    test_per_class: int = 50,
+    cluster_std: float = 4.0,
+    seed: int = 0,
+) -> Dataset:
     """A Gaussian mixture with ``num_classes`` classes (sklearn ``make_blobs``), balanced, any K >= 2."""
     from sklearn.datasets import make_blobs
 
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2 for blobs, got {num_classes}")
     per_class = train_per_class + test_per_class
-    x, y = make_blobs(n_samples=[per_class] * num_classes, n_features=num_features, cluster_std=cluster_std,
-                      center_box=(-10, 10), random_state=seed)
+    x, y = make_blobs(
+        n_samples=[per_class] * num_classes,
+        n_features=num_features,
+        cluster_std=cluster_std,
+        center_box=(-10, 10),
+        random_state=seed,
+    )
     rng = np.random.default_rng(seed)
     train_idx, test_idx = [], []
     for c in range(num_classes):
         idx = rng.permutation(np.flatnonzero(y == c))
         train_idx.extend(idx[:train_per_class])
         test_idx.extend(idx[train_per_class:])
-    return _make("blobs", x[train_idx], y[train_idx], x[test_idx], y[test_idx], [str(i) for i in range(num_classes)],
-                 {"source": "sklearn.datasets.make_blobs", "seed": seed, "num_features": num_features,
-                  "cluster_std": cluster_std, "train_per_class": train_per_class})
+    return _make(
+        "blobs",
+        x[train_idx],
+        y[train_idx],
+        x[test_idx],
+        y[test_idx],
+        [str(i) for i in range(num_classes)],
+        {
+            "source": "sklearn.datasets.make_blobs",
+            "seed": seed,
+            "num_features": num_features,
+            "cluster_std": cluster_std,
+            "train_per_class": train_per_class,
+        },
+    )
 
 
 # --- MNIST and Fashion-MNIST from IDX files -------------------------------------------------------
@@ -162,8 +207,18 @@ IDX_SOURCES = {
     "mnist": "the MNIST release by LeCun, Cortes and Burges (the files torchvision's MNIST downloads)",
     "fashion-mnist": "github.com/zalandoresearch/fashion-mnist, folder data/fashion",
 }
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                   "Ankle boot")
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
@@ -217,8 +272,10 @@ def read_idx(path: Path, expected_sha256: str | None = None) -> np.ndarray:
     dims = struct.unpack(f">{ndim}I", raw[4:header])
     expected = int(np.prod(dims))
     if len(raw) - header != expected:
-        raise ValueError(f"{path}: truncated or padded IDX file: header says {dims} = {expected} bytes of data, "
-                         f"found {len(raw) - header}")
+        raise ValueError(
+            f"{path}: truncated or padded IDX file: header says {dims} = {expected} bytes of data, "
+            f"found {len(raw) - header}"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
@@ -233,9 +290,16 @@ def load_idx_dataset(name: str, data_dir=None, verify: bool = True) -> Dataset:
     x_train = arrays["train-images-idx3-ubyte.gz"][:, None].astype(np.float64) / 255.0
     x_test = arrays["t10k-images-idx3-ubyte.gz"][:, None].astype(np.float64) / 255.0
     classes = FASHION_CLASSES if name == "fashion-mnist" else tuple(str(i) for i in range(10))
-    return _make(name, x_train, arrays["train-labels-idx1-ubyte.gz"], x_test, arrays["t10k-labels-idx1-ubyte.gz"],
-                 classes, {"source": IDX_SOURCES[name], "folder": str(folder), "sha256_verified": verify},
-                 per_feature=False)
+    return _make(
+        name,
+        x_train,
+        arrays["train-labels-idx1-ubyte.gz"],
+        x_test,
+        arrays["t10k-labels-idx1-ubyte.gz"],
+        classes,
+        {"source": IDX_SOURCES[name], "folder": str(folder), "sha256_verified": verify},
+        per_feature=False,
+    )
 
 
 # --- the registry ---------------------------------------------------------------------------------
@@ -264,15 +328,19 @@ def subset_classes(dataset: Dataset, classes: list[int]) -> Dataset:
         raise ValueError(f"classes must list at least 2 distinct class indices, got {classes}")
     bad = [c for c in classes if not 0 <= c < dataset.num_classes]
     if bad:
-        raise ValueError(f"classes {bad} are not in dataset {dataset.name!r}, which has classes 0..{dataset.num_classes - 1}")
+        raise ValueError(
+            f"classes {bad} are not in dataset {dataset.name!r}, which has classes 0..{dataset.num_classes - 1}"
+        )
     lookup = torch.full((dataset.num_classes,), -1, dtype=torch.long)
     lookup[torch.tensor(classes)] = torch.arange(len(classes))
     keep_train, keep_test = lookup[dataset.y_train] >= 0, lookup[dataset.y_test] >= 0
     return replace(
         dataset,
         name=f"{dataset.name}[{','.join(map(str, classes))}]",
-        x_train=dataset.x_train[keep_train], y_train=lookup[dataset.y_train[keep_train]],
-        x_test=dataset.x_test[keep_test], y_test=lookup[dataset.y_test[keep_test]],
+        x_train=dataset.x_train[keep_train],
+        y_train=lookup[dataset.y_train[keep_train]],
+        x_test=dataset.x_test[keep_test],
+        y_test=lookup[dataset.y_test[keep_test]],
         class_names=tuple(dataset.class_names[c] for c in classes),
         provenance={**dataset.provenance, "classes": list(classes)},
     )

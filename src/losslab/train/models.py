@@ -129,8 +129,14 @@ class CNN:
     def init_member(num_classes: int, channels: tuple[int, int], seed: int, logit_scale: float, dtype=torch.float32):
         gen = torch.Generator().manual_seed(int(seed))
         c1, c2 = channels
-        shapes = [((c1, 1, 5, 5), 25), ((c1,), 25), ((c2, c1, 5, 5), c1 * 25), ((c2,), c1 * 25),
-                  ((c2 * 16, num_classes), c2 * 16), ((num_classes,), c2 * 16)]
+        shapes = [
+            ((c1, 1, 5, 5), 25),
+            ((c1,), 25),
+            ((c2, c1, 5, 5), c1 * 25),
+            ((c2,), c1 * 25),
+            ((c2 * 16, num_classes), c2 * 16),
+            ((num_classes,), c2 * 16),
+        ]
         params = [_uniform(gen, shape, 1 / math.sqrt(fan_in), dtype) for shape, fan_in in shapes]
         params[4], params[5] = params[4] * logit_scale, params[5] * logit_scale
         return params
@@ -166,8 +172,17 @@ class CNN:
 MODELS = ("linear", "mlp", "cnn")
 
 
-def build_model(kind: str, input_shape: tuple[int, ...], num_outputs: int, seeds, logit_scales,
-                hidden: list[int] | None = None, channels=(8, 16), dtype=torch.float32, device="cpu"):
+def build_model(
+    kind: str,
+    input_shape: tuple[int, ...],
+    num_outputs: int,
+    seeds,
+    logit_scales,
+    hidden: list[int] | None = None,
+    channels=(8, 16),
+    dtype=torch.float32,
+    device="cpu",
+):
     """Create a population model by name; an unknown name lists the valid ones."""
     features = int(math.prod(input_shape))
     if kind == "linear":

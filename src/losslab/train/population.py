@@ -49,8 +49,13 @@ class Member:
     loss_params: dict = field(default_factory=dict)
 
     def describe(self) -> dict:
-        return {"loss": self.loss, "loss_params": json.dumps(self.loss_params, sort_keys=True), "seed": self.seed,
-                "lr": self.lr, "init_scale": self.init_scale}
+        return {
+            "loss": self.loss,
+            "loss_params": json.dumps(self.loss_params, sort_keys=True),
+            "seed": self.seed,
+            "lr": self.lr,
+            "init_scale": self.init_scale,
+        }
 
 
 @dataclass(frozen=True)
@@ -86,11 +91,16 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.eval_every_steps is not None and (not isinstance(self.eval_every_steps, int) or self.eval_every_steps < 1):
+        if self.eval_every_steps is not None and (
+            not isinstance(self.eval_every_steps, int) or self.eval_every_steps < 1
+        ):
             raise ValueError(f"eval_every_steps must be a positive integer or None, got {self.eval_every_steps!r}")
-        if self.train_eval_examples is not None and (not isinstance(self.train_eval_examples, int)
-                                                     or self.train_eval_examples < 1):
-            raise ValueError(f"train_eval_examples must be a positive integer or None, got {self.train_eval_examples!r}")
+        if self.train_eval_examples is not None and (
+            not isinstance(self.train_eval_examples, int) or self.train_eval_examples < 1
+        ):
+            raise ValueError(
+                f"train_eval_examples must be a positive integer or None, got {self.train_eval_examples!r}"
+            )
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
         if str(self.device).startswith("cuda") and not torch.cuda.is_available():
@@ -154,8 +164,11 @@ class _LossGroups:
         out = None
         for group in self.groups:
             fn, params, index, sl = fn_pick(group), group[2], group[3], group[4]
-            part = fn(logits[sl], targets[sl], **params) if sl is not None else fn(
-                logits.index_select(0, index), targets.index_select(0, index), **params)
+            part = (
+                fn(logits[sl], targets[sl], **params)
+                if sl is not None
+                else fn(logits.index_select(0, index), targets.index_select(0, index), **params)
+            )
             if out is None:
                 out = logits.new_empty(logits.shape[:1] + part.shape[1:])
             if sl is not None:
@@ -212,16 +225,22 @@ def _progress(total: int, description: str, enabled: bool | None):
         return None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   transient=True)
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+    )
     bar.start()
     bar.add_task(description, total=total)
     return bar
 
 
-def train_population(dataset: Dataset, members: list[Member], config: TrainConfig = TrainConfig(),
-                     progress: bool | None = None, description: str = "training",
-                     initial_params: list[torch.Tensor] | None = None) -> PopulationResult:
+def train_population(
+    dataset: Dataset,
+    members: list[Member],
+    config: TrainConfig = TrainConfig(),
+    progress: bool | None = None,
+    description: str = "training",
+    initial_params: list[torch.Tensor] | None = None,
+) -> PopulationResult:
     """Train every member at once and evaluate them all at step 0 and every ``eval_every_steps``.
 
     ``initial_params`` (stacked like ``model.params``, one row per member) replaces the seeded
@@ -235,7 +254,9 @@ def train_population(dataset: Dataset, members: list[Member], config: TrainConfi
     all_binary = all(get_loss(m.loss).accepts_binary for m in members)
     binary = config.link == "sigmoid" or (config.link == "auto" and dataset.num_classes == 2 and all_binary)
     if binary and dataset.num_classes != 2:
-        raise ValueError(f"link='sigmoid' needs a two-class dataset, {dataset.name!r} has {dataset.num_classes} classes")
+        raise ValueError(
+            f"link='sigmoid' needs a two-class dataset, {dataset.name!r} has {dataset.num_classes} classes"
+        )
     resolved = _check_members(members, binary)
     n_members, n_train = len(members), dataset.x_train.shape[0]
     if config.batch_size > n_train:
@@ -249,13 +270,23 @@ def train_population(dataset: Dataset, members: list[Member], config: TrainConfi
     # Targets in the form the losses take: probabilities [N, K], or 0/1 floats [N] for sigmoid models.
     t_train = y_train.to(dtype) if binary else torch.nn.functional.one_hot(y_train, outputs).to(dtype)
 
-    model = build_model(config.model, dataset.input_shape, outputs, [m.seed for m in members],
-                        [m.init_scale for m in members], hidden=config.hidden, dtype=dtype, device=device)
+    model = build_model(
+        config.model,
+        dataset.input_shape,
+        outputs,
+        [m.seed for m in members],
+        [m.init_scale for m in members],
+        hidden=config.hidden,
+        dtype=dtype,
+        device=device,
+    )
     params = model.params
     if initial_params is not None:
         if len(initial_params) != len(params) or any(a.shape != b.shape for a, b in zip(initial_params, params)):
-            raise ValueError("initial_params must match the model's parameters: shapes "
-                             f"{[list(p.shape) for p in params]}, got {[list(p.shape) for p in initial_params]}")
+            raise ValueError(
+                "initial_params must match the model's parameters: shapes "
+                f"{[list(p.shape) for p in params]}, got {[list(p.shape) for p in initial_params]}"
+            )
         for p, source in zip(params, initial_params):
             p.copy_(source)
     groups = _LossGroups(resolved, binary, device)
@@ -271,16 +302,27 @@ def train_population(dataset: Dataset, members: list[Member], config: TrainConfi
     started = time.perf_counter()
 
     limit = config.train_eval_examples
-    eval_rows = (torch.linspace(0, n_train - 1, limit, device=device).long() if limit is not None and limit < n_train
-                 else torch.arange(n_train, device=device))
+    eval_rows = (
+        torch.linspace(0, n_train - 1, limit, device=device).long()
+        if limit is not None and limit < n_train
+        else torch.arange(n_train, device=device)
+    )
     x_eval, y_eval, t_eval = x_train[eval_rows], y_train[eval_rows], t_train[eval_rows]
 
     def evaluate(step: int) -> None:
         stats = _evaluate(model, groups, x_eval, y_eval, t_eval, x_test, y_test, binary, config)
         elapsed = time.perf_counter() - started
         for i in range(n_members):
-            rows.append({"member": i, **member_info[i], "step": step, "epoch": step / steps_per_epoch,
-                         **{k: float(v[i]) for k, v in stats.items()}, "seconds": elapsed})
+            rows.append(
+                {
+                    "member": i,
+                    **member_info[i],
+                    "step": step,
+                    "epoch": step / steps_per_epoch,
+                    **{k: float(v[i]) for k, v in stats.items()},
+                    "seconds": elapsed,
+                }
+            )
 
     bar = _progress(total_steps, description, progress)
     try:
@@ -290,7 +332,7 @@ def train_population(dataset: Dataset, members: list[Member], config: TrainConfi
             # Each member's permutation from its own generator (on the CPU, so every device agrees).
             order = torch.stack([torch.randperm(n_train, generator=g) for g in order_generators]).to(device)
             for start in range(0, steps_per_epoch * batch, batch):
-                idx = order[:, start:start + batch].reshape(-1)
+                idx = order[:, start : start + batch].reshape(-1)
                 # index_select is several times faster than fancy indexing X[idx] on CPU.
                 xb = x_train.index_select(0, idx).view(n_members, batch, -1)
                 tb = t_train.index_select(0, idx).view(n_members, batch, *t_train.shape[1:])
@@ -344,7 +386,7 @@ def _logits_in_chunks(model, x: torch.Tensor, config: TrainConfig) -> torch.Tens
     members = model.params[0].shape[0]
     width = max(p.shape[-1] for p in model.params)
     chunk = max(1, config.eval_chunk_elements // max(1, members * max(width, x.shape[-1])))
-    parts = [model.forward(x[i:i + chunk].unsqueeze(0).expand(members, -1, -1)) for i in range(0, x.shape[0], chunk)]
+    parts = [model.forward(x[i : i + chunk].unsqueeze(0).expand(members, -1, -1)) for i in range(0, x.shape[0], chunk)]
     # Concatenate class-major ([M, K, N] memory) as the model produced it: softmax over K is then fast.
     return torch.cat([p.transpose(1, 2) for p in parts], dim=2).transpose(1, 2)
 
@@ -356,6 +398,5 @@ def save_result(result: PopulationResult, folder, name: str = "results") -> None
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     result.frame.to_parquet(folder / f"{name}.parquet", index=False)
-    config = {"train": asdict(result.config), "members": [asdict(m) for m in result.members],
-              "seconds": result.seconds}
+    config = {"train": asdict(result.config), "members": [asdict(m) for m in result.members], "seconds": result.seconds}
     (folder / f"{name}.config.json").write_text(json.dumps(config, indent=2, default=str), encoding="utf-8")

@@ -78,7 +78,7 @@ def train_reference(dataset: Dataset, member: Member, config: TrainConfig, binar
     for _ in range(config.epochs):
         order = torch.randperm(x.shape[0], generator=order_gen)
         for s in range(steps):
-            idx = order[s * config.batch_size:(s + 1) * config.batch_size]
+            idx = order[s * config.batch_size : (s + 1) * config.batch_size]
             logits = model(x[idx])
             # The loss as a plain PyTorch expression (the unvalidated value function), as a user writes it.
             value = values(logits.squeeze(-1) if binary else logits, targets[idx], **params).mean()
