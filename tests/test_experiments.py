@@ -183,6 +183,14 @@ def test_warm_start_continues_from_the_warm_start_solution(tmp_path):
     assert rows[rows.phase == "main"].epoch.max() == 3
 
 
+def test_missing_data_files_fail_before_any_training(tmp_path, monkeypatch):
+    monkeypatch.delenv("LOSSLAB_DATA", raising=False)
+    monkeypatch.setattr(runner, "train_population", lambda *a, **k: pytest.fail("training started"))
+    with pytest.raises(FileNotFoundError, match=r"dataset 'fashion-mnist' needs its IDX files"):
+        run_spec(load_spec("comparison"), tmp_path / "out", log=lambda *_: None)
+    assert not (tmp_path / "out" / "cells").exists() or not list((tmp_path / "out" / "cells").iterdir())
+
+
 def test_run_cli_errors_are_one_line(tmp_path, capsys):
     from losslab.cli import main
 

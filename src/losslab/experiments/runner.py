@@ -26,6 +26,7 @@ import torch
 
 from losslab.experiments.spec import Cell, Spec
 from losslab.train import Member, load_dataset, train_population
+from losslab.train.datasets import check_available
 
 RESULTS_VERSION = 1
 
@@ -158,6 +159,8 @@ def run_spec(
     """Run every cell of ``spec`` at ``size`` into ``out``, skipping cells already finished there."""
     started = time.perf_counter()
     cells = spec.cells(size, device)  # validates everything before any training
+    for dataset in sorted({c.dataset for c in cells}):
+        check_available(dataset, data_dir)  # missing MNIST files fail now, not after hours of other cells
     out = Path(out)
     folder = out / "cells"
     folder.mkdir(parents=True, exist_ok=True)

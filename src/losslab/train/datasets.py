@@ -279,6 +279,14 @@ def read_idx(path: Path, expected_sha256: str | None = None) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
+def check_available(name: str, data_dir=None) -> None:
+    """Raise FileNotFoundError now if ``name`` needs files that are missing (a cheap check before training)."""
+    if name in IDX_FILES:
+        folder = resolve_data_dir(data_dir)
+        for filename in IDX_FILES[name]:
+            _find_idx_file(name, filename, folder)
+
+
 def load_idx_dataset(name: str, data_dir=None, verify: bool = True) -> Dataset:
     """MNIST or Fashion-MNIST as [n, 1, 28, 28] images, standardised with one scalar from the training set."""
     folder = resolve_data_dir(data_dir)
