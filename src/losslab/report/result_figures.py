@@ -90,7 +90,7 @@ def comparison_bars(best: pd.DataFrame) -> plt.Figure:
         ylim=(max(0, low - 5), 100),
         title="Loss comparison: mean and 95% interval over seeds",
     )
-    ax.legend(fontsize=8, ncols=2)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: bars fill the axes
     ax.grid(alpha=0.3, axis="y")
     return fig
 
