@@ -71,7 +71,7 @@ def test_c5_verdict_follows_the_measurements(ledger):
     no_effect = C.Evidence(ledger, {"saturation": synthetic_saturation(0.95, 0.95, dead=0.5)})
     assert C.claim_c5(no_effect).verdict == "not supported"
     not_dead = C.Evidence(ledger, {"saturation": synthetic_saturation(0.40, 0.95, dead=0.0)})
-    assert C.claim_c5(not_dead).verdict == "not supported"  # worse, but not by the dead-zone mechanism
+    assert C.claim_c5(not_dead).verdict == "not tested"  # no saturated start: the premise is absent
     assert C.claim_c5(C.Evidence(ledger, {})).verdict == "not tested"
     assert C.claim_c4(stalled).verdict == "not tested"  # no binary cells in these rows
 

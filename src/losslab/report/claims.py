@@ -5,10 +5,10 @@ the rules written in its function below, from three sources: the equation ledger
 verify``), the exact gradient analysis (``losslab.analysis``) and the experiment results (rows read
 from result folders). Nothing here is written in by hand: with other measurements, other verdicts.
 
-Rules shared by the experiment-based claims: a loss "stalls" relative to another when the paired
-per-seed difference in final test accuracy has a 95% interval above zero and its start has at least
-``DEAD_THRESHOLD`` of the training examples in the dead zone; a difference "matters" when it is
-larger than ``PRACTICAL_DIFFERENCE`` (2 accuracy points).
+Rules shared by the experiment-based claims: a cell tests the saturation claims only if at least
+``DEAD_THRESHOLD`` of its training examples start in the dead zone under MSE (the claim's premise); in
+such a cell MSE "stalls" when the paired per-seed difference CE - MSE in final test accuracy has a 95%
+interval above zero. A difference "matters" when it exceeds ``PRACTICAL_DIFFERENCE`` (2 points).
 """
 
 from __future__ import annotations
@@ -215,22 +215,31 @@ def _stall_verdict(rows: pd.DataFrame, targets: dict[str, float], mse: str, ce: 
         dead_mse, dead_ce = t.loc[(mse, top), "start_dead_fraction"], t.loc[(ce, top), "start_dead_fraction"]
         grad_mse, grad_ce = t.loc[(mse, top), "start_grad_norm"], t.loc[(ce, top), "start_grad_norm"]
         acc_mse, acc_ce = t.loc[(mse, top), "accuracy"], t.loc[(ce, top), "accuracy"]
-        stalled = at_top.excludes_zero and at_top.mean > 0 and dead_mse >= DEAD_THRESHOLD
-        stalls.append(stalled)
-        normal_close.append(not at_base.excludes_zero or abs(at_base.mean) < PRACTICAL_DIFFERENCE)
+        testable = dead_mse >= DEAD_THRESHOLD  # the claim's premise: confidently wrong, saturated examples
+        if testable:
+            stalls.append(at_top.excludes_zero and at_top.mean > 0)
+            normal_close.append(not at_base.excludes_zero or abs(at_base.mean) < PRACTICAL_DIFFERENCE)
         reach = ""
         if t.loc[(mse, top), "target"]:
             reach = (
                 f" Reached {_pct(t.loc[(mse, top), 'target'])} test accuracy: MSE {t.loc[(mse, top), 'reached']}"
                 f"/{t.loc[(mse, top), 'members']} members, CE {t.loc[(ce, top), 'reached']}/{t.loc[(ce, top), 'members']}."
             )
+        premise = (
+            ""
+            if testable
+            else f" Fewer than {_pct(DEAD_THRESHOLD)} of the examples start saturated here, so this cell does not "
+            "test the claim."
+        )
         evidence.append(
             f"{cell} (initial logit scale {top:g}): at the start {_pct(dead_mse)} of training examples are wrong with "
             f"|dL/dz| < 1e-3 under MSE, {_pct(dead_ce)} under CE; mean logit-gradient norm {grad_mse:.2g} vs "
             f"{grad_ce:.2g}. Final test accuracy MSE {acc_mse.format(100, 1, '%')}, CE {acc_ce.format(100, 1, '%')}; "
             f"CE - MSE = {at_top.format(100, 1, ' pt')}.{reach} From a normal start (scale {base:g}): "
-            f"CE - MSE = {at_base.format(100, 1, ' pt')}."
+            f"CE - MSE = {at_base.format(100, 1, ' pt')}.{premise}"
         )
+    if not stalls:
+        return "not tested", evidence, "No cell started with saturated (dead) examples, the claim's premise."
     if all(stalls):
         caveat = ""
         verdict = "supported"
