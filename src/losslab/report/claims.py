@@ -273,12 +273,12 @@ def claim_c5(ev: Evidence) -> Claim:
     verdict, evidence, caveat = _stall_verdict(rows, ev.targets("saturation"), "mse", "cross_entropy")
     classes = ev.rows("classes")
     if classes is not None:
-        best = S.final_rows(classes)
+        best = S.best_lr_rows(classes)
         for k, group in best.groupby("num_classes"):
             acc = group.groupby("loss_label")["test_accuracy"].mean()
             if "mse" in acc and "cross_entropy" in acc:
                 evidence.append(
-                    f"Blobs, K = {k}: mean test accuracy CE {_pct(acc['cross_entropy'])}, MSE {_pct(acc['mse'])}."
+                    f"Blobs, K = {k} (best learning rate each): mean test accuracy CE {_pct(acc['cross_entropy'])}, MSE {_pct(acc['mse'])}."
                 )
     return Claim(
         "C5", title, verdict, evidence, caveat, figures=["gradient-norm", "logit-plane", "saturation-curves", "classes"]
@@ -422,8 +422,20 @@ def _hui_belkin(ev: Evidence) -> Finding:
         )
         matches.append(diff.mean > -PRACTICAL_DIFFERENCE or not diff.excludes_zero)
         evidence.append(f"{cell}: square loss - CE = {diff.format(100, 1, ' pt')} (each at its best learning rate).")
+    classes = ev.rows("classes")
+    if classes is not None:
+        final = S.best_lr_rows(classes)
+        top = final[final["num_classes"] == final["num_classes"].max()]
+        means = top.groupby("loss_label")["test_accuracy"].mean()
+        rescaled = [label for label in means.index if label.startswith("square_logits(")]
+        if "square_logits" in means and rescaled:
+            evidence.append(
+                f"Blobs with K = {int(top['num_classes'].iloc[0])}: square loss plain {_pct(means['square_logits'])}, "
+                f"rescaled {rescaled[0]} {_pct(means[rescaled[0]])}, CE {_pct(means.get('cross_entropy', float('nan')))}: "
+                "with many classes the rescaling matters."
+            )
     if not matches:
-        return Finding("Hui & Belkin (ICLR 2021)", statement, "not tested")
+        return Finding("Hui & Belkin (ICLR 2021)", statement, "not tested", evidence)
     verdict = "agrees" if all(matches) else ("disagrees" if not any(matches) else "mixed")
     return Finding("Hui & Belkin (ICLR 2021)", statement, verdict, evidence)
 

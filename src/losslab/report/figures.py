@@ -162,7 +162,7 @@ def loss_vs_margin_curves() -> plt.Figure:
     ax.set(
         xlabel="true-class margin z_true - max_other (logit units)",
         ylabel="loss per example (nats or squared units)",
-        title="Loss vs margin, K = 10: MSE is bounded, so a wrong answer costs at most 1",
+        title="Loss vs margin, K = 10 (MSE is bounded: a wrong answer costs at most 1)",
         ylim=(1e-4, 30),
     )
     ax.legend(fontsize=8)

@@ -363,7 +363,7 @@ def verify_all(seed: int = 0, trials: int = 200) -> list[LedgerRow]:
     add(
         _erratum(
             "18",
-            "(x_1+...+x_K)^n = sum n!/prod r_i! x_1^r_1 ... x_K^r_K",
+            "(x_1+...+x_K)^n = sum n!/prod r_i! x^r_1 ... x^r_K (as printed)",
             "symbolic",
             printed18.holds,
             corrected18.holds,
@@ -460,7 +460,7 @@ def verify_all(seed: int = 0, trials: int = 200) -> list[LedgerRow]:
     add(
         _erratum(
             "28",
-            "log L = -1/2 log(2 pi sigma^2) - (x-mu)^2 / (2 sigma^2)",
+            "argmax [-1/2 log(2 pi sigma^2) - (x-mu)^2 / 2] (first form of (28), as printed)",
             "symbolic",
             printed28.holds,
             corrected28.holds,
