@@ -13,12 +13,14 @@ gradient is given (``forward_backward``). Member i is initialised from its own s
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-LogitGradFn = "Callable[[torch.Tensor], torch.Tensor]"
+#: Given the logits [M, B, K], returns d(batch-mean loss)/d(logits), the same shape.
+LogitGrad = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _uniform(gen: torch.Generator, shape, bound: float, dtype) -> torch.Tensor:
@@ -92,7 +94,7 @@ class MLP:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._logits(self._hidden(x)[-1])
 
-    def forward_backward(self, x: torch.Tensor, logit_grad) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward_backward(self, x: torch.Tensor, logit_grad: LogitGrad) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits [M, B, K] and the gradients of the loss (in ``params`` order), by hand-written backprop."""
         activations = self._hidden(x)
         logits = self._logits(activations[-1])
@@ -161,7 +163,7 @@ class CNN:
         h = h.reshape(batch, m, -1).transpose(0, 1)  # [M, B, c2 * 16]
         return torch.baddbmm(b3.unsqueeze(1), h, w3)
 
-    def forward_backward(self, x: torch.Tensor, logit_grad):
+    def forward_backward(self, x: torch.Tensor, logit_grad: LogitGrad) -> tuple[torch.Tensor, list[torch.Tensor]]:
         params = [p.detach().requires_grad_(True) for p in self.params_list]
         with torch.enable_grad():
             logits = self.forward(x, params)
