@@ -78,6 +78,14 @@ def log_softmax_over_classes(z: torch.Tensor) -> torch.Tensor:
     return torch.log_softmax(z, dim=-1)
 
 
+def max_over_classes(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(values, indices) of the maximum over the last axis, on the faster layout like ``softmax_over_classes``."""
+    if _class_major(z):
+        # Reducing a strided last axis is ~50x slower on CPU than reducing the equivalent leading axis.
+        return z.transpose(-1, -2).max(dim=-2)
+    return z.max(dim=-1)
+
+
 def softmax_jacobian(logits: torch.Tensor) -> torch.Tensor:
     """Jacobian of the softmax, dp_i/dz_j = p_i (delta_ij - p_j) = diag(p) - p p^T.
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from losslab.core.links import max_over_classes
+
 ECE_BINS = 15
 
 
@@ -22,7 +24,7 @@ def probabilities(logits: torch.Tensor) -> torch.Tensor:
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    predicted = (logits > 0).long() if logits.dim() == 2 else logits.argmax(-1)
+    predicted = (logits > 0).long() if logits.dim() == 2 else max_over_classes(logits)[1]
     return (predicted == labels).double().mean(-1)
 
 
@@ -46,7 +48,7 @@ def brier_score(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def expected_calibration_error(logits: torch.Tensor, labels: torch.Tensor, bins: int = ECE_BINS) -> torch.Tensor:
     """Top-label ECE with ``bins`` equal-width confidence bins: sum_b (n_b / N) |accuracy_b - confidence_b|."""
     p = probabilities(logits).double()
-    confidence, predicted = p.max(-1)  # [M, N]
+    confidence, predicted = max_over_classes(p)  # [M, N]
     correct = (predicted == labels).double()
     # Bin b holds confidences in (b/bins, (b+1)/bins]; confidence is always >= 1/K > 0.
     index = (torch.ceil(confidence * bins).long() - 1).clamp(0, bins - 1)

@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 
 from losslab.core import get_loss
+from losslab.core.links import max_over_classes
 from losslab.train import metrics
 from losslab.train.allocator import keep_freed_memory_in_heap
 from losslab.train.datasets import Dataset
@@ -170,7 +171,7 @@ class _LossGroups:
                 else fn(logits.index_select(0, index), targets.index_select(0, index), **params)
             )
             if out is None:
-                out = logits.new_empty(logits.shape[:1] + part.shape[1:])
+                out = _empty_in_layout_of(part, logits.shape[0])
             if sl is not None:
                 out[sl] = part
             else:
@@ -182,6 +183,13 @@ class _LossGroups:
 
     def values(self, logits, targets):
         return self.apply(lambda g: g[1], logits, targets)
+
+
+def _empty_in_layout_of(part: torch.Tensor, members: int) -> torch.Tensor:
+    """An uninitialised [members, *part.shape[1:]] tensor with part's memory layout (class-major or not)."""
+    if part.dim() == 3 and part.stride(1) == 1 and part.stride(2) != 1:
+        return part.new_empty(members, part.shape[2], part.shape[1]).transpose(1, 2)
+    return part.new_empty((members, *part.shape[1:]))
 
 
 class _Optimizer:
@@ -268,7 +276,9 @@ def train_population(
     y_train, y_test = dataset.y_train.to(device), dataset.y_test.to(device)
     outputs = 1 if binary else dataset.num_classes
     # Targets in the form the losses take: probabilities [N, K], or 0/1 floats [N] for sigmoid models.
-    t_train = y_train.to(dtype) if binary else torch.nn.functional.one_hot(y_train, outputs).to(dtype)
+    # Stored class-major ([K, N] memory seen as [N, K]) like the model's logits: elementwise ops on two
+    # tensors of different layouts run several times slower on CPU.
+    t_train = y_train.to(dtype) if binary else torch.nn.functional.one_hot(y_train, outputs).to(dtype).T.contiguous().T
 
     model = build_model(
         config.model,
@@ -307,7 +317,8 @@ def train_population(
         if limit is not None and limit < n_train
         else torch.arange(n_train, device=device)
     )
-    x_eval, y_eval, t_eval = x_train[eval_rows], y_train[eval_rows], t_train[eval_rows]
+    x_eval, y_eval = x_train[eval_rows], y_train[eval_rows]
+    t_eval = t_train[eval_rows] if binary else t_train.T[:, eval_rows].contiguous().T  # class-major like logits
 
     def evaluate(step: int) -> None:
         stats = _evaluate(model, groups, x_eval, y_eval, t_eval, x_test, y_test, binary, config)
@@ -335,7 +346,10 @@ def train_population(
                 idx = order[:, start : start + batch].reshape(-1)
                 # index_select is several times faster than fancy indexing X[idx] on CPU.
                 xb = x_train.index_select(0, idx).view(n_members, batch, -1)
-                tb = t_train.index_select(0, idx).view(n_members, batch, *t_train.shape[1:])
+                if binary:
+                    tb = t_train.index_select(0, idx).view(n_members, batch)
+                else:  # gather along N of the class-major [K, N] targets: [K, M * B] -> a [M, B, K] view
+                    tb = t_train.T.index_select(1, idx).view(-1, n_members, batch).permute(1, 2, 0)
 
                 def logit_grad(logits, tb=tb):
                     z = logits.squeeze(-1) if binary else logits
@@ -369,7 +383,7 @@ def _evaluate(model, groups: _LossGroups, x_train, y_train, t_train, x_test, y_t
     own_loss = groups.values(z_train, targets)  # [M, N] each member's own training loss
     grad = groups.gradient(z_train, targets)
     grad_norm = grad.abs() if binary else grad.norm(dim=-1)
-    wrong = ((z_train > 0).long() if binary else z_train.argmax(-1)) != y_train
+    wrong = ((z_train > 0).long() if binary else max_over_classes(z_train)[1]) != y_train
     return {
         "train_loss": own_loss.double().mean(-1),
         "train_accuracy": metrics.accuracy(z_train, y_train),
