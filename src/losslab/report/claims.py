@@ -96,14 +96,32 @@ def claim_c1(ev: Evidence) -> Claim:
     )
 
 
-def claim_c2(ev: Evidence) -> Claim:
-    ok, err = ev.ledger_status({"1", "2", "3", "4"})
+def _ledger_claim(
+    ev: Evidence,
+    claim_id: str,
+    title: str,
+    equations: set[str],
+    evidence: str,
+    when_holds: str = "supported",
+    caveat: str = "",
+    figures: tuple[str, ...] = (),
+) -> Claim:
+    """A claim decided by equation-ledger rows: ``when_holds`` if they all hold (or are errata), else not
+    supported. ``evidence`` may use {err}, the largest numeric error of those rows."""
+    ok, err = ev.ledger_status(equations)
     return Claim(
+        claim_id, title, when_holds if ok else "not supported", [evidence.format(err=err)], caveat, list(figures)
+    )
+
+
+def claim_c2(ev: Evidence) -> Claim:
+    return _ledger_claim(
+        ev,
         "C2",
         "Sigmoid: f(x) = 1/(1 + e^-x), f'(x) = e^-x/(1 + e^-x)^2 = f(x)(1 - f(x)) (eq. 1-4)",
-        "supported" if ok else "not supported",
-        [f"Equations 1-4 checked symbolically (sympy) and numerically: largest error {err:.1e}."],
-        figures=["sigmoid"],
+        {"1", "2", "3", "4"},
+        "Equations 1-4 checked symbolically (sympy) and numerically: largest error {err:.1e}.",
+        figures=("sigmoid",),
     )
 
 
@@ -124,44 +142,38 @@ def claim_c3(ev: Evidence) -> Claim:
 
 
 def claim_c6(ev: Evidence) -> Claim:
-    ok, err = ev.ledger_status({"26", "27", "28", "29", "30", "31"})
-    return Claim(
+    return _ledger_claim(
+        ev,
         "C6",
         "MSE is maximum likelihood under Gaussian errors (a 'Gaussian prior' in Bayesian terms)",
-        "supported with caveat" if ok else "not supported",
-        [
-            f"Eq. 26-31 checked: -log N(y; y_hat, I) = MSE + (K/2) log 2 pi exactly (largest error {err:.1e});"
-            " the article's printed (28) and (29) are errata (see the equation ledger)."
-        ],
+        {"26", "27", "28", "29", "30", "31"},
+        "Eq. 26-31 checked: -log N(y; y_hat, I) = MSE + (K/2) log 2 pi exactly (largest error {err:.1e}); "
+        "the article's printed (28) and (29) are errata (see the equation ledger).",
+        when_holds="supported with caveat",
         caveat="It is a Gaussian likelihood (an error model), not a prior: no distribution over parameters "
         "is involved. Dropping log(2 pi sigma^2) is valid only with sigma fixed.",
     )
 
 
 def claim_c7(ev: Evidence) -> Claim:
-    ok, err = ev.ledger_status({"5", "8", "19", "25"})
-    return Claim(
+    return _ledger_claim(
+        ev,
         "C7",
         "Cross-entropy is maximum likelihood for the multinomial (Bernoulli for two classes)",
-        "supported" if ok else "not supported",
-        [
-            f"Bernoulli NLL = binary cross-entropy and multinomial NLL = N x CE - log coefficient, checked "
-            f"against scipy.stats over random inputs (largest relative error {err:.1e})."
-        ],
+        {"5", "8", "19", "25"},
+        "Bernoulli NLL = binary cross-entropy and multinomial NLL = N x CE - log coefficient, checked "
+        "against scipy.stats over random inputs (largest relative error {err:.1e}).",
     )
 
 
 def claim_c10(ev: Evidence) -> Claim:
-    ok, err = ev.ledger_status({"19", "20", "21", "22", "23", "24", "25"})
-    return Claim(
+    return _ledger_claim(
+        ev,
         "C10",
         "N x cross-entropy equals the multinomial log-likelihood objective (eq. 19-25)",
-        "supported" if ok else "not supported",
-        [
-            f"Identity exact up to the constant log(N!/prod m_i!) (largest relative error {err:.1e}); "
-            "the maximiser theta_i = m_i/n, implied but not derived in the article, follows by a Lagrange "
-            "multiplier (sympy)."
-        ],
+        {"19", "20", "21", "22", "23", "24", "25"},
+        "Identity exact up to the constant log(N!/prod m_i!) (largest relative error {err:.1e}); the maximiser "
+        "theta_i = m_i/n, implied but not derived in the article, follows by a Lagrange multiplier (sympy).",
     )
 
 

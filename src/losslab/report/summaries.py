@@ -101,11 +101,18 @@ def saturation_table(rows: pd.DataFrame, targets: dict[str, float]) -> pd.DataFr
     """Per cell, loss and initial scale: final accuracy, dead fraction and gradient norm at the start, steps to target."""
     final = final_rows(rows)
     start = with_labels(rows[(rows["phase"] == "main") & (rows["step"] == 0)])
+    grids = final.groupby("cell")["grid"].first()
+    # Steps to target once per cell, then picked per (loss, scale) below.
+    reach_by_cell = {
+        cell: steps_to_target(rows[rows["cell"] == cell], targets[grid])
+        for cell, grid in grids.items()
+        if targets.get(grid)
+    }
     records = []
     for (cell, label, scale), group in final.groupby(["cell", "loss_label", "init_scale"]):
         begin = start[(start["cell"] == cell) & (start["loss_label"] == label) & (start["init_scale"] == scale)]
-        target = targets.get(group["grid"].iloc[0])
-        reach = steps_to_target(rows[rows["cell"] == cell], target) if target else None
+        target = targets.get(grids[cell])
+        reach = reach_by_cell.get(cell)
         if reach is not None:
             reach = reach[(reach["loss_label"] == label) & (reach["init_scale"] == scale)]["steps_to_target"]
         records.append(

@@ -284,6 +284,7 @@ def verify_all(seed: int = 0, trials: int = 200) -> list[LedgerRow]:
             PRINTED["7"]["printed"],
         )
     )
+    multinomial_error = _multinomial_pmf_error(t)  # rows 8 and 19 state the same pmf
     d8 = sym.multinomial_sums_to_one()
     add(
         _holds(
@@ -291,7 +292,7 @@ def verify_all(seed: int = 0, trials: int = 200) -> list[LedgerRow]:
             "Multinomial P(m|theta,n) = n!/prod m_k! prod theta_k^m_k",
             "symbolic + numeric",
             d8.holds,
-            _multinomial_pmf_error(t),
+            multinomial_error,
             "vs scipy.stats.multinomial.logpmf; sums to 1 symbolically",
         )
     )
@@ -378,7 +379,7 @@ def verify_all(seed: int = 0, trials: int = 200) -> list[LedgerRow]:
             "L(theta) = n!/prod m_i! prod theta_i^m_i",
             "numeric",
             True,
-            _multinomial_pmf_error(t),
+            multinomial_error,
             "as a function of theta, vs scipy.stats.multinomial",
         )
     )
