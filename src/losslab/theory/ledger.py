@@ -15,8 +15,6 @@ and the corrected form holds) or ``FAILS`` (anything else: a bug here or in the 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -566,7 +564,7 @@ def ledger_exit_code(rows: list[LedgerRow]) -> int:
     return 0 if all(r.status in ("holds", "erratum") for r in rows) else 1
 
 
-def print_ledger(rows: list[LedgerRow], print_fn: Callable[..., None] | None = None) -> None:
+def print_ledger(rows: list[LedgerRow]) -> None:
     """Print the ledger as a table (rich when available)."""
     from rich.console import Console
     from rich.markup import escape
@@ -582,10 +580,6 @@ def print_ledger(rows: list[LedgerRow], print_fn: Callable[..., None] | None = N
         statement = escape(r.statement + (f"\n  corrected: {r.corrected}" if r.corrected else ""))
         table.add_row(r.equation, statement, r.method, f"[{colours[r.status]}]{r.status}[/]", error)
     console = Console(width=max(120, Console().width))
-    (print_fn or console.print)(table)
+    console.print(table)
     counts = {s: sum(r.status == s for r in rows) for s in ("holds", "erratum", "FAILS")}
     console.print(f"{counts['holds']} hold, {counts['erratum']} errata, {counts['FAILS']} fail")
-
-
-def max_numeric_error(rows: list[LedgerRow]) -> float:
-    return max((r.max_error for r in rows if r.max_error is not None), default=math.nan)
