@@ -1,5 +1,7 @@
 """Population training: member i equals the plain single run; determinism; metrics; datasets."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -60,15 +62,7 @@ def test_sigmoid_members_equal_the_plain_single_run(digits):
 
 
 def test_cnn_members_equal_the_plain_single_run():
-    gen = torch.Generator().manual_seed(0)
-    images = Dataset(
-        "tiny-images",
-        torch.randn(96, 1, 28, 28, generator=gen, dtype=torch.float64).float(),
-        torch.randint(0, 3, (96,), generator=gen),
-        torch.randn(20, 1, 28, 28, generator=gen).float(),
-        torch.randint(0, 3, (20,), generator=gen),
-        ("a", "b", "c"),
-    )
+    images = tiny_images()
     members = [Member("cross_entropy", seed=0, lr=0.05), Member("mse", seed=1, lr=0.3, init_scale=4.0)]
     config = TrainConfig(model="cnn", epochs=1, batch_size=32, dtype="float64")
     result = train_population(images, members, config, progress=False)
@@ -107,6 +101,61 @@ def test_runs_are_bit_identical_on_cpu(digits):
         assert torch.equal(a, b)
     columns = [c for c in first.frame.columns if c != "seconds"]
     pd.testing.assert_frame_equal(first.frame[columns], second.frame[columns])
+
+
+def tiny_images() -> Dataset:
+    gen = torch.Generator().manual_seed(0)
+    return Dataset(
+        "tiny-images",
+        torch.randn(96, 1, 28, 28, generator=gen, dtype=torch.float64).float(),
+        torch.randint(0, 3, (96,), generator=gen),
+        torch.randn(20, 1, 28, 28, generator=gen).float(),
+        torch.randint(0, 3, (20,), generator=gen),
+        ("a", "b", "c"),
+    )
+
+
+@pytest.mark.parametrize("model", ["linear", "mlp"])
+def test_worker_threads_do_not_change_any_result(digits, model):
+    # Blocks of members trained in parallel threads give every member bit-identical parameters and
+    # metrics to one block, whatever the number of workers: the worker count is an execution detail.
+    results = [
+        train_population(
+            digits,
+            MIXED,
+            TrainConfig(model=model, hidden=[32], epochs=1, batch_size=32, eval_every_steps=20, workers=w),
+            progress=False,
+        )
+        for w in (1, 2, 4)
+    ]
+    columns = [c for c in results[0].frame.columns if c != "seconds"]
+    for other in results[1:]:
+        for a, b in zip(results[0].model.params, other.model.params):
+            assert torch.equal(a, b)
+        pd.testing.assert_frame_equal(results[0].frame[columns], other.frame[columns])
+
+
+def test_cnn_blocks_agree_to_rounding():
+    # Grouped convolutions choose kernels by group count, so blocks of the CNN round differently
+    # (hence one worker by default); in float64 the members still agree to rounding.
+    config = TrainConfig(model="cnn", epochs=1, batch_size=32, dtype="float64")
+    one = train_population(tiny_images(), MIXED, config, progress=False)
+    blocks = train_population(tiny_images(), MIXED, replace(config, workers=3), progress=False)
+    for a, b in zip(one.model.params, blocks.model.params):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_a_failing_block_stops_the_run_and_restores_torch_threads(digits, monkeypatch):
+    import losslab.train.population as population
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("evaluation broke")
+
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(population, "_evaluate", broken)
+    with pytest.raises(RuntimeError, match="evaluation broke"):
+        train_population(digits, MIXED, TrainConfig(hidden=[8], epochs=1, workers=2), progress=False)
+    assert torch.get_num_threads() == threads
 
 
 def test_large_initial_logit_scale_puts_mse_in_the_dead_zone(digits):
@@ -183,6 +232,7 @@ def test_metrics_match_references():
         ([Member("mse")], TrainConfig(batch_size=5000), r"batch_size 5000 exceeds the 1347 training examples"),
         ([Member("mse")], TrainConfig(link="sigmoid"), r"link='sigmoid' needs a two-class dataset"),
         ([Member("mse")], TrainConfig(epochs=0), r"epochs must be a positive integer, got 0"),
+        ([Member("mse")], TrainConfig(workers=0), r"workers must be a positive integer or None, got 0"),
     ],
 )
 def test_bad_configurations_fail_before_training(digits, members, config, message):

@@ -44,7 +44,9 @@ GRID_KEYS = {
 }
 SIZE_KEYS = {"train", "seeds", "init_scales", "lrs", "grids", "dataset_options"}
 WARMSTART_KEYS = {"loss", "epochs", "lr"}
-TRAIN_KEYS = {f.name for f in fields(TrainConfig)} - {"device"}
+# Where and how a population runs is chosen at run time; it does not change the results.
+EXECUTION_KEYS = {"device", "workers"}
+TRAIN_KEYS = {f.name for f in fields(TrainConfig)} - EXECUTION_KEYS
 BUILTIN_DIR = "specs"
 
 
@@ -89,7 +91,7 @@ class Cell:
                 "dataset": self.dataset,
                 "options": self.dataset_options,
                 "classes": self.classes,
-                "train": asdict(self.train),
+                "train": {k: v for k, v in asdict(self.train).items() if k != "workers"},
                 "members": [asdict(m) for m in self.members],
                 "warmstart": self.warmstart,
             },

@@ -75,6 +75,12 @@ class MLP:
     def params(self) -> list[torch.Tensor]:
         return [p for pair in zip(self.weights, self.biases) for p in pair]
 
+    @classmethod
+    def concatenate(cls, parts: list[MLP]) -> MLP:
+        """One population of the members of ``parts``, in order (populations trained in blocks)."""
+        weights = [torch.cat(ws) for ws in zip(*(p.weights for p in parts))]
+        return cls(weights, [torch.cat(bs) for bs in zip(*(p.biases for p in parts))])
+
     def member_layers(self, i: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Member i's layers as (W [in, out], b [1, out]), the orientation of ``init_member``."""
         layers = [(w[i], b[i]) for w, b in zip(self.weights[:-1], self.biases[:-1])]
@@ -152,6 +158,12 @@ class CNN:
     @property
     def params(self) -> list[torch.Tensor]:
         return self.params_list
+
+    @classmethod
+    def concatenate(cls, parts: list[CNN]) -> CNN:
+        """One population of the members of ``parts``, in order (populations trained in blocks)."""
+        stacked = [torch.cat(ps) for ps in zip(*(p.params_list for p in parts))]
+        return cls(stacked, sum(p.members for p in parts), parts[0].channels)
 
     def forward(self, x: torch.Tensor, params=None) -> torch.Tensor:
         w1, b1, w2, b2, w3, b3 = params if params is not None else self.params_list

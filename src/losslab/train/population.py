@@ -22,7 +22,11 @@ from __future__ import annotations
 import json
 import math
 import sys
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
@@ -80,6 +84,11 @@ class TrainConfig:
     # a fixed evenly spaced subset, to keep frequent evaluations cheap; None uses them all.
     train_eval_examples: int | None = 2000
     eval_chunk_elements: int = 1 << 24  # bound on M x chunk x width during evaluation
+    # CPU worker threads, each training a contiguous block of members with one intra-op thread.
+    # None: as many as torch has intra-op threads for the linear and MLP models, whose results are
+    # bit-identical for every value (an execution detail); 1 for the CNN, whose grouped convolutions
+    # pick kernels by group count, so blocks would change its rounding; 1 on CUDA.
+    workers: int | None = None
 
     def validate(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -102,6 +111,8 @@ class TrainConfig:
             raise ValueError(
                 f"train_eval_examples must be a positive integer or None, got {self.train_eval_examples!r}"
             )
+        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
+            raise ValueError(f"workers must be a positive integer or None, got {self.workers!r}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
         if str(self.device).startswith("cuda") and not torch.cuda.is_available():
@@ -168,7 +179,7 @@ class _LossGroups:
             part = (
                 fn(logits[sl], targets[sl], **params)
                 if sl is not None
-                else fn(logits.index_select(0, index), targets.index_select(0, index), **params)
+                else fn(_select_members(logits, index), _select_members(targets, index), **params)
             )
             if out is None:
                 out = _empty_in_layout_of(part, logits.shape[0])
@@ -185,9 +196,22 @@ class _LossGroups:
         return self.apply(lambda g: g[1], logits, targets)
 
 
+def _class_major(t: torch.Tensor) -> bool:
+    """A [M, B, K] tensor laid out as [M, K, B] in memory, as the models produce logits."""
+    return t.dim() == 3 and t.stride(1) == 1 and t.stride(2) != 1
+
+
+def _select_members(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Rows ``index`` of axis 0 in t's memory layout. Keeping a class-major tensor class-major makes
+    the losses run the same kernels, and round the same way, whichever members share a group."""
+    if _class_major(t):
+        return t.transpose(1, 2).index_select(0, index).transpose(1, 2)
+    return t.index_select(0, index)
+
+
 def _empty_in_layout_of(part: torch.Tensor, members: int) -> torch.Tensor:
     """An uninitialised [members, *part.shape[1:]] tensor with part's memory layout (class-major or not)."""
-    if part.dim() == 3 and part.stride(1) == 1 and part.stride(2) != 1:
+    if _class_major(part):
         return part.new_empty(members, part.shape[2], part.shape[1]).transpose(1, 2)
     return part.new_empty((members, *part.shape[1:]))
 
@@ -253,22 +277,136 @@ def train_population(
 
     ``initial_params`` (stacked like ``model.params``, one row per member) replaces the seeded
     initialisation, e.g. to continue from another population's solution (a warm start).
+
+    On CPU the members are split into ``config.workers`` contiguous blocks trained in parallel
+    threads, each with one intra-op thread: small batched kernels scale better across cores that
+    way than split inside each kernel, and every member's arithmetic is unchanged.
     """
     config.validate()
     if str(config.device) == "cpu":
         keep_freed_memory_in_heap()
-    dtype = getattr(torch, config.dtype)
-    device = torch.device(config.device)
+    binary = _uses_sigmoid_link(dataset, members, config)
+    resolved = _check_members(members, binary)
+    n_train = dataset.x_train.shape[0]
+    if config.batch_size > n_train:
+        raise ValueError(f"batch_size {config.batch_size} exceeds the {n_train} training examples of {dataset.name!r}")
+    # A one-member model checks the architecture before any thread starts, and gives the parameter shapes.
+    shapes = [(len(members), *p.shape[1:]) for p in _build(dataset, members[:1], binary, config).params]
+    if initial_params is not None and (
+        len(initial_params) != len(shapes) or any(tuple(a.shape) != b for a, b in zip(initial_params, shapes))
+    ):
+        raise ValueError(
+            "initial_params must match the model's parameters: shapes "
+            f"{[list(s) for s in shapes]}, got {[list(p.shape) for p in initial_params]}"
+        )
+    blocks = _member_blocks(len(members), _worker_count(config, len(members)))
+    total_steps = (n_train // config.batch_size) * config.epochs
+    bar = _progress(total_steps, description, progress)
+    stop = threading.Event()
+
+    def train_block(block: slice):
+        def on_step():
+            if stop.is_set():
+                raise _Cancelled
+            if bar is not None:
+                bar.advance(0, 1 / len(blocks))
+
+        initial = None if initial_params is None else [p[block] for p in initial_params]
+        return _train_block(dataset, members[block], resolved[block], binary, config, initial, on_step)
+
+    started = time.perf_counter()
+    try:
+        if len(blocks) == 1:
+            parts = [train_block(blocks[0])]
+        else:
+            with _intra_op_threads(1), ThreadPoolExecutor(len(blocks), thread_name_prefix="losslab") as pool:
+                futures = [pool.submit(train_block, block) for block in blocks]
+                try:
+                    parts = [future.result() for future in futures]
+                except BaseException:  # a failing block or Ctrl-C: stop the others at their next step
+                    stop.set()
+                    raise
+    finally:
+        if bar is not None:
+            bar.stop()
+    frames = []
+    for block, (rows, _) in zip(blocks, parts):
+        frame = pd.DataFrame(rows)
+        frame["member"] += block.start
+        frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True).sort_values(["step", "member"], kind="stable")
+    frame = frame.drop_duplicates(subset=["member", "step"], keep="last").reset_index(drop=True)
+    models = [model for _, model in parts]
+    model = models[0] if len(models) == 1 else type(models[0]).concatenate(models)
+    return PopulationResult(frame, model, config, list(members), time.perf_counter() - started)
+
+
+class _Cancelled(Exception):
+    """Raised inside a block when another block failed or the run was interrupted."""
+
+
+def _uses_sigmoid_link(dataset: Dataset, members: list[Member], config: TrainConfig) -> bool:
     all_binary = all(get_loss(m.loss).accepts_binary for m in members)
     binary = config.link == "sigmoid" or (config.link == "auto" and dataset.num_classes == 2 and all_binary)
     if binary and dataset.num_classes != 2:
         raise ValueError(
             f"link='sigmoid' needs a two-class dataset, {dataset.name!r} has {dataset.num_classes} classes"
         )
-    resolved = _check_members(members, binary)
+    return binary
+
+
+def _build(dataset: Dataset, members: list[Member], binary: bool, config: TrainConfig):
+    return build_model(
+        config.model,
+        dataset.input_shape,
+        1 if binary else dataset.num_classes,
+        [m.seed for m in members],
+        [m.init_scale for m in members],
+        hidden=config.hidden,
+        dtype=getattr(torch, config.dtype),
+        device=torch.device(config.device),
+    )
+
+
+def _worker_count(config: TrainConfig, n_members: int) -> int:
+    if config.workers is not None:
+        workers = config.workers
+    elif str(config.device) == "cpu" and config.model != "cnn":
+        workers = torch.get_num_threads()
+    else:
+        workers = 1  # one GPU runs the whole population as one batch; see TrainConfig.workers for the CNN
+    return max(1, min(workers, n_members))
+
+
+def _member_blocks(n_members: int, workers: int) -> list[slice]:
+    """Contiguous, near-equal blocks: members listed by loss stay in few loss groups per block."""
+    bounds = [n_members * i // workers for i in range(workers + 1)]
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+@contextmanager
+def _intra_op_threads(count: int):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train_block(
+    dataset: Dataset,
+    members: list[Member],
+    resolved: list[tuple],
+    binary: bool,
+    config: TrainConfig,
+    initial_params: list[torch.Tensor] | None,
+    on_step: Callable[[], None],
+) -> tuple[list[dict], object]:
+    """Train a block of members as one batch; returns its evaluation rows (members numbered from 0) and model."""
+    dtype = getattr(torch, config.dtype)
+    device = torch.device(config.device)
     n_members, n_train = len(members), dataset.x_train.shape[0]
-    if config.batch_size > n_train:
-        raise ValueError(f"batch_size {config.batch_size} exceeds the {n_train} training examples of {dataset.name!r}")
 
     # Flatten inputs: the MLP reads feature vectors and the CNN reshapes them to images itself.
     x_train = dataset.x_train.reshape(n_train, -1).to(device, dtype)
@@ -280,23 +418,9 @@ def train_population(
     # tensors of different layouts run several times slower on CPU.
     t_train = y_train.to(dtype) if binary else torch.nn.functional.one_hot(y_train, outputs).to(dtype).T.contiguous().T
 
-    model = build_model(
-        config.model,
-        dataset.input_shape,
-        outputs,
-        [m.seed for m in members],
-        [m.init_scale for m in members],
-        hidden=config.hidden,
-        dtype=dtype,
-        device=device,
-    )
+    model = _build(dataset, members, binary, config)
     params = model.params
     if initial_params is not None:
-        if len(initial_params) != len(params) or any(a.shape != b.shape for a, b in zip(initial_params, params)):
-            raise ValueError(
-                "initial_params must match the model's parameters: shapes "
-                f"{[list(p.shape) for p in params]}, got {[list(p.shape) for p in initial_params]}"
-            )
         for p, source in zip(params, initial_params):
             p.copy_(source)
     groups = _LossGroups(resolved, binary, device)
@@ -335,40 +459,32 @@ def train_population(
                 }
             )
 
-    bar = _progress(total_steps, description, progress)
-    try:
-        evaluate(0)
-        step = 0
-        for _epoch in range(config.epochs):
-            # Each member's permutation from its own generator (on the CPU, so every device agrees).
-            order = torch.stack([torch.randperm(n_train, generator=g) for g in order_generators]).to(device)
-            for start in range(0, steps_per_epoch * batch, batch):
-                idx = order[:, start : start + batch].reshape(-1)
-                # index_select is several times faster than fancy indexing X[idx] on CPU.
-                xb = x_train.index_select(0, idx).view(n_members, batch, -1)
-                if binary:
-                    tb = t_train.index_select(0, idx).view(n_members, batch)
-                else:  # gather along N of the class-major [K, N] targets: [K, M * B] -> a [M, B, K] view
-                    tb = t_train.T.index_select(1, idx).view(-1, n_members, batch).permute(1, 2, 0)
+    evaluate(0)
+    step = 0
+    for _epoch in range(config.epochs):
+        # Each member's permutation from its own generator (on the CPU, so every device agrees).
+        order = torch.stack([torch.randperm(n_train, generator=g) for g in order_generators]).to(device)
+        for start in range(0, steps_per_epoch * batch, batch):
+            idx = order[:, start : start + batch].reshape(-1)
+            # index_select is several times faster than fancy indexing X[idx] on CPU.
+            xb = x_train.index_select(0, idx).view(n_members, batch, -1)
+            if binary:
+                tb = t_train.index_select(0, idx).view(n_members, batch)
+            else:  # gather along N of the class-major [K, N] targets: [K, M * B] -> a [M, B, K] view
+                tb = t_train.T.index_select(1, idx).view(-1, n_members, batch).permute(1, 2, 0)
 
-                def logit_grad(logits, tb=tb):
-                    z = logits.squeeze(-1) if binary else logits
-                    g = groups.gradient(z, tb) / batch  # closed form, for the batch-mean loss
-                    return g.unsqueeze(-1) if binary else g
+            def logit_grad(logits, tb=tb):
+                z = logits.squeeze(-1) if binary else logits
+                g = groups.gradient(z, tb) / batch  # closed form, for the batch-mean loss
+                return g.unsqueeze(-1) if binary else g
 
-                _, grads = model.forward_backward(xb, logit_grad)
-                optimizer.step(params, grads)
-                step += 1
-                if bar is not None:
-                    bar.advance(0)
-                if step % eval_every == 0 or step == total_steps:
-                    evaluate(step)
-    finally:
-        if bar is not None:
-            bar.stop()
-    frame = pd.DataFrame(rows)
-    frame = frame.drop_duplicates(subset=["member", "step"], keep="last").reset_index(drop=True)
-    return PopulationResult(frame, model, config, list(members), time.perf_counter() - started)
+            _, grads = model.forward_backward(xb, logit_grad)
+            optimizer.step(params, grads)
+            step += 1
+            on_step()
+            if step % eval_every == 0 or step == total_steps:
+                evaluate(step)
+    return rows, model
 
 
 @torch.no_grad()
