@@ -132,8 +132,9 @@ def main() -> None:
     pop_acc = {loss: final[final.loss == loss].test_accuracy.tolist() for loss in LOSSES}
     workers = min(torch.get_num_threads(), len(members))
     started = time.perf_counter()
-    train_population(data, members, replace(config, workers=1), progress=False)
+    single = train_population(data, members, replace(config, workers=1), progress=False)
     one_block = time.perf_counter() - started
+    same = all(torch.equal(a, b) for a, b in zip(result.model.params, single.model.params))
     blocks = [len(members) * (i + 1) // workers - len(members) * i // workers for i in range(workers)]
     bound = matmul_bound(blocks, [40, *hidden, 10], 100, steps, workers)
 
@@ -175,7 +176,7 @@ def main() -> None:
     )
     print(
         f"{'  the same as one block, all intra-op threads':44s} {one_block:8.2f} {plain / one_block:8.1f}x "
-        f"{gflop / one_block:8.1f}  (identical results)"
+        f"{gflop / one_block:8.1f}  ({'bit-identical parameters' if same else 'parameters DIFFER'})"
     )
     print(
         f"{'  matmul-only bound, same blocks and threads':44s} {bound:8.2f} {plain / bound:8.1f}x "

@@ -15,6 +15,9 @@ PyTorch loop, see tests/test_population.py).
 Steps: every epoch each member draws a fresh permutation of the training set from its own
 generator and walks it in batches of ``batch_size`` (the last partial batch is dropped, so every
 step of every member sees exactly ``batch_size`` examples).
+
+On CPU the members are trained in contiguous blocks on parallel worker threads (``TrainConfig.workers``),
+each block one batched computation on one intra-op thread.
 """
 
 from __future__ import annotations
