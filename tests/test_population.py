@@ -145,16 +145,25 @@ def test_cnn_blocks_agree_to_rounding():
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
 
 
-def test_a_failing_block_stops_the_run_and_restores_torch_threads(digits, monkeypatch):
+def test_a_failing_block_stops_the_others_and_restores_torch_threads(digits, monkeypatch):
     import losslab.train.population as population
 
-    def broken(*args, **kwargs):
-        raise RuntimeError("evaluation broke")
+    evaluate = population._evaluate
+    calls = []
+
+    def breaks_for_the_second_block(model, *args, **kwargs):
+        calls.append(model.params[0].shape[0])
+        if model.params[0].shape[0] == 1:  # blocks of 1 and 2 members: the first fails at once
+            raise RuntimeError("evaluation broke")
+        return evaluate(model, *args, **kwargs)
 
     threads = torch.get_num_threads()
-    monkeypatch.setattr(population, "_evaluate", broken)
+    monkeypatch.setattr(population, "_evaluate", breaks_for_the_second_block)
+    config = TrainConfig(hidden=[8], epochs=200, eval_every_steps=1, workers=2)
     with pytest.raises(RuntimeError, match="evaluation broke"):
-        train_population(digits, MIXED, TrainConfig(hidden=[8], epochs=1, workers=2), progress=False)
+        train_population(digits, MIXED[:3], config, progress=False)
+    # The healthy block stopped early rather than training its 2,600 steps to the end.
+    assert calls.count(2) < 100
     assert torch.get_num_threads() == threads
 
 

@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
@@ -325,10 +325,15 @@ def train_population(
             with _intra_op_threads(1), ThreadPoolExecutor(len(blocks), thread_name_prefix="losslab") as pool:
                 futures = [pool.submit(train_block, block) for block in blocks]
                 try:
-                    parts = [future.result() for future in futures]
-                except BaseException:  # a failing block or Ctrl-C: stop the others at their next step
+                    wait(futures, return_when=FIRST_EXCEPTION)
+                except BaseException:  # Ctrl-C: stop every block at its next step
                     stop.set()
                     raise
+                failed = [f for f in futures if f.done() and f.exception() is not None]
+                if failed:  # stop the other blocks at their next step and report the first failure
+                    stop.set()
+                    raise failed[0].exception()
+                parts = [future.result() for future in futures]
     finally:
         if bar is not None:
             bar.stop()
