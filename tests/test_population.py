@@ -135,6 +135,32 @@ def test_worker_threads_do_not_change_any_result(digits, model):
         pd.testing.assert_frame_equal(results[0].frame[columns], other.frame[columns])
 
 
+def test_more_blocks_than_workers_give_the_same_result(digits, monkeypatch):
+    import losslab.train.population as population
+
+    config = TrainConfig(hidden=[32], epochs=1, batch_size=32, workers=2)
+    together = train_population(digits, MIXED, replace(config, workers=1), progress=False)
+    monkeypatch.setattr(population, "_BLOCK_BYTES", 1)  # a block per member, queued on two workers
+    monkeypatch.setattr(population, "_MIN_BLOCK_MEMBERS", 1)
+    assert len(population._plan_blocks(config, len(MIXED), together.model)[0]) == len(MIXED)
+    queued = train_population(digits, MIXED, config, progress=False)
+    for a, b in zip(together.model.params, queued.model.params):
+        assert torch.equal(a, b)
+    assert queued.frame.member.tolist() == together.frame.member.tolist()
+
+
+def test_large_populations_train_in_cache_sized_blocks():
+    import losslab.train.population as population
+
+    data = load_dataset("blobs", num_classes=10, num_features=40)
+    members = [Member("mse", seed=i) for i in range(1024)]
+    probe = population._build(data, members[:1], False, TrainConfig())
+    blocks, workers = population._plan_blocks(TrainConfig(workers=2), len(members), probe)
+    sizes = {b.stop - b.start for b in blocks}
+    assert workers == 2 and max(sizes) - min(sizes) <= 1 and 8 <= min(sizes) <= max(sizes) <= 40
+    assert [b.start for b in blocks] == sorted(b.start for b in blocks) and blocks[-1].stop == 1024
+
+
 def test_cnn_blocks_agree_to_rounding():
     # Grouped convolutions choose kernels by group count, so blocks of the CNN round differently
     # (hence one worker by default); in float64 the members still agree to rounding.

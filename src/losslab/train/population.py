@@ -281,9 +281,10 @@ def train_population(
     ``initial_params`` (stacked like ``model.params``, one row per member) replaces the seeded
     initialisation, e.g. to continue from another population's solution (a warm start).
 
-    On CPU the members are split into ``config.workers`` contiguous blocks trained in parallel
+    On CPU the members are split into contiguous blocks trained on ``config.workers`` parallel
     threads, each with one intra-op thread: small batched kernels scale better across cores that
-    way than split inside each kernel, and every member's arithmetic is unchanged.
+    way than split inside each kernel. Blocks of the linear and MLP models are also kept small
+    enough for their working set to stay in cache. Every member's arithmetic is unchanged.
     """
     config.validate()
     if str(config.device) == "cpu":
@@ -294,7 +295,8 @@ def train_population(
     if config.batch_size > n_train:
         raise ValueError(f"batch_size {config.batch_size} exceeds the {n_train} training examples of {dataset.name!r}")
     # A one-member model checks the architecture before any thread starts, and gives the parameter shapes.
-    shapes = [(len(members), *p.shape[1:]) for p in _build(dataset, members[:1], binary, config).params]
+    probe = _build(dataset, members[:1], binary, config)
+    shapes = [(len(members), *p.shape[1:]) for p in probe.params]
     if initial_params is not None and (
         len(initial_params) != len(shapes) or any(tuple(a.shape) != b for a, b in zip(initial_params, shapes))
     ):
@@ -302,7 +304,7 @@ def train_population(
             "initial_params must match the model's parameters: shapes "
             f"{[list(s) for s in shapes]}, got {[list(p.shape) for p in initial_params]}"
         )
-    blocks = _member_blocks(len(members), _worker_count(config, len(members)))
+    blocks, workers = _plan_blocks(config, len(members), probe)
     total_steps = (n_train // config.batch_size) * config.epochs
     bar = _progress(total_steps, description, progress)
     stop = threading.Event()
@@ -319,10 +321,10 @@ def train_population(
 
     started = time.perf_counter()
     try:
-        if len(blocks) == 1:
-            parts = [train_block(blocks[0])]
+        if workers == 1:
+            parts = [train_block(block) for block in blocks]
         else:
-            with _intra_op_threads(1), ThreadPoolExecutor(len(blocks), thread_name_prefix="losslab") as pool:
+            with _intra_op_threads(1), ThreadPoolExecutor(workers, thread_name_prefix="losslab") as pool:
                 futures = [pool.submit(train_block, block) for block in blocks]
                 try:
                     wait(futures, return_when=FIRST_EXCEPTION)
@@ -386,9 +388,36 @@ def _worker_count(config: TrainConfig, n_members: int) -> int:
     return max(1, min(workers, n_members))
 
 
-def _member_blocks(n_members: int, workers: int) -> list[slice]:
+# Blocks of the linear and MLP models are sized so that a block's working set stays within about
+# half of a server CPU's last-level cache. Measured on P1's MLP (40-100-100-10, batch 100, one
+# thread, two epochs): 19.7 ms per member in blocks of 8 to 32 members, 22.1 in blocks of 64, 24.4
+# in 128 and 28.4 in 512, as the working set outgrows the cache and steps stream from memory.
+_BLOCK_BYTES = 16 * 2**20
+_MIN_BLOCK_MEMBERS = 8  # below this the per-step Python overhead is shared by too few members
+
+
+def _plan_blocks(config: TrainConfig, n_members: int, probe) -> tuple[list[slice], int]:
+    """The member blocks and the number of worker threads that train them."""
+    workers = _worker_count(config, n_members)
+    n_blocks = workers
+    if str(config.device) == "cpu" and config.model != "cnn":
+        most = max(_MIN_BLOCK_MEMBERS, _BLOCK_BYTES // _member_bytes(probe, config.batch_size))
+        n_blocks = max(workers, math.ceil(n_members / most))
+    return _member_blocks(n_members, n_blocks), workers
+
+
+def _member_bytes(probe, batch: int) -> int:
+    """One MLP member's rough working set in a step: parameters, gradients and optimiser state, and a
+    batch of activations and deltas at every layer (widths read from the one-member ``probe``)."""
+    weights = probe.weights  # hidden [1, in, out]; last [1, K, h]
+    widths = weights[0].shape[1] + sum(w.shape[2] for w in weights[:-1]) + weights[-1].shape[1]
+    n_params = sum(p[0].numel() for p in probe.params)
+    return probe.params[0].element_size() * 3 * (n_params + batch * widths)
+
+
+def _member_blocks(n_members: int, n_blocks: int) -> list[slice]:
     """Contiguous, near-equal blocks: members listed by loss stay in few loss groups per block."""
-    bounds = [n_members * i // workers for i in range(workers + 1)]
+    bounds = [n_members * i // n_blocks for i in range(n_blocks + 1)]
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
