@@ -9,7 +9,7 @@ and MSE-on-probabilities x 16 seeds = 32 runs, float32. About 230 GFLOP of matmu
 
 Timings on shared 2-core machines vary by +-15% run to run, so everything is compared as ratios
 against the plain loop measured in the same run. The population trainer runs as configured by
-default (blocks of members on parallel worker threads) and as one block on all intra-op threads;
+default (blocks of members on parallel worker threads) and on one worker with all intra-op threads;
 the matmul-only bound times the batched products of its steps alone, in the same blocks and
 threads, which is the least time any implementation of this formulation could take here.
 """
@@ -123,7 +123,7 @@ def main() -> None:
     plain = time.perf_counter() - started
 
     # 2. The population trainer: all 32 runs at once, as configured by default (blocks of members on
-    # parallel worker threads) and as one block on all intra-op threads.
+    # parallel worker threads) and on one worker using all intra-op threads.
     train_population(data, members[:2], TrainConfig(model="mlp", hidden=hidden, epochs=1), progress=False)  # warm-up
     started = time.perf_counter()
     result = train_population(data, members, config, progress=False)
@@ -175,7 +175,7 @@ def main() -> None:
         f"{gflop / population:8.1f}  {summarise(pop_acc)}"
     )
     print(
-        f"{'  the same as one block, all intra-op threads':44s} {one_block:8.2f} {plain / one_block:8.1f}x "
+        f"{'  one worker on all intra-op threads':44s} {one_block:8.2f} {plain / one_block:8.1f}x "
         f"{gflop / one_block:8.1f}  ({'bit-identical parameters' if same else 'parameters DIFFER'})"
     )
     print(
