@@ -317,7 +317,7 @@ def train_population(
                 bar.advance(0, 1 / len(blocks))
 
         initial = None if initial_params is None else [p[block] for p in initial_params]
-        return _train_block(dataset, members[block], resolved[block], binary, config, initial, on_step)
+        return _train_block(dataset, members[block], resolved[block], binary, config, initial, on_step, started)
 
     started = time.perf_counter()
     try:
@@ -439,8 +439,10 @@ def _train_block(
     config: TrainConfig,
     initial_params: list[torch.Tensor] | None,
     on_step: Callable[[], None],
+    started: float,
 ) -> tuple[list[dict], object]:
-    """Train a block of members as one batch; returns its evaluation rows (members numbered from 0) and model."""
+    """Train a block of members as one batch; returns its evaluation rows (members numbered from 0,
+    ``seconds`` counted from ``started``, when the population started) and its model."""
     dtype = getattr(torch, config.dtype)
     device = torch.device(config.device)
     n_members, n_train = len(members), dataset.x_train.shape[0]
@@ -470,7 +472,6 @@ def _train_block(
     eval_every = config.eval_every_steps or steps_per_epoch
     rows: list[dict] = []
     member_info = [m.describe() for m in members]
-    started = time.perf_counter()
 
     limit = config.train_eval_examples
     eval_rows = (
