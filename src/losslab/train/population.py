@@ -474,16 +474,19 @@ def _train_block(
     member_info = [m.describe() for m in members]
 
     limit = config.train_eval_examples
+    # The evenly spaced rows are computed on the CPU so that every device evaluates the same examples.
     eval_rows = (
-        torch.linspace(0, n_train - 1, limit, device=device).long()
-        if limit is not None and limit < n_train
-        else torch.arange(n_train, device=device)
-    )
+        torch.linspace(0, n_train - 1, limit).long() if limit is not None and limit < n_train else torch.arange(n_train)
+    ).to(device)
     x_eval, y_eval = x_train[eval_rows], y_train[eval_rows]
     t_eval = t_train[eval_rows] if binary else t_train.T[:, eval_rows].contiguous().T  # class-major like logits
 
     def evaluate(step: int) -> None:
-        stats = _evaluate(model, groups, x_eval, y_eval, t_eval, x_test, y_test, binary, config)
+        # One transfer per metric (not one per member and metric: each would synchronise a GPU).
+        stats = {
+            k: v.tolist()
+            for k, v in _evaluate(model, groups, x_eval, y_eval, t_eval, x_test, y_test, binary, config).items()
+        }
         elapsed = time.perf_counter() - started
         for i in range(n_members):
             rows.append(
@@ -492,7 +495,7 @@ def _train_block(
                     **member_info[i],
                     "step": step,
                     "epoch": step / steps_per_epoch,
-                    **{k: float(v[i]) for k, v in stats.items()},
+                    **{k: v[i] for k, v in stats.items()},
                     "seconds": elapsed,
                 }
             )
