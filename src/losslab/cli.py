@@ -76,6 +76,18 @@ def _add_run(sub) -> None:
     p.add_argument("--out", default=None, help="results folder (default ./losslab-results/<spec name>)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--data-dir", default=None, help="folder with MNIST/Fashion-MNIST IDX files (or $LOSSLAB_DATA)")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="train the cells as Ray tasks: no ADDRESS = $RAY_ADDRESS or a new local instance; "
+        "'auto' = this machine's cluster; or ray://host:port (needs pip install 'losslab[ray]')",
+    )
+    p.add_argument(
+        "--cpus-per-cell", type=float, default=1.0, help="with --ray: CPUs (and threads) per cell (default 1)"
+    )
     p.set_defaults(func=_cmd_run)
 
 
@@ -88,9 +100,16 @@ def _cmd_run(args) -> int:
     size = "smoke" if args.smoke else args.size
     if args.device not in ("cpu", "cuda") and not args.device.startswith("cuda:"):
         raise UsageError(f"--device must be cpu or cuda, got {args.device!r}")
+    cluster = None
+    if args.ray is not None:
+        from losslab.experiments.cluster import RayCluster
+
+        cluster = RayCluster(address=args.ray or None, cpus_per_cell=args.cpus_per_cell)
+    elif args.cpus_per_cell != 1.0:
+        raise UsageError("--cpus-per-cell applies to Ray runs only; add --ray")
     spec = load_spec(args.spec)
     out = Path(args.out) if args.out else Path("losslab-results") / spec.name
-    summary = run_spec(spec, out, size=size, device=args.device, data_dir=args.data_dir)
+    summary = run_spec(spec, out, size=size, device=args.device, data_dir=args.data_dir, cluster=cluster)
     print(summary.describe())
     return 0
 

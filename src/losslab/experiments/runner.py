@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from losslab.experiments.cluster import RayCluster
 from losslab.experiments.spec import Cell, Spec
 from losslab.train import Member, load_dataset, train_population
 from losslab.train.datasets import check_available
@@ -155,8 +156,13 @@ def run_spec(
     data_dir=None,
     progress: bool | None = None,
     log=print,
+    cluster: RayCluster | None = None,
 ) -> RunSummary:
-    """Run every cell of ``spec`` at ``size`` into ``out``, skipping cells already finished there."""
+    """Run every cell of ``spec`` at ``size`` into ``out``, skipping cells already finished there.
+
+    Cells train one after another in this process, or as tasks on Ray when ``cluster`` is given;
+    either way this process writes the results, so resume and atomic writes work the same.
+    """
     started = time.perf_counter()
     cells = spec.cells(size, device)  # validates everything before any training
     for dataset in sorted({c.dataset for c in cells}):
@@ -174,18 +180,30 @@ def run_spec(
         "spec_data": spec.data,
         "cells": [{"id": c.id, "fingerprint": c.fingerprint(), "members": len(c.members)} for c in cells],
         "environment": environment(device),
+        "execution": {"executor": "local"},
     }
-    _atomic_write_bytes(out / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
+
+    def write_manifest(execution: dict | None = None) -> None:
+        if execution is not None:
+            manifest["execution"] = execution
+        _atomic_write_bytes(out / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
+
     summary = RunSummary(out)
+    numbers = {cell.id: number for number, cell in enumerate(cells, 1)}
+    jobs = []
     cache: dict = {}
-    for number, cell in enumerate(cells, 1):
+    for cell in cells:
         if _cell_done(folder, cell):
             summary.skipped.append(cell.id)
-            log(f"[{number}/{len(cells)}] {cell.id}: already done, skipped")
-            continue
-        dataset = _load_cell_dataset(cell, data_dir, device, cache)
-        cell_started = time.perf_counter()
-        frame = run_cell(cell, dataset, progress)
+            log(f"[{numbers[cell.id]}/{len(cells)}] {cell.id}: already done, skipped")
+        else:
+            jobs.append((cell, _load_cell_dataset(cell, data_dir, device, cache)))
+    if cluster is None or not jobs:  # with nothing left to train there is no need to reach a cluster
+        write_manifest()
+        finished = _run_locally(jobs, progress)
+    else:
+        finished = cluster.run(jobs, run_cell, on_connect=write_manifest)
+    for cell, frame, seconds in finished:
         _atomic_write_frame(folder / f"{cell.id}.parquet", frame)
         meta = {
             "cell": cell.id,
@@ -196,13 +214,21 @@ def run_spec(
             "train": asdict(cell.train),
             "members": [asdict(m) for m in cell.members],
             "warmstart": cell.warmstart,
-            "seconds": time.perf_counter() - cell_started,
+            "seconds": seconds,
         }
         _atomic_write_bytes(folder / f"{cell.id}.json", json.dumps(meta, indent=2, default=str).encode())
         summary.trained.append(cell.id)
-        log(f"[{number}/{len(cells)}] {cell.id}: {len(cell.members)} members in {meta['seconds']:.1f} s")
+        log(f"[{numbers[cell.id]}/{len(cells)}] {cell.id}: {len(cell.members)} members in {seconds:.1f} s")
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _run_locally(jobs, progress):
+    """Train the cells one after another in this process; yield (cell, rows, seconds) for each."""
+    for cell, dataset in jobs:
+        cell_started = time.perf_counter()
+        frame = run_cell(cell, dataset, progress)
+        yield cell, frame, time.perf_counter() - cell_started
 
 
 def load_results(folder: Path) -> tuple[dict, pd.DataFrame]:

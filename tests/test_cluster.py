@@ -1,0 +1,67 @@
+"""Cells run as Ray tasks give the results of a local run; failures and a missing Ray are clear errors."""
+
+import sys
+
+import pandas as pd
+import pytest
+from test_experiments import GOOD, write_spec
+
+from losslab.experiments.cluster import RayCluster
+from losslab.experiments.runner import load_results, run_spec
+from losslab.experiments.spec import load_spec
+
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    ray = pytest.importorskip("ray")
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    except Exception as exc:  # a sandbox that cannot start Ray's processes, not a losslab failure
+        pytest.skip(f"cannot start a local Ray instance here: {exc}")
+    yield ray
+    ray.shutdown()
+
+
+def comparable(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows.drop(columns="seconds").sort_values(["cell", "member", "step"]).reset_index(drop=True)
+
+
+def test_a_ray_run_writes_the_results_of_a_local_run_and_resumes(tmp_path, ray_instance):
+    spec = load_spec(write_spec(tmp_path, GOOD))
+    run_spec(spec, tmp_path / "local", log=lambda *_: None)
+    lines = []
+    summary = run_spec(spec, tmp_path / "ray", log=lines.append, cluster=RayCluster(cpus_per_cell=1))
+    assert sorted(summary.trained) == ["a", "b-num_classes3", "b-num_classes4"] and len(lines) == 3
+    local_manifest, local = load_results(tmp_path / "local")
+    manifest, remote = load_results(tmp_path / "ray")
+    # Ray workers train with one thread where the local run used all: the populations are
+    # bit-identical anyway, so the rows are equal to the last digit.
+    pd.testing.assert_frame_equal(comparable(local), comparable(remote))
+    assert local_manifest["execution"] == {"executor": "local"}
+    assert manifest["execution"]["executor"] == "ray" and manifest["execution"]["cluster_cpus"] == 2
+    again = run_spec(spec, tmp_path / "ray", log=lambda *_: None, cluster=RayCluster())
+    assert again.trained == [] and len(again.skipped) == 3
+
+
+def test_a_failing_cell_on_ray_names_the_cell(tmp_path, ray_instance):
+    spec = load_spec(write_spec(tmp_path, GOOD))
+    cell = spec.cells()[0]
+    # len(cell, dataset) raises TypeError on the worker, standing in for any failure in training.
+    with pytest.raises(RuntimeError, match=f"cell {cell.id} failed on Ray: TypeError"):
+        list(RayCluster().run([(cell, None)], len))
+
+
+def test_without_ray_installed_the_error_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    spec = load_spec(write_spec(tmp_path, GOOD))
+    with pytest.raises(ValueError, match=r"needs the ray package: pip install 'losslab\[ray\]'"):
+        run_spec(spec, tmp_path / "out", log=lambda *_: None, cluster=RayCluster())
+
+
+def test_ray_options_are_checked(capsys):
+    from losslab.cli import main
+
+    with pytest.raises(ValueError, match="cpus_per_cell must be a positive number, got 0"):
+        RayCluster(cpus_per_cell=0)
+    assert main(["run", "saturation", "--smoke", "--cpus-per-cell", "2"]) == 2
+    assert "--cpus-per-cell applies to Ray runs only; add --ray" in capsys.readouterr().err
