@@ -321,21 +321,7 @@ def train_population(
 
     started = time.perf_counter()
     try:
-        if workers == 1:
-            parts = [train_block(block) for block in blocks]
-        else:
-            with _intra_op_threads(1), ThreadPoolExecutor(workers, thread_name_prefix="losslab") as pool:
-                futures = [pool.submit(train_block, block) for block in blocks]
-                try:
-                    wait(futures, return_when=FIRST_EXCEPTION)
-                except BaseException:  # Ctrl-C: stop every block at its next step
-                    stop.set()
-                    raise
-                failed = [f for f in futures if f.done() and f.exception() is not None]
-                if failed:  # stop the other blocks at their next step and report the first failure
-                    stop.set()
-                    raise failed[0].exception()
-                parts = [future.result() for future in futures]
+        parts = _run_blocks(blocks, workers, train_block, stop)
     finally:
         if bar is not None:
             bar.stop()
@@ -353,6 +339,26 @@ def train_population(
 
 class _Cancelled(Exception):
     """Raised inside a block when another block failed or the run was interrupted."""
+
+
+def _run_blocks(blocks: list[slice], workers: int, train_block, stop: threading.Event) -> list:
+    """``train_block`` on every block, in order on this thread or on ``workers`` threads with one
+    intra-op thread each; the results in block order. The first failure (or Ctrl-C) sets ``stop``,
+    which the other blocks see at their next step, and is raised."""
+    if workers == 1:
+        return [train_block(block) for block in blocks]
+    with _intra_op_threads(1), ThreadPoolExecutor(workers, thread_name_prefix="losslab") as pool:
+        futures = [pool.submit(train_block, block) for block in blocks]
+        try:
+            wait(futures, return_when=FIRST_EXCEPTION)
+        except BaseException:  # Ctrl-C while waiting
+            stop.set()
+            raise
+        failed = [f for f in futures if f.done() and f.exception() is not None]
+        if failed:
+            stop.set()
+            raise failed[0].exception()
+        return [future.result() for future in futures]
 
 
 def _uses_sigmoid_link(dataset: Dataset, members: list[Member], config: TrainConfig) -> bool:
