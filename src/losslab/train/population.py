@@ -305,6 +305,7 @@ def train_population(
             f"{[list(s) for s in shapes]}, got {[list(p.shape) for p in initial_params]}"
         )
     blocks, workers = _plan_blocks(config, len(members), probe)
+    data = _prepare_tensors(dataset, binary, config)
     total_steps = (n_train // config.batch_size) * config.epochs
     bar = _progress(total_steps, description, progress)
     stop = threading.Event()
@@ -316,8 +317,12 @@ def train_population(
             if bar is not None:
                 bar.advance(0, 1 / len(blocks))
 
-        initial = None if initial_params is None else [p[block] for p in initial_params]
-        return _train_block(dataset, members[block], resolved[block], binary, config, initial, on_step, started)
+        model = _build(dataset, members[block], binary, config)
+        if initial_params is not None:
+            for p, source in zip(model.params, initial_params):
+                p.copy_(source[block])
+        rows = _train_block(model, data, members[block], resolved[block], binary, config, on_step, started)
+        return rows, model
 
     started = time.perf_counter()
     try:
@@ -384,16 +389,6 @@ def _build(dataset: Dataset, members: list[Member], binary: bool, config: TrainC
     )
 
 
-def _worker_count(config: TrainConfig, n_members: int) -> int:
-    if config.workers is not None:
-        workers = config.workers
-    elif str(config.device) == "cpu" and config.model != "cnn":
-        workers = torch.get_num_threads()
-    else:
-        workers = 1  # one GPU runs the whole population as one batch; see TrainConfig.workers for the CNN
-    return max(1, min(workers, n_members))
-
-
 # Blocks of the linear and MLP models are sized so that a block's working set stays within about
 # half of a server CPU's last-level cache. Measured on P1's MLP (40-100-100-10, batch 100, one
 # thread, two epochs): 19.7 ms per member in blocks of 8 to 32 members, 22.1 in blocks of 64, 24.4
@@ -404,9 +399,16 @@ _MIN_BLOCK_MEMBERS = 8  # below this the per-step Python overhead is shared by t
 
 def _plan_blocks(config: TrainConfig, n_members: int, probe) -> tuple[list[slice], int]:
     """The member blocks and the number of worker threads that train them."""
-    workers = _worker_count(config, n_members)
+    # Only the linear and MLP models on CPU are split by default: one GPU runs the whole population
+    # as one batch, and the CNN's rounding depends on its block size (see TrainConfig.workers).
+    splittable = str(config.device) == "cpu" and config.model != "cnn"
+    if config.workers is not None:
+        workers = config.workers
+    else:
+        workers = torch.get_num_threads() if splittable else 1
+    workers = max(1, min(workers, n_members))
     n_blocks = workers
-    if str(config.device) == "cpu" and config.model != "cnn":
+    if splittable:
         most = max(_MIN_BLOCK_MEMBERS, _BLOCK_BYTES // _member_bytes(probe, config.batch_size))
         n_blocks = max(workers, math.ceil(n_members / most))
     return _member_blocks(n_members, n_blocks), workers
@@ -437,37 +439,59 @@ def _intra_op_threads(count: int):
         torch.set_num_threads(previous)
 
 
-def _train_block(
-    dataset: Dataset,
-    members: list[Member],
-    resolved: list[tuple],
-    binary: bool,
-    config: TrainConfig,
-    initial_params: list[torch.Tensor] | None,
-    on_step: Callable[[], None],
-    started: float,
-) -> tuple[list[dict], object]:
-    """Train a block of members as one batch; returns its evaluation rows (members numbered from 0,
-    ``seconds`` counted from ``started``, when the population started) and its model."""
-    dtype = getattr(torch, config.dtype)
-    device = torch.device(config.device)
-    n_members, n_train = len(members), dataset.x_train.shape[0]
+@dataclass(frozen=True)
+class _Tensors:
+    """The dataset on the training device in the forms the steps and evaluations read; made once and
+    shared, read-only, by every block."""
 
+    x_train: torch.Tensor  # [N, features]
+    t_train: torch.Tensor  # targets: [N, K] probabilities, class-major, or [N] 0/1 floats for sigmoid models
+    x_eval: torch.Tensor  # the training examples the train-set metrics use, and their labels and targets
+    y_eval: torch.Tensor
+    t_eval: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+def _prepare_tensors(dataset: Dataset, binary: bool, config: TrainConfig) -> _Tensors:
+    dtype, device = getattr(torch, config.dtype), torch.device(config.device)
+    n_train = dataset.x_train.shape[0]
     # Flatten inputs: the MLP reads feature vectors and the CNN reshapes them to images itself.
     x_train = dataset.x_train.reshape(n_train, -1).to(device, dtype)
     x_test = dataset.x_test.reshape(dataset.x_test.shape[0], -1).to(device, dtype)
     y_train, y_test = dataset.y_train.to(device), dataset.y_test.to(device)
-    outputs = 1 if binary else dataset.num_classes
     # Targets in the form the losses take: probabilities [N, K], or 0/1 floats [N] for sigmoid models.
     # Stored class-major ([K, N] memory seen as [N, K]) like the model's logits: elementwise ops on two
     # tensors of different layouts run several times slower on CPU.
-    t_train = y_train.to(dtype) if binary else torch.nn.functional.one_hot(y_train, outputs).to(dtype).T.contiguous().T
+    if binary:
+        t_train = y_train.to(dtype)
+    else:
+        t_train = torch.nn.functional.one_hot(y_train, dataset.num_classes).to(dtype).T.contiguous().T
+    limit = config.train_eval_examples
+    # The evenly spaced rows are computed on the CPU so that every device evaluates the same examples.
+    eval_rows = (
+        torch.linspace(0, n_train - 1, limit).long() if limit is not None and limit < n_train else torch.arange(n_train)
+    ).to(device)
+    t_eval = t_train[eval_rows] if binary else t_train.T[:, eval_rows].contiguous().T  # class-major like logits
+    return _Tensors(x_train, t_train, x_train[eval_rows], y_train[eval_rows], t_eval, x_test, y_test)
 
-    model = _build(dataset, members, binary, config)
+
+def _train_block(
+    model,
+    data: _Tensors,
+    members: list[Member],
+    resolved: list[tuple],
+    binary: bool,
+    config: TrainConfig,
+    on_step: Callable[[], None],
+    started: float,
+) -> list[dict]:
+    """Train ``model``, a block of members, as one batch; returns its evaluation rows (members numbered
+    from 0, ``seconds`` counted from ``started``, when the population started)."""
+    dtype, device = getattr(torch, config.dtype), torch.device(config.device)
+    x_train, t_train = data.x_train, data.t_train
+    n_members, n_train = len(members), x_train.shape[0]
     params = model.params
-    if initial_params is not None:
-        for p, source in zip(params, initial_params):
-            p.copy_(source)
     groups = _LossGroups(resolved, binary, device)
     optimizer = _Optimizer(config, params, torch.tensor([m.lr for m in members], dtype=dtype, device=device))
     order_generators = [data_order_generator(m.seed) for m in members]
@@ -479,20 +503,9 @@ def _train_block(
     rows: list[dict] = []
     member_info = [m.describe() for m in members]
 
-    limit = config.train_eval_examples
-    # The evenly spaced rows are computed on the CPU so that every device evaluates the same examples.
-    eval_rows = (
-        torch.linspace(0, n_train - 1, limit).long() if limit is not None and limit < n_train else torch.arange(n_train)
-    ).to(device)
-    x_eval, y_eval = x_train[eval_rows], y_train[eval_rows]
-    t_eval = t_train[eval_rows] if binary else t_train.T[:, eval_rows].contiguous().T  # class-major like logits
-
     def evaluate(step: int) -> None:
         # One transfer per metric (not one per member and metric: each would synchronise a GPU).
-        stats = {
-            k: v.tolist()
-            for k, v in _evaluate(model, groups, x_eval, y_eval, t_eval, x_test, y_test, binary, config).items()
-        }
+        stats = {k: v.tolist() for k, v in _evaluate(model, groups, data, binary, config).items()}
         elapsed = time.perf_counter() - started
         for i in range(n_members):
             rows.append(
@@ -531,14 +544,15 @@ def _train_block(
             on_step()
             if step % eval_every == 0 or step == total_steps:
                 evaluate(step)
-    return rows, model
+    return rows
 
 
 @torch.no_grad()
-def _evaluate(model, groups: _LossGroups, x_train, y_train, t_train, x_test, y_test, binary, config) -> dict:
-    """Metrics per member on the full training and test sets, evaluated in memory-bounded chunks."""
-    train_logits = _logits_in_chunks(model, x_train, config)
-    test_logits = _logits_in_chunks(model, x_test, config)
+def _evaluate(model, groups: _LossGroups, data: _Tensors, binary, config) -> dict:
+    """Metrics per member on the evaluation rows of the training set and on the test set, in memory-bounded chunks."""
+    y_train, t_train, y_test = data.y_eval, data.t_eval, data.y_test
+    train_logits = _logits_in_chunks(model, data.x_eval, config)
+    test_logits = _logits_in_chunks(model, data.x_test, config)
     members = train_logits.shape[0]
     z_train = train_logits.squeeze(-1) if binary else train_logits
     z_test = test_logits.squeeze(-1) if binary else test_logits
