@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from losslab.train import Member, TrainConfig, load_dataset, train_population
+from losslab.train.population import run_blocks
 from losslab.train.reference import train_reference
 
 LOSSES = ("cross_entropy", "mse")
@@ -42,7 +43,7 @@ def flops_per_run(features: int, hidden: list[int], classes: int, examples_seen:
 
 def matmul_bound(blocks: list[int], sizes: list[int], batch: int, steps: int, workers: int) -> float:
     """Seconds for the batched products of ``steps`` training steps alone (forward, weight gradients and
-    the backpropagated deltas, in the trainer's layouts), one thread per block like the trainer."""
+    the backpropagated deltas, in the trainer's layouts), run by the trainer's own block executor."""
 
     def products(m: int):
         r = torch.randn
@@ -66,25 +67,15 @@ def matmul_bound(blocks: list[int], sizes: list[int], batch: int, steps: int, wo
 
         return step
 
-    steps_of = [products(m) for m in blocks]
+    steps_of = [products(m) for m in blocks]  # made before the clock starts
 
     def run(step):
         for _ in range(steps):
             step()
 
-    previous = torch.get_num_threads()
-    if workers > 1:
-        torch.set_num_threads(1)
-    try:
-        threads = [threading.Thread(target=run, args=(f,)) for f in steps_of]
-        started = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        return time.perf_counter() - started
-    finally:
-        torch.set_num_threads(previous)
+    started = time.perf_counter()
+    run_blocks(steps_of, workers, run, threading.Event())
+    return time.perf_counter() - started
 
 
 def summarise(accuracies: dict[str, list[float]]) -> str:
@@ -130,13 +121,12 @@ def main() -> None:
     population = time.perf_counter() - started
     final = result.frame[result.frame.step == result.frame.step.max()]
     pop_acc = {loss: final[final.loss == loss].test_accuracy.tolist() for loss in LOSSES}
-    workers = min(torch.get_num_threads(), len(members))
+    workers = result.workers
     started = time.perf_counter()
     single = train_population(data, members, replace(config, workers=1), progress=False)
     one_block = time.perf_counter() - started
     same = all(torch.equal(a, b) for a, b in zip(result.model.params, single.model.params))
-    blocks = [len(members) * (i + 1) // workers - len(members) * i // workers for i in range(workers)]
-    bound = matmul_bound(blocks, [40, *hidden, 10], 100, steps, workers)
+    bound = matmul_bound(result.blocks, [40, *hidden, 10], 100, steps, workers)
 
     # 3. scikit-learn's MLPClassifier, cross-entropy only (it has no MSE-on-probabilities option).
     from sklearn.exceptions import ConvergenceWarning

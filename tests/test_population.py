@@ -147,6 +147,7 @@ def test_more_blocks_than_workers_give_the_same_result(digits, monkeypatch):
     for a, b in zip(together.model.params, queued.model.params):
         assert torch.equal(a, b)
     assert queued.frame.member.tolist() == together.frame.member.tolist()
+    assert (queued.blocks, queued.workers) == ([1] * len(MIXED), 2) and together.workers == 1
 
 
 def test_large_populations_train_in_cache_sized_blocks():

@@ -129,6 +129,8 @@ class PopulationResult:
     config: TrainConfig
     members: list[Member]
     seconds: float
+    blocks: list[int] = field(default_factory=list)  # how the members were split: members per block, in order
+    workers: int = 1  # threads that trained the blocks
 
 
 def data_order_generator(seed: int) -> torch.Generator:
@@ -326,7 +328,7 @@ def train_population(
 
     started = time.perf_counter()
     try:
-        parts = _run_blocks(blocks, workers, train_block, stop)
+        parts = run_blocks(blocks, workers, train_block, stop)
     finally:
         if bar is not None:
             bar.stop()
@@ -339,17 +341,20 @@ def train_population(
     frame = frame.drop_duplicates(subset=["member", "step"], keep="last").reset_index(drop=True)
     models = [model for _, model in parts]
     model = models[0] if len(models) == 1 else type(models[0]).concatenate(models)
-    return PopulationResult(frame, model, config, list(members), time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    sizes = [b.stop - b.start for b in blocks]
+    return PopulationResult(frame, model, config, list(members), seconds, sizes, workers)
 
 
 class _Cancelled(Exception):
     """Raised inside a block when another block failed or the run was interrupted."""
 
 
-def _run_blocks(blocks: list[slice], workers: int, train_block, stop: threading.Event) -> list:
+def run_blocks(blocks: list, workers: int, train_block, stop: threading.Event) -> list:
     """``train_block`` on every block, in order on this thread or on ``workers`` threads with one
     intra-op thread each; the results in block order. The first failure (or Ctrl-C) sets ``stop``,
-    which the other blocks see at their next step, and is raised."""
+    which the other blocks see at their next step, and is raised. (The trainer's executor; the P1
+    benchmark times its matmul-only bound with it.)"""
     if workers == 1:
         return [train_block(block) for block in blocks]
     with _intra_op_threads(1), ThreadPoolExecutor(workers, thread_name_prefix="losslab") as pool:
