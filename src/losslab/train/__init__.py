@@ -2,7 +2,14 @@
 
 from losslab.train.datasets import DATASETS, Dataset, load_dataset, subset_classes
 from losslab.train.models import MODELS, build_model
-from losslab.train.population import Member, PopulationResult, TrainConfig, save_result, train_population
+from losslab.train.population import (
+    Member,
+    PopulationResult,
+    TrainConfig,
+    check_population,
+    save_result,
+    train_population,
+)
 
 __all__ = [
     "DATASETS",
@@ -12,6 +19,7 @@ __all__ = [
     "PopulationResult",
     "TrainConfig",
     "build_model",
+    "check_population",
     "load_dataset",
     "save_result",
     "subset_classes",

@@ -147,6 +147,11 @@ def _check_members(members: list[Member], binary: bool) -> list[tuple]:
         params = loss.resolve_params(m.loss_params)
         if binary and not loss.accepts_binary:
             raise ValueError(f"member {i}: loss {m.loss!r} has no sigmoid (one-logit) form; use link='softmax'")
+        if not binary and not loss.accepts_multiclass:
+            raise ValueError(
+                f"member {i}: loss {m.loss!r} takes one logit per example and needs a two-class dataset with "
+                "link='sigmoid' or 'auto'; for more classes use 'cross_entropy'"
+            )
         if not (isinstance(m.lr, (int, float)) and math.isfinite(m.lr) and m.lr > 0):
             raise ValueError(f"member {i}: lr must be a positive number, got {m.lr!r}")
         if not (isinstance(m.init_scale, (int, float)) and math.isfinite(m.init_scale) and m.init_scale > 0):
@@ -288,14 +293,10 @@ def train_population(
     way than split inside each kernel. Blocks of the linear and MLP models are also kept small
     enough for their working set to stay in cache. Every member's arithmetic is unchanged.
     """
-    config.validate()
+    binary, resolved = check_population(dataset, members, config)
     if str(config.device) == "cpu":
         keep_freed_memory_in_heap()
-    binary = _uses_sigmoid_link(dataset, members, config)
-    resolved = _check_members(members, binary)
     n_train = dataset.x_train.shape[0]
-    if config.batch_size > n_train:
-        raise ValueError(f"batch_size {config.batch_size} exceeds the {n_train} training examples of {dataset.name!r}")
     # A one-member model checks the architecture before any thread starts, and gives the parameter shapes.
     probe = _build(dataset, members[:1], binary, config)
     shapes = [(len(members), *p.shape[1:]) for p in probe.params]
@@ -369,6 +370,19 @@ def run_blocks(blocks: list, workers: int, train_block, stop: threading.Event) -
             stop.set()
             raise failed[0].exception()
         return [future.result() for future in futures]
+
+
+def check_population(dataset: Dataset, members: list[Member], config: TrainConfig) -> tuple[bool, list[tuple]]:
+    """Every check ``train_population`` makes before training, without training: raises ValueError or
+    TypeError naming the bad value. Returns (whether the model has one sigmoid logit, each member's
+    (loss, resolved parameters))."""
+    config.validate()
+    binary = _uses_sigmoid_link(dataset, members, config)
+    resolved = _check_members(members, binary)
+    n_train = dataset.x_train.shape[0]
+    if config.batch_size > n_train:
+        raise ValueError(f"batch_size {config.batch_size} exceeds the {n_train} training examples of {dataset.name!r}")
+    return binary, resolved
 
 
 def _uses_sigmoid_link(dataset: Dataset, members: list[Member], config: TrainConfig) -> bool:
