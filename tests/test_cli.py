@@ -23,7 +23,7 @@ def test_help_lists_the_subcommands():
         (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
         (["verify", "--trials", "many"], "argument --trials: invalid int value: 'many'"),
         (["verify", "--bogus"], "unrecognized arguments: --bogus"),
-        (["verify", "--trials", "0"], "--trials must be at least 1, got 0"),
+        (["verify", "--trials", "0"], "--trials must be in [1, 100000], got 0"),
     ],
 )
 def test_bad_usage_prints_one_line_and_exits_2(args, message, capsys):

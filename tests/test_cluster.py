@@ -7,8 +7,9 @@ import pytest
 from test_experiments import GOOD, write_spec
 
 from losslab.experiments.cluster import RayCluster
-from losslab.experiments.runner import load_results, run_spec
+from losslab.experiments.runner import run_spec
 from losslab.experiments.spec import load_spec
+from losslab.experiments.store import load_results
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,14 @@
 """Specs fail before training; runs are resumable and atomic; warm starts continue the right solution."""
 
+import json
 import textwrap
 
 import pytest
 
 from losslab.experiments import runner
-from losslab.experiments.runner import load_results, run_spec
+from losslab.experiments.runner import run_spec
 from losslab.experiments.spec import SpecError, builtin_specs, load_spec
+from losslab.experiments.store import load_results
 
 GOOD = """
 name = "tiny"
@@ -79,7 +81,10 @@ def test_spec_expansion(tmp_path):
             ('model = "linear"\nlosses = ["mse"', 'model = "resnet"\nlosses = ["mse"'),
             r"unknown model 'resnet'; valid models",
         ),
-        (("init_scales = [1, 30]", "init_scales = [1, -30]"), r"grid\[0\].init_scales: must be a positive number"),
+        (
+            ("init_scales = [1, 30]", "init_scales = [1, -30]"),
+            r"grid\[0\].init_scales: must be a positive finite number",
+        ),
         (("seeds = 2", 'seeds = "two"'), r"grid\[0\].seeds: must be a count \(int\) or a non-empty list"),
         (
             ("lrs = { mse = [1.0], binary_cross_entropy = [0.1] }", "lrs = { mse = [1.0] }"),
@@ -134,7 +139,12 @@ def test_run_writes_results_and_resumes_after_an_interruption(tmp_path, monkeypa
     monkeypatch.setattr(runner, "run_cell", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_spec(spec, out, log=lambda *_: None)
-    assert sorted(p.name for p in (out / "cells").iterdir()) == ["a.json", "a.parquet"]  # whole files only
+    assert sorted(p.name for p in (out / "cells").iterdir()) == ["a.parquet"]  # whole files only
+    assert [e["status"] for e in json.loads((out / "manifest.json").read_text())["cells"]] == [
+        "done",
+        "pending",
+        "pending",
+    ]
     monkeypatch.setattr(
         runner,
         "run_cell",

@@ -8,7 +8,8 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, log_loss
 
-from losslab.train import Member, TrainConfig, load_dataset, metrics, save_result, train_population
+from losslab.experiments.store import load_results, save_result
+from losslab.train import Member, TrainConfig, load_dataset, metrics, train_population
 from losslab.train.datasets import Dataset
 from losslab.train.reference import train_reference
 
@@ -228,9 +229,10 @@ def test_result_rows_and_saving(digits, tmp_path):
         "grad_norm",
         "dead_fraction",
     }
-    save_result(result, tmp_path, "demo")
-    assert len(pd.read_parquet(tmp_path / "demo.parquet")) == len(result.frame)
-    assert '"optimizer": "sgd"' in (tmp_path / "demo.config.json").read_text()
+    save_result(result, tmp_path / "saved", "demo")
+    manifest, rows = load_results(tmp_path / "saved")
+    assert len(rows) == len(result.frame) and manifest["spec"] == "demo"
+    assert manifest["cells"][0]["config"]["train"]["optimizer"] == "sgd"
 
 
 def test_metrics_match_references():

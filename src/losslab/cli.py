@@ -1,12 +1,16 @@
 """The ``losslab`` command: parse arguments, call one library function, print, set the exit code.
 
-Exit codes: 0 success, 1 a check failed (``verify``), 2 bad usage or bad input (one line on stderr).
+Exit codes: 0 success, 1 a check failed (``verify``), 2 bad usage or bad input (one line on stderr
+naming the argument or file, the bad value and the fix), 130 interrupted (Ctrl-C).
 Heavy imports (torch, matplotlib) happen inside the subcommands so that ``--help`` is instant.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -29,9 +33,27 @@ def _add_verify(sub) -> None:
     p.set_defaults(func=_cmd_verify)
 
 
+MAX_TRIALS = 100_000  # the numeric checks hold arrays of trials x classes: more would exhaust memory
+
+
+def _check_output_file(path: Path, flag: str) -> None:
+    """Fail now, before the work, if ``path`` cannot be written (a folder, a missing or read-only parent)."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UsageError(f"{flag} {path} is a folder; give a file name")
+    if not parent.is_dir():
+        raise UsageError(f"{flag} {path}: folder {parent} does not exist; create it or give another path")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageError(f"{flag} {path}: not writable; give a writable path")
+
+
 def _cmd_verify(args) -> int:
-    if args.trials < 1:
-        raise UsageError(f"--trials must be at least 1, got {args.trials}")
+    if args.trials < 1 or args.trials > MAX_TRIALS:
+        raise UsageError(f"--trials must be in [1, {MAX_TRIALS}], got {args.trials}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be a non-negative integer, got {args.seed}")
+    if args.json not in (None, "-"):
+        _check_output_file(Path(args.json), "--json")
     from losslab.theory.ledger import ledger_exit_code, ledger_to_json, print_ledger, verify_all
 
     started = time.perf_counter()
@@ -41,7 +63,10 @@ def _cmd_verify(args) -> int:
     else:
         print_ledger(rows)
         if args.json:
-            Path(args.json).write_text(ledger_to_json(rows) + "\n", encoding="utf-8")
+            try:
+                Path(args.json).write_text(ledger_to_json(rows) + "\n", encoding="utf-8")
+            except OSError as exc:
+                raise UsageError(f"--json {args.json}: cannot write ({exc.strerror}); give a writable path") from None
             print(f"wrote {args.json}")
         print(f"checked {len(rows)} rows in {time.perf_counter() - started:.1f} s")
     return ledger_exit_code(rows)
@@ -88,6 +113,11 @@ def _add_run(sub) -> None:
     p.add_argument(
         "--cpus-per-cell", type=float, default=1.0, help="with --ray: CPUs (and threads) per cell (default 1)"
     )
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="if another run is writing into the results folder, wait for it instead of failing",
+    )
     p.set_defaults(func=_cmd_run)
 
 
@@ -108,8 +138,12 @@ def _cmd_run(args) -> int:
     elif args.cpus_per_cell != 1.0:
         raise UsageError("--cpus-per-cell applies to Ray runs only; add --ray")
     spec = load_spec(args.spec)
+    if args.out == "":
+        raise UsageError("--out is empty; give a folder for the results")
     out = Path(args.out) if args.out else Path("losslab-results") / spec.name
-    summary = run_spec(spec, out, size=size, device=args.device, data_dir=args.data_dir, cluster=cluster)
+    summary = run_spec(
+        spec, out, size=size, device=args.device, data_dir=args.data_dir, cluster=cluster, wait=args.wait
+    )
     print(summary.describe())
     return 0
 
@@ -122,6 +156,8 @@ def _add_report(sub) -> None:
 
 
 def _cmd_report(args) -> int:
+    if args.out == "":
+        raise UsageError("--out is empty; give a folder for index.html")
     from losslab.report.html import write_report
 
     path, verdicts = write_report([Path(r) for r in args.results], Path(args.out))
@@ -158,21 +194,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(text: str) -> str:
+    """Messages go to stderr as exactly one line, whatever a library put in them."""
+    return re.sub(r"\s*\n\s*", "; ", str(text).strip()) or "unknown error"
+
+
+def _describe_os_error(exc: OSError) -> str:
+    """An error of the machine (a read-only disk, a full disk, a missing permission) in one line, naming the file."""
+    if exc.errno is not None and exc.strerror:
+        target = f" {exc.filename}" if exc.filename is not None else ""
+        return f"cannot access{target}: {exc.strerror}; check the path and its permissions"
+    return str(exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = None
+    prefix = "losslab"
     try:
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()
             return 2
+        prefix = f"losslab {args.command}"
         return args.func(args)
     except UsageError as exc:
-        print(f"losslab: error: {exc}", file=sys.stderr)
+        print(f"losslab: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except (ValueError, TypeError, FileNotFoundError, PermissionError, NotADirectoryError) as exc:
-        # Library input errors carry a message that names the argument and the fix.
-        print(f"losslab {getattr(args, 'command', '')}: error: {exc}".replace("  ", " "), file=sys.stderr)
+    except (ValueError, TypeError) as exc:
+        # Library input errors carry a message that names the argument or file, the value and the fix.
+        print(f"{prefix}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # the reader of our output went away (| head): nothing left to say
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep Python's exit flush from failing again
+        return 2
+    except OSError as exc:
+        print(f"{prefix}: error: {_one_line(_describe_os_error(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("losslab: interrupted; finished cells are saved, rerun the same command to resume", file=sys.stderr)

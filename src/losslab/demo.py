@@ -12,6 +12,7 @@ Part of the CLI layer: it calls the experiments (which train) and the report (wh
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ DEMO_SPECS = ("saturation", "comparison")
 
 
 def run_demo(out: Path, size: str = "small", console: Console | None = None) -> int:
+    from losslab.experiments import store
     from losslab.experiments.runner import run_spec
     from losslab.experiments.spec import load_spec
     from losslab.report.figures import FIGURES, write_figures
@@ -30,6 +32,14 @@ def run_demo(out: Path, size: str = "small", console: Console | None = None) -> 
     console = console or Console(soft_wrap=True)  # long verdict lines stay whole in logs
     started = time.perf_counter()
     out = Path(out)
+    # Everything that can refuse the run is checked before the first file is written: the folder,
+    # and that each results folder in it is new or holds the same spec at the same size.
+    if os.path.lexists(out) and not out.is_dir():
+        raise ValueError(f"demo folder (--out) {out} is a file; give a folder")
+    specs = {name: load_spec(name) for name in DEMO_SPECS}
+    for name, spec in specs.items():
+        spec.cells(size)
+        store.check_target(out / "results" / name, spec.name, size)
     console.print(f"[bold]losslab demo[/] ({size} size) -> {out}/")
 
     console.print("[bold]1/4[/] checking the article's equations ...")
@@ -43,8 +53,7 @@ def run_demo(out: Path, size: str = "small", console: Console | None = None) -> 
 
     console.print("[bold]3/4[/] training (populations of models at once) ...")
     folders = []
-    for name in DEMO_SPECS:
-        spec = load_spec(name)
+    for name, spec in specs.items():
         folder = out / "results" / name
         summary = run_spec(spec, folder, size=size, log=lambda line: console.print(f"    {line}"))
         console.print(f"    {name}: {summary.describe()}")

@@ -17,6 +17,8 @@ the linear and MLP populations give bit-identical results for any number of CPU 
 
 from __future__ import annotations
 
+import contextlib
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -53,28 +55,58 @@ class RayCluster:
     cpus_per_cell: float = 1.0
 
     def __post_init__(self):
-        if not (isinstance(self.cpus_per_cell, (int, float)) and self.cpus_per_cell > 0):
+        if (
+            isinstance(self.cpus_per_cell, bool)
+            or not isinstance(self.cpus_per_cell, (int, float))
+            or not math.isfinite(self.cpus_per_cell)
+            or self.cpus_per_cell <= 0
+        ):
             raise ValueError(f"cpus_per_cell must be a positive number, got {self.cpus_per_cell!r}")
+        if self.address is not None and (not isinstance(self.address, str) or not self.address.strip()):
+            raise ValueError(f"address must be 'auto', ray://host:port or host:port, got {self.address!r}")
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[dict]:
+        """Connect to Ray (or start a local instance) for the duration of the block; yields what the
+        run is using (for the manifest). A cluster that cannot be reached is a ValueError naming the
+        address and the fix."""
+        ray = _import_ray()
+        started_here = not ray.is_initialized()
+        if started_here:
+            try:
+                ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+            except Exception as exc:  # Ray raises ConnectionError, ValueError or RuntimeError, by version and address
+                with contextlib.suppress(Exception):
+                    ray.shutdown()
+                reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+                where = f"--ray {self.address}" if self.address else "--ray"
+                raise ValueError(
+                    f"{where}: cannot connect to a Ray cluster ({reason}); start one with 'ray start --head', "
+                    "give its address (auto, or ray://host:10001 with pip install 'losslab[ray]'), "
+                    "or leave out --ray to run here"
+                ) from None
+        try:
+            yield self.describe(ray)
+        finally:
+            if started_here:
+                ray.shutdown()
 
     def run(
         self, jobs: list[tuple[Cell, Dataset]], work: CellWork, on_connect=None
     ) -> Iterator[tuple[Cell, pd.DataFrame, float]]:
         """Train every (cell, dataset) job as a Ray task; yield (cell, rows, seconds) as each finishes.
 
-        ``on_connect(description)`` is called once connected, with what the run is using (for the
-        manifest). An error in a task, or Ctrl-C, cancels the tasks still pending and is raised.
+        Connects first unless already connected (``connect``); ``on_connect(description)`` is then
+        called with what the run is using. An error in a task, or Ctrl-C, cancels the tasks still
+        pending and is raised.
         """
         ray = _import_ray()
-        started_here = not ray.is_initialized()
-        if started_here:
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
-        try:
-            if on_connect is not None:
-                on_connect(self.describe(ray))
+        with contextlib.ExitStack() as stack:
+            if not ray.is_initialized():
+                description = stack.enter_context(self.connect())
+                if on_connect is not None:
+                    on_connect(description)
             yield from self._run(ray, jobs, work)
-        finally:
-            if started_here:
-                ray.shutdown()
 
     def describe(self, ray) -> dict:
         resources = ray.cluster_resources()

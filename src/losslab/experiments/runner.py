@@ -1,83 +1,33 @@
 """Run a spec: expand it into cells, train each cell as one population, store the results.
 
-Layout of a results folder::
-
-    manifest.json            spec, size, resolved cells, environment (versions, device, git commit)
-    cells/<cell>.parquet     tidy rows: one per member and evaluation
-    cells/<cell>.json        the cell's resolved configuration and fingerprint (written last: "done")
-
-Every file is written to a temporary name and renamed, so an interrupted run (Ctrl-C, kill) leaves
-only whole files behind. A rerun skips each cell whose ``.json`` fingerprint matches the spec and
-trains the rest, so no finished cell is lost and none is trained twice.
+The results folder is written only through ``losslab.experiments.store`` (see there for its layout):
+``manifest.json`` lists every cell with its fingerprint and, once finished, its row count and the
+SHA-256 of ``cells/<cell>.parquet``. ``run_spec`` checks everything it can before it creates
+anything (the spec, every cell's data files, dataset, members and model, and that the folder holds
+no other spec or size), so a failed start leaves nothing on disk; then it locks the folder, trains
+the cells not yet done (a cell whose file is damaged counts as not done, and the run says so) and
+lists each in the manifest as soon as its file is safely written. An interrupted run (Ctrl-C, kill)
+therefore loses at most the cell in progress, and a rerun trains exactly the cells still missing.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import platform
-import subprocess
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import torch
 
+from losslab.experiments import store
 from losslab.experiments.cluster import RayCluster
-from losslab.experiments.spec import Cell, Spec
-from losslab.train import Member, load_dataset, train_population
+from losslab.experiments.spec import Cell, Spec, SpecError
+from losslab.experiments.store import environment, load_results  # noqa: F401  (re-exported: the store reads)
+from losslab.train import Member, check_population, load_dataset, train_population
 from losslab.train.datasets import check_available
-
-RESULTS_VERSION = 1
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one, never half
-
-
-def _atomic_write_frame(path: Path, frame: pd.DataFrame) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def environment(device: str) -> dict:
-    """Versions, machine and git commit, so results say what produced them."""
-    import numpy
-    import scipy
-
-    import losslab
-
-    info = {
-        "losslab": losslab.__version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "scipy": scipy.__version__,
-        "pandas": pd.__version__,
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_threads": torch.get_num_threads(),
-        "device": device,
-    }
-    if device.startswith("cuda") and torch.cuda.is_available():
-        info["cuda_device"] = torch.cuda.get_device_name(0)
-    try:
-        source = Path(losslab.__file__).resolve().parent
-        commit = subprocess.run(
-            ["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        )
-        if commit.returncode == 0:
-            info["git_commit"] = commit.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return info
+from losslab.train.models import build_model
 
 
 @dataclass
@@ -90,16 +40,6 @@ class RunSummary:
     def describe(self) -> str:
         parts = [f"{len(self.trained)} cell(s) trained", f"{len(self.skipped)} already done"]
         return f"{', '.join(parts)} in {self.seconds:.1f} s; results in {self.out}"
-
-
-def _cell_done(folder: Path, cell: Cell) -> bool:
-    meta = folder / f"{cell.id}.json"
-    if not meta.is_file() or not (folder / f"{cell.id}.parquet").is_file():
-        return False
-    try:
-        return json.loads(meta.read_text(encoding="utf-8")).get("fingerprint") == cell.fingerprint()
-    except (OSError, json.JSONDecodeError):
-        return False
 
 
 def _load_cell_dataset(cell: Cell, data_dir, device: str, cache: dict):
@@ -121,6 +61,15 @@ def _label_rows(frame: pd.DataFrame, cell: Cell, dataset, phase: str) -> pd.Data
     return frame
 
 
+def _warmstart_population(cell: Cell) -> tuple[list[tuple[int, float]], list[Member], object]:
+    """The warm-start population of a cell: one member per (seed, initial scale), and its config."""
+    ws = cell.warmstart
+    starts = sorted({(m.seed, m.init_scale) for m in cell.members})
+    first = [Member(ws["loss"], seed=s, lr=ws["lr"], init_scale=c) for s, c in starts]
+    config = type(cell.train)(**{**asdict(cell.train), "epochs": ws["epochs"]})
+    return starts, first, config
+
+
 def run_cell(cell: Cell, dataset, progress: bool | None = None) -> pd.DataFrame:
     """Train one cell (with its warm start, if any) and return its labelled rows."""
     if cell.warmstart is None:
@@ -128,10 +77,7 @@ def run_cell(cell: Cell, dataset, progress: bool | None = None) -> pd.DataFrame:
         return _label_rows(result.frame, cell, dataset, "main")
     # Golik et al. (2013): first train with the warm-start loss, then continue each member from the
     # warm-start solution of its own seed and initial scale.
-    ws = cell.warmstart
-    starts = sorted({(m.seed, m.init_scale) for m in cell.members})
-    first = [Member(ws["loss"], seed=s, lr=ws["lr"], init_scale=c) for s, c in starts]
-    ws_config = type(cell.train)(**{**asdict(cell.train), "epochs": ws["epochs"]})
+    starts, first, ws_config = _warmstart_population(cell)
     warm = train_population(dataset, first, ws_config, progress=progress, description=f"{cell.id} (warm start)")
     index = torch.tensor([starts.index((m.seed, m.init_scale)) for m in cell.members])
     initial = [p.index_select(0, index.to(p.device)) for p in warm.model.params]
@@ -141,11 +87,61 @@ def run_cell(cell: Cell, dataset, progress: bool | None = None) -> pd.DataFrame:
     main = result.frame.copy()
     offset = int(warm.frame.step.max())
     main["step"] += offset
-    main["epoch"] += ws["epochs"]
+    main["epoch"] += cell.warmstart["epochs"]
     return pd.concat(
         [_label_rows(warm.frame, cell, dataset, "warmstart"), _label_rows(main, cell, dataset, "main")],
         ignore_index=True,
     )
+
+
+def check_cell(cell: Cell, dataset) -> None:
+    """Every check training would make, without training: members, losses against the dataset's
+    classes, batch size, and that the model can be built for the data. Raises ValueError/TypeError."""
+    populations = [(cell.members, cell.train)]
+    if cell.warmstart is not None:
+        _, first, ws_config = _warmstart_population(cell)
+        populations.append((first, ws_config))
+    for members, config in populations:
+        binary, _ = check_population(dataset, members, config)
+        try:  # one member on the CPU: a model that does not fit the data (cnn on vectors) fails now
+            build_model(
+                config.model,
+                dataset.input_shape,
+                1 if binary else dataset.num_classes,
+                [0],
+                [1.0],
+                hidden=config.hidden,
+                dtype=getattr(torch, config.dtype),
+                device="cpu",
+            )
+        except RuntimeError as exc:  # e.g. out of memory for absurd layer widths
+            raise ValueError(f"cannot build model {config.model!r}: {str(exc).splitlines()[0]}") from None
+
+
+def _prepare(spec: Spec, cell: Cell, data_dir, device: str, cache: dict):
+    """Load and check one cell's dataset and members; errors name the spec file and the cell."""
+    try:
+        dataset = _load_cell_dataset(cell, data_dir, device, cache)
+        check_cell(cell, dataset)
+    except (ValueError, TypeError) as exc:
+        raise SpecError(f"{spec.source}: cell {cell.id!r}: {exc}") from None
+    return dataset
+
+
+def _cell_config(cell: Cell) -> dict:
+    return {
+        "dataset": cell.dataset,
+        "dataset_options": cell.dataset_options,
+        "classes": cell.classes,
+        "train": asdict(cell.train),
+        "members": [asdict(m) for m in cell.members],
+        "warmstart": cell.warmstart,
+    }
+
+
+def _command(spec: Spec, size: str | None, out: Path) -> str:
+    flag = "" if size is None else (" --smoke" if size == "smoke" else f" --size {size}")
+    return f"losslab run {spec.path or spec.name}{flag} --out {out}"
 
 
 def run_spec(
@@ -157,68 +153,68 @@ def run_spec(
     progress: bool | None = None,
     log=print,
     cluster: RayCluster | None = None,
+    wait: bool = False,
 ) -> RunSummary:
     """Run every cell of ``spec`` at ``size`` into ``out``, skipping cells already finished there.
 
-    Cells train one after another in this process, or as tasks on Ray when ``cluster`` is given;
-    either way this process writes the results, so resume and atomic writes work the same.
+    Everything is checked before ``out`` is created or changed. ``out`` must be new, empty, or hold
+    this spec at this size; another run writing into it makes this one fail at once (a
+    ``LockedError``), or with ``wait=True`` wait for it. Cells train one after another in this
+    process, or as tasks on Ray when ``cluster`` is given; either way this process writes the
+    results, so resume and atomic writes work the same.
     """
     started = time.perf_counter()
-    cells = spec.cells(size, device)  # validates everything before any training
+    out = Path(out)
+    size_name = size or "full"
+    cells = spec.cells(size, device)  # validates every name and value of the spec
     for dataset in sorted({c.dataset for c in cells}):
         check_available(dataset, data_dir)  # missing MNIST files fail now, not after hours of other cells
-    out = Path(out)
-    folder = out / "cells"
-    folder.mkdir(parents=True, exist_ok=True)
-    manifest = {
-        "version": RESULTS_VERSION,
+    store.check_target(out, spec.name, size_name, wait=wait)
+    planned = [{"id": c.id, "fingerprint": c.fingerprint(), "members": len(c.members)} for c in cells]
+    cache: dict = {}
+    prepared: dict[str, object] = {}
+
+    def dataset_for(cell: Cell):
+        if cell.id not in prepared:
+            prepared[cell.id] = _prepare(spec, cell, data_dir, device, cache)
+        return prepared[cell.id]
+
+    todo = set(store.cells_to_train(out, planned))
+    for cell in cells:
+        if cell.id in todo:
+            dataset_for(cell)  # every cell that will train is checked before the folder is touched
+    header = {
         "spec": spec.name,
+        "size": size_name,
         "description": spec.description,
         "claims": spec.claims,
-        "size": size or "full",
         "source": spec.source,
+        "command": _command(spec, size, out),
         "spec_data": spec.data,
-        "cells": [{"id": c.id, "fingerprint": c.fingerprint(), "members": len(c.members)} for c in cells],
         "environment": environment(device),
         "execution": {"executor": "local"},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-
-    def write_manifest(execution: dict | None = None) -> None:
-        if execution is not None:
-            manifest["execution"] = execution
-        _atomic_write_bytes(out / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
-
     summary = RunSummary(out)
     numbers = {cell.id: number for number, cell in enumerate(cells, 1)}
-    jobs = []
-    cache: dict = {}
-    for cell in cells:
-        if _cell_done(folder, cell):
-            summary.skipped.append(cell.id)
-            log(f"[{numbers[cell.id]}/{len(cells)}] {cell.id}: already done, skipped")
+    with ExitStack() as stack:
+        results = stack.enter_context(store.open_run(out, header, planned, wait=wait, log=log))
+        jobs = []
+        for cell in cells:
+            if results.is_done(cell.id):
+                summary.skipped.append(cell.id)
+                log(f"[{numbers[cell.id]}/{len(cells)}] {cell.id}: already done, skipped")
+            else:
+                jobs.append((cell, dataset_for(cell)))
+        if cluster is not None and jobs:  # with nothing left to train there is no need to reach a cluster
+            results.set(execution=stack.enter_context(cluster.connect()))
+            finished = cluster.run(jobs, run_cell)
         else:
-            jobs.append((cell, _load_cell_dataset(cell, data_dir, device, cache)))
-    if cluster is None or not jobs:  # with nothing left to train there is no need to reach a cluster
-        write_manifest()
-        finished = _run_locally(jobs, progress)
-    else:
-        finished = cluster.run(jobs, run_cell, on_connect=write_manifest)
-    for cell, frame, seconds in finished:
-        _atomic_write_frame(folder / f"{cell.id}.parquet", frame)
-        meta = {
-            "cell": cell.id,
-            "fingerprint": cell.fingerprint(),
-            "dataset": cell.dataset,
-            "dataset_options": cell.dataset_options,
-            "classes": cell.classes,
-            "train": asdict(cell.train),
-            "members": [asdict(m) for m in cell.members],
-            "warmstart": cell.warmstart,
-            "seconds": seconds,
-        }
-        _atomic_write_bytes(folder / f"{cell.id}.json", json.dumps(meta, indent=2, default=str).encode())
-        summary.trained.append(cell.id)
-        log(f"[{numbers[cell.id]}/{len(cells)}] {cell.id}: {len(cell.members)} members in {seconds:.1f} s")
+            finished = _run_locally(jobs, progress)
+        for cell, frame, seconds in finished:
+            results.record(cell.id, frame, seconds=seconds, config=_cell_config(cell))
+            summary.trained.append(cell.id)
+            log(f"[{numbers[cell.id]}/{len(cells)}] {cell.id}: {len(cell.members)} members in {seconds:.1f} s")
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -229,17 +225,3 @@ def _run_locally(jobs, progress):
         cell_started = time.perf_counter()
         frame = run_cell(cell, dataset, progress)
         yield cell, frame, time.perf_counter() - cell_started
-
-
-def load_results(folder: Path) -> tuple[dict, pd.DataFrame]:
-    """Read a results folder: its manifest and all finished cells' rows, concatenated."""
-    folder = Path(folder)
-    manifest_path = folder / "manifest.json"
-    if not manifest_path.is_file():
-        raise FileNotFoundError(f"{folder} is not a results folder (no manifest.json); run 'losslab run' first")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    frames = [pd.read_parquet(p) for p in sorted((folder / "cells").glob("*.parquet"))]
-    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    if not rows.empty:
-        rows.insert(0, "experiment", manifest["spec"])
-    return manifest, rows

@@ -9,6 +9,11 @@ override fields so the same spec runs in seconds or at full size.
 Top-level keys: name, description, claims, train, grid (array of tables), sizes.
 Grid keys: label, dataset, dataset_options, classes, model, losses, lrs, init_scales, seeds, train,
 warmstart, target_accuracy (read by the report: steps until a member first reaches it). Size keys: train, seeds, init_scales, lrs, grids (labels to keep), dataset_options.
+
+Names become file names, so the spec's ``name``, grid labels and size names are checked identifiers
+(letters, digits, '-' and '_', starting with a letter or digit), and so is every cell id. A seed is an
+integer in [0, 2**63 - 1]; seeds, learning rates, initial scales and losses may not repeat within a grid
+(a repeated one would train, and count, the same run twice).
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 
 from losslab.core import get_loss
+from losslab.experiments.store import CELL_ID_RULE, MAX_SEED, NAME_RULE, is_cell_id, is_name
 from losslab.train.datasets import DATASET_OPTIONS, DATASETS
 from losslab.train.models import MODELS
 from losslab.train.population import Member, TrainConfig
@@ -48,6 +55,8 @@ WARMSTART_KEYS = {"loss", "epochs", "lr"}
 EXECUTION_KEYS = {"device", "workers"}
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)} - EXECUTION_KEYS
 BUILTIN_DIR = "specs"
+# A count of seeds expands to range(count): bounded, so that a typo like 10**20 is an error, not a hang.
+MAX_SEED_COUNT = 100_000
 
 
 class SpecError(ValueError):
@@ -108,6 +117,7 @@ class Spec:
     claims: list[str]
     source: str
     data: dict  # the parsed TOML, kept to expand sizes
+    path: str | None = None  # what 'losslab run' takes to run it again: a built-in name or the file's path
 
     def cells(self, size: str | None = None, device: str = "cpu") -> list[Cell]:
         return expand(self, size, device)
@@ -135,12 +145,35 @@ def _check_type(source, where, value, types, description):
     return value
 
 
+def _check_name(source, where, value, what="a name"):
+    if not is_name(value):
+        _fail(source, where, f"must be {what} of {NAME_RULE}, got {value!r}")
+    return value
+
+
+def _no_repeats(source, where, values, show=repr) -> None:
+    seen = set()
+    for value in values:
+        key = json.dumps(value, sort_keys=True, default=str) if isinstance(value, (dict, list)) else value
+        if key in seen:
+            _fail(source, where, f"{show(value)} is listed twice; each would train (and count) the same run twice")
+        seen.add(key)
+
+
 def _seeds(source, where, value) -> list[int]:
     if isinstance(value, int) and not isinstance(value, bool):
-        if value < 1:
-            _fail(source, where, f"must be a positive count or a list of seeds, got {value}")
+        if not 1 <= value <= MAX_SEED_COUNT:
+            _fail(
+                source,
+                where,
+                f"a count of seeds must be in [1, {MAX_SEED_COUNT}], got {value}; give a list for particular seeds",
+            )
         return list(range(value))
     if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        for v in value:
+            if not 0 <= v <= MAX_SEED:
+                _fail(source, where, f"seeds must be integers in [0, {MAX_SEED}], got {v}")
+        _no_repeats(source, where, value, show=lambda v: f"seed {v}")
         return list(value)
     _fail(source, where, f"must be a count (int) or a non-empty list of integer seeds, got {value!r}")
 
@@ -151,10 +184,14 @@ def _numbers(source, where, value) -> list[float]:
     if (
         not isinstance(value, list)
         or not value
-        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in value)
+        or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in value
+        )
     ):
-        _fail(source, where, f"must be a positive number or a non-empty list of them, got {value!r}")
-    return [float(v) for v in value]
+        _fail(source, where, f"must be a positive finite number or a non-empty list of them, got {value!r}")
+    values = [float(v) for v in value]
+    _no_repeats(source, where, values, show=lambda v: f"{v:g}")
+    return values
 
 
 def _losses(source, where, value) -> list[LossEntry]:
@@ -170,9 +207,10 @@ def _losses(source, where, value) -> list[LossEntry]:
             _fail(source, f"{where}[{i}]", f"must be a loss name or a table with 'name', got {item!r}")
         try:
             get_loss(name).resolve_params(params)
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:
             _fail(source, f"{where}[{i}]", str(exc))
         entries.append(LossEntry(name, params))
+    _no_repeats(source, where, [{"name": e.name, **e.params} for e in entries], show=lambda v: f"loss {v}")
     return entries
 
 
@@ -210,48 +248,91 @@ def _apply_size(source: str, data: dict, size: str | None) -> dict:
         _fail(source, "sizes", f"no size {size!r}; this spec defines: {', '.join(sorted(sizes)) or 'none'}")
     override = sizes[size]
     data = copy.deepcopy(data)
+    labels = [g.get("label", f"grid{i}") for i, g in enumerate(data["grid"])]
     if "train" in override:
+        if not isinstance(override["train"], dict):
+            _fail(source, f"sizes.{size}.train", f"must be a table, got {override['train']!r}")
         data["train"] = _merge(data.get("train", {}), override["train"])
     keep = override.get("grids")
-    grids = [g for g in data["grid"] if keep is None or g.get("label") in keep]
-    for grid in grids:
+    if keep is not None:
+        if not isinstance(keep, list) or not keep or not all(isinstance(k, str) for k in keep):
+            _fail(source, f"sizes.{size}.grids", f"must be a non-empty list of grid labels, got {keep!r}")
+        unknown = [k for k in keep if k not in labels]
+        if unknown:
+            _fail(source, f"sizes.{size}.grids", f"no grid labelled {unknown[0]!r}; grid labels: {', '.join(labels)}")
+    per_grid_options = override.get("dataset_options", {})
+    if not isinstance(per_grid_options, dict):
+        _fail(source, f"sizes.{size}.dataset_options", f"must be a table of grid labels, got {per_grid_options!r}")
+    for label, options in per_grid_options.items():
+        if label not in labels:
+            _fail(
+                source, f"sizes.{size}.dataset_options", f"no grid labelled {label!r}; grid labels: {', '.join(labels)}"
+            )
+        if not isinstance(options, dict):
+            _fail(source, f"sizes.{size}.dataset_options.{label}", f"must be a table, got {options!r}")
+    grids = [g for g, label in zip(data["grid"], labels) if keep is None or label in keep]
+    for grid, label in zip(grids, [label for label in labels if keep is None or label in keep]):
         for key in ("seeds", "init_scales", "lrs"):
             if key in override:
                 grid[key] = copy.deepcopy(override[key])
-        if "dataset_options" in override and grid.get("label") in override["dataset_options"]:
-            grid["dataset_options"] = _merge(
-                grid.get("dataset_options", {}), override["dataset_options"][grid["label"]]
-            )
+        if label in per_grid_options and isinstance(grid.get("dataset_options", {}), dict):
+            grid["dataset_options"] = _merge(grid.get("dataset_options", {}), per_grid_options[label])
     data["grid"] = grids
     return data
 
 
 def load_spec(path_or_name: str | Path) -> Spec:
-    """Read a spec from a TOML file, or a built-in one by name; validate its structure (not yet its cells)."""
+    """Read a spec from a TOML file, or a built-in one by name; validate its structure and expand every size."""
     builtins = builtin_specs()
     path = Path(path_or_name)
-    if not path.is_file():
-        if str(path_or_name) in builtins:
-            path = builtins[str(path_or_name)]
-        else:
-            raise SpecError(
-                f"no spec file {str(path_or_name)!r} and no built-in spec of that name; "
-                f"built-in specs: {', '.join(sorted(builtins))}"
-            )
-    source = path.name
+    if path.is_file():
+        source, given = str(path_or_name), str(path_or_name)
+    elif str(path_or_name) in builtins:
+        path = builtins[str(path_or_name)]
+        source, given = path.name, str(path_or_name)
+    elif path.is_dir():
+        raise SpecError(f"spec {str(path_or_name)!r} is a folder; give a spec TOML file or a built-in name")
+    else:
+        raise SpecError(
+            f"no spec file {str(path_or_name)!r} and no built-in spec of that name; "
+            f"built-in specs: {', '.join(sorted(builtins))}"
+        )
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{source}: not UTF-8 text (byte {exc.start}); save the spec as UTF-8") from None
+    except OSError as exc:
+        raise SpecError(f"{source}: cannot read the spec ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{source}: not valid TOML: {exc}") from None
     _check_keys(source, "top level", data, TOP_KEYS)
-    name = _check_type(source, "name", data.get("name", path.stem), str, "a string")
+    if "name" in data:
+        name = _check_name(source, "name", data["name"], "a spec name")
+    else:
+        name = path.stem
+        if not is_name(name):
+            _fail(source, "name", f'the file name {name!r} is not a spec name ({NAME_RULE}); add name = "..."')
+    description = _check_type(source, "description", data.get("description", ""), str, "a string")
+    claims = data.get("claims", [])
+    if not isinstance(claims, list) or not all(isinstance(c, str) for c in claims):
+        _fail(source, "claims", f"must be a list of claim ids (strings), got {claims!r}")
+    if not isinstance(data.get("train", {}), dict):
+        _fail(source, "train", f"must be a table, got {data['train']!r}")
     if "grid" not in data or not isinstance(data["grid"], list) or not data["grid"]:
         _fail(source, "grid", "a spec needs at least one [[grid]] table")
     for i, grid in enumerate(data["grid"]):
         _check_keys(source, f"grid[{i}]", grid, GRID_KEYS)
-    for size_name, size in data.get("sizes", {}).items():
+        if not isinstance(grid.get("train", {}), dict):
+            _fail(source, f"grid[{i}].train", f"must be a table, got {grid['train']!r}")
+    sizes = data.get("sizes", {})
+    if not isinstance(sizes, dict):
+        _fail(source, "sizes", f"must be a table of named sizes, got {sizes!r}")
+    for size_name, size in sizes.items():
+        _check_name(source, f"sizes.{size_name}", size_name, "a size name")
         _check_keys(source, f"sizes.{size_name}", size, SIZE_KEYS)
-    spec = Spec(name, data.get("description", ""), list(data.get("claims", [])), source, data)
+    spec = Spec(name, description, list(claims), source, data, given)
     for size in [None, *spec.sizes]:  # every size must expand: bad names fail here, before any training
         expand(spec, size)
     return spec
@@ -265,13 +346,18 @@ def expand(spec: Spec, size: str | None = None, device: str = "cpu") -> list[Cel
     cells: list[Cell] = []
     for i, grid in enumerate(data["grid"]):
         where = f"grid[{i}]"
-        label = _check_type(source, f"{where}.label", grid.get("label", f"grid{i}"), str, "a string")
+        label = _check_name(source, f"{where}.label", grid.get("label", f"grid{i}"), "a grid label")
         dataset = grid.get("dataset")
-        if dataset not in DATASETS:
+        if not isinstance(dataset, str) or dataset not in DATASETS:
             _fail(source, f"{where}.dataset", f"unknown dataset {dataset!r}; valid datasets: {', '.join(DATASETS)}")
         classes = grid.get("classes")
-        if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, int) for c in classes)):
-            _fail(source, f"{where}.classes", f"must be a list of class indices, got {classes!r}")
+        if classes is not None and (
+            not isinstance(classes, list)
+            or len(classes) < 2
+            or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in classes)
+            or len(set(classes)) != len(classes)
+        ):
+            _fail(source, f"{where}.classes", f"must list at least 2 distinct class indices (>= 0), got {classes!r}")
         train_overrides = {**base_train, **grid.get("train", {})}
         if "model" in grid:
             train_overrides["model"] = grid["model"]
@@ -284,6 +370,15 @@ def expand(spec: Spec, size: str | None = None, device: str = "cpu") -> list[Cel
             missing = [e.name for e in losses if e.name not in lrs_value and e.label not in lrs_value]
             if missing:
                 _fail(source, f"{where}.lrs", f"no learning rates for {missing}; give one list per loss name")
+            known = {e.name for e in losses} | {e.label for e in losses}
+            unused = sorted(k for k in lrs_value if k not in known)
+            if unused:
+                _fail(
+                    source,
+                    f"{where}.lrs",
+                    f"learning rates for {unused}, which is not a loss of this grid; its losses: "
+                    f"{', '.join(e.label for e in losses)}",
+                )
             lrs = {
                 e.label: _numbers(source, f"{where}.lrs.{e.name}", lrs_value.get(e.label, lrs_value.get(e.name)))
                 for e in losses
@@ -300,15 +395,23 @@ def expand(spec: Spec, size: str | None = None, device: str = "cpu") -> list[Cel
         if warmstart is not None:
             _check_keys(source, f"{where}.warmstart", warmstart, WARMSTART_KEYS)
             _losses(source, f"{where}.warmstart.loss", [warmstart.get("loss", "cross_entropy")])
+            epochs = warmstart.get("epochs", 10)
+            if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+                _fail(source, f"{where}.warmstart.epochs", f"must be a positive integer, got {epochs!r}")
             warmstart = {
                 "loss": warmstart.get("loss", "cross_entropy"),
-                "epochs": int(warmstart.get("epochs", 10)),
-                "lr": float(warmstart.get("lr", 0.1)),
+                "epochs": epochs,
+                "lr": _numbers(source, f"{where}.warmstart.lr", warmstart.get("lr", 0.1))[0],
             }
         options = grid.get("dataset_options", {})
         if not isinstance(options, dict):
             _fail(source, f"{where}.dataset_options", f"must be a table, got {options!r}")
         _check_keys(source, f"{where}.dataset_options", options, DATASET_OPTIONS[dataset])
+        for key, value in options.items():
+            if isinstance(value, list) and not value:
+                _fail(source, f"{where}.dataset_options.{key}", "an empty list selects no value; give at least one")
+            if isinstance(value, dict) or (isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value)):
+                _fail(source, f"{where}.dataset_options.{key}", f"must be a value or a list of values, got {value!r}")
         keys = sorted(options)
         combos = itertools.product(*[options[k] if isinstance(options[k], list) else [options[k]] for k in keys])
         for combo in combos:
@@ -321,8 +424,24 @@ def expand(spec: Spec, size: str | None = None, device: str = "cpu") -> list[Cel
                 for c in scales
                 for s in seeds
             ]
-            cells.append(Cell(f"{label}{suffix}", label, dataset, chosen, classes, train, members, warmstart))
-    ids = [c.id for c in cells]
+            cell_id = f"{label}{suffix}"
+            if not is_cell_id(cell_id):
+                _fail(
+                    source,
+                    f"{where}.dataset_options",
+                    f"the values {chosen} make the cell id {cell_id!r}, which is not a safe file name ({CELL_ID_RULE}); "
+                    "sweep only values of letters, digits, '.', '+' and '-'",
+                )
+            cells.append(Cell(cell_id, label, dataset, chosen, classes, train, members, warmstart))
+    if not cells:
+        _fail(source, "grid", f"size {size or 'full'!r} selects no cell to run; check its 'grids' list")
+    ids = [
+        c.id.lower() for c in cells
+    ]  # case-insensitive: a macOS or Windows disk holds A.parquet and a.parquet as one file
     if len(set(ids)) != len(ids):
-        _fail(source, "grid", f"cell ids must be unique, got {ids}; give each grid its own label")
+        _fail(
+            source,
+            "grid",
+            f"cell ids must be unique (ignoring case), got {[c.id for c in cells]}; give each grid its own label",
+        )
     return cells

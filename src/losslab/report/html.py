@@ -10,16 +10,16 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 import matplotlib.pyplot as plt
-import pandas as pd
 
 from losslab import __version__
 from losslab.analysis import landscape
-from losslab.experiments.runner import load_results
+from losslab.experiments.store import StoreError, read_results
 from losslab.report import result_figures as RF
 from losslab.report import summaries as S
 from losslab.report.claims import Evidence, findings, verdict_counts, verdicts
@@ -44,26 +44,27 @@ def embed(fig, caption: str) -> EmbeddedFigure:
 
 
 def _read_results(result_dirs: list[Path]) -> tuple[dict, list[dict]]:
-    results, manifests = {}, []
-    for folder in result_dirs:
-        manifest, rows = load_results(folder)
+    """Every folder verified through the store (complete, checksums, nothing unlisted); a cell found
+    in two folders counts once, and the same cell with other settings or contents is refused."""
+    combined = read_results(result_dirs)
+    manifests = []
+    for _folder, manifest, contributed in combined.sources:
+        if not contributed:
+            continue  # every cell already came from an earlier folder (e.g. 'report R R')
         name = manifest["spec"]
-        if name in results and not results[name][1].empty and not rows.empty:
-            rows = pd.concat([results[name][1], rows], ignore_index=True)
-        results[name] = (manifest, rows)
         env = manifest.get("environment", {})
         size = manifest.get("size", "full")
         flag = "" if size == "full" else (" --smoke" if size == "smoke" else f" --size {size}")
         manifests.append(
             {
                 "command": f"losslab run {name}{flag}",
-                "cells": len(manifest.get("cells", [])),
+                "cells": contributed,
                 "size": size,
                 "env": f"torch {env.get('torch')}, {env.get('device')}, "
                 f"commit {str(env.get('git_commit', 'unknown'))[:10]}",
             }
         )
-    return results, manifests
+    return combined.results, manifests
 
 
 def _fmt(interval: S.Interval, scale=100.0, digits=1, unit="%") -> str:
@@ -218,13 +219,21 @@ def build_report(result_dirs: list[Path], ledger=None) -> tuple[str, list]:
 
 
 def write_report(result_dirs: list[Path], out: Path, ledger=None) -> tuple[Path, list]:
-    """Write ``out/index.html``; returns its path and the claims with their verdicts."""
-    for folder in result_dirs:
-        if not Path(folder).is_dir():
-            raise FileNotFoundError(f"results folder {folder} does not exist; run 'losslab run SPEC --out {folder}'")
-    html, claims = build_report([Path(d) for d in result_dirs], ledger)
+    """Write ``out/index.html``; returns its path and the claims with their verdicts.
+
+    Every results folder is read and verified before anything is written; a folder that is missing,
+    incomplete, damaged or in conflict with another is a StoreError naming it and the fix.
+    """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     path = out / "index.html"
-    path.write_text(html, encoding="utf-8")
+    if os.path.lexists(out) and not out.is_dir():
+        raise StoreError(f"report folder (--out) {out} is a file; give a folder for index.html")
+    html, claims = build_report([Path(d) for d in result_dirs], ledger)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(html, encoding="utf-8")
+    except OSError as exc:
+        raise StoreError(
+            f"cannot write the report to {path} ({exc.strerror or exc}); choose a writable folder (--out)"
+        ) from None
     return path, claims

@@ -1,4 +1,7 @@
-"""The train layer: datasets, population models, the batched trainer and its metrics."""
+"""The train layer: datasets, population models, the batched trainer and its metrics.
+
+Saving results is the results store's job: ``losslab.experiments.store.save_result``.
+"""
 
 from losslab.train.datasets import DATASETS, Dataset, load_dataset, subset_classes
 from losslab.train.models import MODELS, build_model
@@ -7,7 +10,6 @@ from losslab.train.population import (
     PopulationResult,
     TrainConfig,
     check_population,
-    save_result,
     train_population,
 )
 
@@ -21,7 +23,6 @@ __all__ = [
     "build_model",
     "check_population",
     "load_dataset",
-    "save_result",
     "subset_classes",
     "train_population",
 ]

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import pandas as pd
 import torch
@@ -135,7 +135,8 @@ class PopulationResult:
 
 def data_order_generator(seed: int) -> torch.Generator:
     """The generator of a member's data order; separate from its initialisation stream."""
-    return torch.Generator().manual_seed(int(seed) * 2 + 1_000_003)
+    # Modulo 2**64, the generator's seed range: unchanged below 2**63 - 500_001, valid up to 2**63 - 1.
+    return torch.Generator().manual_seed((int(seed) * 2 + 1_000_003) % 2**64)
 
 
 def _check_members(members: list[Member], binary: bool) -> list[tuple]:
@@ -152,6 +153,8 @@ def _check_members(members: list[Member], binary: bool) -> list[tuple]:
                 f"member {i}: loss {m.loss!r} takes one logit per example and needs a two-class dataset with "
                 "link='sigmoid' or 'auto'; for more classes use 'cross_entropy'"
             )
+        if isinstance(m.seed, bool) or not isinstance(m.seed, int) or not 0 <= m.seed <= 2**63 - 1:
+            raise ValueError(f"member {i}: seed must be an integer in [0, 9223372036854775807], got {m.seed!r}")
         if not (isinstance(m.lr, (int, float)) and math.isfinite(m.lr) and m.lr > 0):
             raise ValueError(f"member {i}: lr must be a positive number, got {m.lr!r}")
         if not (isinstance(m.init_scale, (int, float)) and math.isfinite(m.init_scale) and m.init_scale > 0):
@@ -599,14 +602,3 @@ def _logits_in_chunks(model, x: torch.Tensor, config: TrainConfig) -> torch.Tens
     parts = [model.forward(x[i : i + chunk].unsqueeze(0).expand(members, -1, -1)) for i in range(0, x.shape[0], chunk)]
     # Concatenate class-major ([M, K, N] memory) as the model produced it: softmax over K is then fast.
     return torch.cat([p.transpose(1, 2) for p in parts], dim=2).transpose(1, 2)
-
-
-def save_result(result: PopulationResult, folder, name: str = "results") -> None:
-    """Write the tidy rows to ``name.parquet`` and the resolved configuration to ``name.config.json``."""
-    from pathlib import Path
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    result.frame.to_parquet(folder / f"{name}.parquet", index=False)
-    config = {"train": asdict(result.config), "members": [asdict(m) for m in result.members], "seconds": result.seconds}
-    (folder / f"{name}.config.json").write_text(json.dumps(config, indent=2, default=str), encoding="utf-8")
