@@ -13,6 +13,7 @@ therefore loses at most the cell in progress, and a rerun trains exactly the cel
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
@@ -139,9 +140,10 @@ def _cell_config(cell: Cell) -> dict:
     }
 
 
-def _command(spec: Spec, size: str | None, out: Path) -> str:
+def _command(spec: Spec, size: str | None) -> str:
+    """The command that reruns this spec at this size (the store adds ``--out``)."""
     flag = "" if size is None else (" --smoke" if size == "smoke" else f" --size {size}")
-    return f"losslab run {spec.path or spec.name}{flag} --out {out}"
+    return f"losslab run {shlex.quote(spec.path or spec.name)}{flag}"
 
 
 def run_spec(
@@ -189,7 +191,7 @@ def run_spec(
         "description": spec.description,
         "claims": spec.claims,
         "source": spec.source,
-        "command": _command(spec, size, out),
+        "command": _command(spec, size),
         "spec_data": spec.data,
         "environment": environment(device),
         "execution": {"executor": "local"},

@@ -39,6 +39,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -250,13 +251,13 @@ def check_manifest(data, path: Path) -> None:
 
 
 def resume_command(manifest: dict, folder) -> str:
-    """The command that finishes (or repairs) ``folder``: recorded by the run that wrote it."""
+    """The command that finishes (or repairs) ``folder``: the run's command as recorded, into ``folder``."""
     command = manifest.get("command")
-    if isinstance(command, str) and command:
-        return command
-    size = manifest.get("size", "full")
-    flag = "" if size == "full" else f" --size {size}"
-    return f"losslab run {manifest.get('spec')}{flag} --out {folder}"
+    if not isinstance(command, str) or not command.startswith("losslab run "):
+        size = manifest.get("size", "full")
+        flag = "" if size == "full" else f" --size {size}"
+        command = f"losslab run {manifest.get('spec')}{flag}"
+    return f"{command} --out {shlex.quote(str(folder))}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -871,7 +872,7 @@ def open_run(
     store = None
     try:
         try:
-            store = _open_store(folder, {**header, "format": FORMAT, "version": VERSION}, planned, log)
+            store = _open_store(folder, {"format": FORMAT, "version": VERSION, **header}, planned, log)
         except OSError as exc:
             raise StoreError(
                 f"cannot write into results folder {folder} ({exc.strerror}); choose a writable --out"
@@ -968,7 +969,7 @@ def save_result(result, folder, name: str = "results", *, wait: bool = False) ->
         "description": "one population saved with losslab.experiments.store.save_result",
         "claims": [],
         "source": "",
-        "command": "",
+        "command": "",  # not made by 'losslab run': nothing to resume
         "spec_data": {"grid": []},
         "environment": environment(str(result.config.device)),
         "execution": {"executor": "local"},
