@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import re
 import sys
@@ -43,8 +44,14 @@ def _check_output_file(path: Path, flag: str) -> None:
         raise UsageError(f"{flag} {path} is a folder; give a file name")
     if not parent.is_dir():
         raise UsageError(f"{flag} {path}: folder {parent} does not exist; create it or give another path")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise UsageError(f"{flag} {path}: not writable; give a writable path")
+    try:  # a real write, not os.access: as root, only trying tells a read-only place from a writable one
+        if path.exists():
+            open(path, "ab").close()  # appends nothing: the file is unchanged
+        else:
+            open(path, "xb").close()
+            path.unlink()
+    except OSError as exc:
+        raise UsageError(f"{flag} {path}: cannot write ({exc.strerror}); give a writable path") from None
 
 
 def _cmd_verify(args) -> int:
@@ -130,6 +137,8 @@ def _cmd_run(args) -> int:
     size = "smoke" if args.smoke else args.size
     if args.device not in ("cpu", "cuda") and not args.device.startswith("cuda:"):
         raise UsageError(f"--device must be cpu or cuda, got {args.device!r}")
+    if not (math.isfinite(args.cpus_per_cell) and args.cpus_per_cell > 0):
+        raise UsageError(f"--cpus-per-cell must be a positive number, got {args.cpus_per_cell}")
     cluster = None
     if args.ray is not None:
         from losslab.experiments.cluster import RayCluster

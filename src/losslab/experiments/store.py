@@ -725,8 +725,10 @@ def cells_to_train(folder, planned: list[dict]) -> list[str]:
     return todo
 
 
-def _make_folders(folder: Path) -> list[Path]:
-    """Create ``folder`` and its missing parents; return those created, outermost first."""
+def make_folders(folder, what: str = "results folder") -> list[Path]:
+    """Create ``folder`` and its missing parents; return those created, outermost first, so that
+    ``remove_folders`` can take them back. ``what`` names the folder in errors (e.g. "report folder")."""
+    folder = Path(folder)
     missing = []
     path = Path(os.path.abspath(folder))
     while not os.path.lexists(path) and path != path.parent:
@@ -739,18 +741,17 @@ def _make_folders(folder: Path) -> list[Path]:
         except FileExistsError:
             if path.is_dir():
                 continue  # made by a concurrent run a moment ago
-            _remove_created(created)
-            raise StoreError(f"results folder (--out) {folder}: {path} is a file; choose another --out") from None
+            remove_folders(created)
+            raise StoreError(f"{what} (--out) {folder}: {path} is a file; choose another --out") from None
         except OSError as exc:
-            _remove_created(created)
-            raise StoreError(
-                f"cannot create results folder {folder} ({exc.strerror}); choose a writable --out"
-            ) from None
+            remove_folders(created)
+            raise StoreError(f"cannot create {what} {folder} ({exc.strerror}); choose a writable --out") from None
         created.append(path)
     return created
 
 
-def _remove_created(created: list[Path]) -> None:
+def remove_folders(created: list[Path]) -> None:
+    """Remove the (empty) folders ``make_folders`` created, innermost first."""
     for path in reversed(created):
         with contextlib.suppress(OSError):
             path.rmdir()
@@ -863,11 +864,11 @@ def open_run(
     folder = Path(folder)
     for plan in planned:
         cell_path(folder, plan["id"])  # every id a safe file name before anything is created
-    created = _make_folders(folder)
+    created = make_folders(folder)
     try:
         lock = acquire_lock(folder, wait=wait, log=log)
     except BaseException:
-        _remove_created(created)
+        remove_folders(created)
         raise
     store = None
     try:
@@ -882,7 +883,7 @@ def open_run(
         if created and (store is None or store.recorded == 0):
             _discard(folder)
             lock.release()
-            _remove_created(created)
+            remove_folders(created)
         raise
     finally:
         lock.release()

@@ -1,0 +1,1224 @@
+"""Bad inputs and faults, as a demanding user and an adversary would try them.
+
+Every bad input (CLI and API) must fail with one line that names the argument or file, the bad value
+and the fix (exit code 2 for the CLI, ValueError/TypeError for the API), and leave the disk exactly as
+it was: each case snapshots the whole workspace (every file's bytes and mode, every folder and link)
+before and after. The fault cases kill, truncate, bit-flip, race and write-protect real runs.
+
+Run just this suite with ``python -m pytest -q tests/test_bad_inputs.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from losslab.cli import main
+from losslab.experiments import runner, store
+from losslab.experiments.cluster import RayCluster
+from losslab.experiments.runner import run_spec
+from losslab.experiments.spec import SpecError, load_spec
+from losslab.train import Member, PopulationResult, TrainConfig, check_population, load_dataset, train_population
+
+TINY = """
+name = "tiny"
+[train]
+epochs = 1
+batch_size = 50
+model = "linear"
+[[grid]]
+label = "a"
+dataset = "digits"
+classes = [0, 1]
+losses = ["mse", "binary_cross_entropy"]
+seeds = 2
+[[grid]]
+label = "b"
+dataset = "digits"
+losses = ["cross_entropy", "mse"]
+seeds = [3, 4]
+[[grid]]
+label = "c"
+dataset = "blobs"
+dataset_options = { num_classes = 3, train_per_class = 20, test_per_class = 10 }
+losses = ["cross_entropy"]
+seeds = 1
+[sizes.smoke]
+seeds = 1
+"""
+CELLS = ["a", "b", "c"]
+
+
+def quiet(*_args) -> None:
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# the workspace, its snapshot, and fixtures for results folders
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every entry under ``root`` (hidden ones too): files by content hash and mode, folders, links."""
+    state = {}
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        for name in dirs + files:
+            path = Path(folder) / name
+            rel = str(path.relative_to(root))
+            info = os.lstat(path)
+            if path.is_symlink():
+                state[rel] = ("link", os.readlink(path))
+            elif path.is_dir():
+                state[rel] = ("dir", info.st_mode)
+            else:
+                state[rel] = ("file", info.st_mode, hashlib.sha256(path.read_bytes()).hexdigest())
+    return state
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """A complete results folder of the tiny spec (trained once for the whole module)."""
+    root = tmp_path_factory.mktemp("finished")
+    (root / "tiny.toml").write_text(TINY)
+    run_spec(load_spec(root / "tiny.toml"), root / "R", log=quiet)
+    return root / "R"
+
+
+def fake_results(folder: Path, spec: str = "tiny", size: str = "full", cells=("a",), done: int | None = None) -> Path:
+    """A results folder written through the store without training: ``done`` of ``cells`` finished."""
+    header = {
+        "spec": spec,
+        "size": size,
+        "description": "",
+        "claims": [],
+        "source": "",
+        "command": f"losslab run {spec}" + ("" if size == "full" else f" --size {size}"),
+        "spec_data": {"grid": []},
+        "environment": {},
+        "execution": {"executor": "local"},
+    }
+    planned = [{"id": c, "fingerprint": f"fp-{c}", "members": 1} for c in cells]
+    with store.open_run(folder, header, planned, log=quiet) as run:
+        for cell in list(cells)[: len(cells) if done is None else done]:
+            run.record(cell, pd.DataFrame({"cell": [cell], "test_accuracy": [0.5]}), seconds=0.0)
+    return folder
+
+
+def edit_manifest(folder: Path, change) -> None:
+    path = folder / "manifest.json"
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def flip_bit(path: Path, offset: int | None = None) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 if offset is None else offset] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def read_only_place() -> Path:
+    """A path where even root cannot create anything (sysfs refuses new entries), checked to fail first."""
+    for base in ("/sys", "/proc"):
+        probe = Path(base) / f"losslab-probe-{os.getpid()}"
+        try:
+            probe.mkdir()
+        except OSError:
+            return Path(base) / "losslab-out"
+        probe.rmdir()
+    pytest.skip("no read-only location (sysfs, procfs) on this machine")
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch, finished) -> Path:
+    """A workspace (the current folder) with a valid spec, a finished results folder R, a file and a
+    non-empty folder. It lies two levels below tmp_path, so '../..' escapes are still inside the snapshot."""
+    root = tmp_path / "outer" / "ws"
+    root.mkdir(parents=True)
+    (root / "tiny.toml").write_text(TINY)
+    shutil.copytree(finished, root / "R")
+    (root / "file.txt").write_text("not a folder\n")
+    (root / "notempty").mkdir()
+    (root / "notempty" / "notes.txt").write_text("mine\n")
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("LOSSLAB_DATA", raising=False)
+    # Training must never start in a bad-input case.
+    monkeypatch.setattr(runner, "train_population", lambda *a, **k: pytest.fail("training started"))
+    return root
+
+
+def spec_file(text: str, name: str = "bad.toml"):
+    def setup(root: Path) -> None:
+        (root / name).write_text(textwrap.dedent(text))
+
+    return setup
+
+
+def tiny_with(*changes: tuple[str, str], name: str = "bad.toml"):
+    text = TINY
+    for old, new in changes:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    return spec_file(text, name)
+
+
+def one_grid(lines: str, name: str = "bad.toml"):
+    """A one-grid spec on digits whose grid has ``lines`` added (later keys override nothing: TOML
+    forbids repeats, so callers give only keys that are not already there)."""
+    return spec_file(f'name = "one"\n[train]\nepochs = 1\nmodel = "linear"\n[[grid]]\n{lines}\n', name)
+
+
+def copy_of_r(name: str, damage=None, cell: str = "b"):
+    def setup(root: Path) -> None:
+        shutil.copytree(root / "R", root / name)
+        if damage is not None:
+            damage(root / name / "cells" / f"{cell}.parquet")
+
+    return setup
+
+
+def with_manifest(name: str, change):
+    def setup(root: Path) -> None:
+        shutil.copytree(root / "R", root / name)
+        edit_manifest(root / name, change)
+
+    return setup
+
+
+def raw_manifest(name: str, content: bytes):
+    def setup(root: Path) -> None:
+        shutil.copytree(root / "R", root / name)
+        (root / name / "manifest.json").write_bytes(content)
+
+    return setup
+
+
+def conflicting_copy(root: Path) -> None:
+    """R2: the same spec and cells as R, but cell b trained again (other contents, same fingerprint)."""
+    shutil.copytree(root / "R", root / "R2")
+    path = root / "R2" / "cells" / "b.parquet"
+    frame = pd.read_parquet(path)
+    frame["seconds"] = frame["seconds"] + 1.0
+    data = store.frame_to_bytes(frame)
+    path.write_bytes(data)
+
+    def change(m):
+        entry = next(e for e in m["cells"] if e["id"] == "b")
+        entry.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+    edit_manifest(root / "R2", change)
+
+
+def several(*setups):
+    def setup(root: Path) -> None:
+        for s in setups:
+            s(root)
+
+    return setup
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI cases: argv (run in the workspace), the pinned message, and what each needs first
+
+
+@dataclass
+class Case:
+    id: str
+    argv: list[str]
+    pattern: str
+    setup: object = None
+    code: int = 2
+    absent: list[str] = field(default_factory=list)  # absolute paths that must not exist afterwards
+    needs: str = ""  # "ray": skip without Ray installed
+
+
+CLI_CASES = [
+    # --- arguments
+    Case(
+        "run-unknown-spec", ["run", "nope"], r"no spec file 'nope' and no built-in spec of that name; built-in specs:"
+    ),
+    Case("run-spec-is-folder", ["run", "notempty"], r"spec 'notempty' is a folder; give a spec TOML file"),
+    Case(
+        "run-smoke-and-size", ["run", "tiny.toml", "--smoke", "--size", "full"], r"--smoke and --size full contradict"
+    ),
+    Case(
+        "run-unknown-size",
+        ["run", "tiny.toml", "--size", "huge"],
+        r"tiny.toml: sizes: no size 'huge'; this spec defines: smoke",
+    ),
+    Case("run-bad-device", ["run", "tiny.toml", "--device", "tpu"], r"--device must be cpu or cuda, got 'tpu'"),
+    Case(
+        "run-cpus-without-ray",
+        ["run", "tiny.toml", "--cpus-per-cell", "2"],
+        r"--cpus-per-cell applies to Ray runs only; add --ray",
+    ),
+    Case(
+        "run-cpus-zero",
+        ["run", "tiny.toml", "--ray", "--cpus-per-cell", "0"],
+        r"--cpus-per-cell must be a positive number, got 0.0",
+    ),
+    Case(
+        "run-cpus-nan",
+        ["run", "tiny.toml", "--ray", "--cpus-per-cell", "nan"],
+        r"--cpus-per-cell must be a positive number, got nan",
+    ),
+    Case(
+        "run-cpus-not-a-number",
+        ["run", "tiny.toml", "--cpus-per-cell", "two"],
+        r"argument --cpus-per-cell: invalid float value: 'two'",
+    ),
+    Case("run-out-empty", ["run", "tiny.toml", "--out", ""], r"--out is empty; give a folder for the results"),
+    Case(
+        "run-out-is-file",
+        ["run", "tiny.toml", "--out", "file.txt"],
+        r"results folder \(--out\) file.txt is a file; give a new folder",
+    ),
+    Case(
+        "run-out-under-file",
+        ["run", "tiny.toml", "--out", "file.txt/R"],
+        r"results folder \(--out\) file.txt/R: .*file.txt is a file, not a folder; choose another --out",
+    ),
+    Case(
+        "run-out-not-results",
+        ["run", "tiny.toml", "--out", "notempty"],
+        r"results folder \(--out\) notempty is not empty and is not a results folder \(no manifest.json; it holds 'notes.txt'\)",
+    ),
+    Case(
+        "run-out-read-only-place",
+        ["run", "tiny.toml", "--out", "<READ_ONLY>"],
+        r"cannot create results folder .*losslab-out \(.+\); choose a writable --out",
+    ),
+    Case(
+        "run-other-spec-into-folder",
+        ["run", "bad.toml", "--out", "R"],
+        r"R holds spec 'tiny' at size 'full', and this run is spec 'other' at size 'full'; a results folder holds one "
+        r"spec at one size: use another --out, or delete R to start over",
+        tiny_with(('name = "tiny"', 'name = "other"')),
+    ),
+    Case(
+        "run-other-size-into-folder",
+        ["run", "tiny.toml", "--smoke", "--out", "R"],
+        r"R holds spec 'tiny' at size 'full', and this run is spec 'tiny' at size 'smoke'",
+    ),
+    Case(
+        "run-broken-manifest",
+        ["run", "tiny.toml", "--out", "RB"],
+        r"RB/manifest.json: not valid JSON \(Expecting value at line 1, column 1\); the manifest is damaged",
+        raw_manifest("RB", b"garbage"),
+    ),
+    Case(
+        "run-manifest-not-utf8",
+        ["run", "tiny.toml", "--out", "RB"],
+        r"RB/manifest.json: not UTF-8 text \(byte 0\)",
+        raw_manifest("RB", b"\xff\xfe{}"),
+    ),
+    Case(
+        "run-manifest-without-spec",
+        ["run", "tiny.toml", "--out", "RB"],
+        r"RB/manifest.json: no 'spec' key; the manifest is damaged or not losslab's",
+        with_manifest("RB", lambda m: m.pop("spec")),
+    ),
+    Case(
+        "run-manifest-format-1",
+        ["run", "tiny.toml", "--out", "RB"],
+        r"RB/manifest.json: results format 1 \(an older losslab, without checksums\) cannot be verified",
+        raw_manifest("RB", json.dumps({"version": 1, "spec": "tiny", "cells": []}).encode()),
+    ),
+    Case(
+        "run-manifest-traversal-id",
+        ["run", "tiny.toml", "--out", "RB"],
+        r"RB/manifest.json: cells\[0\].id is '../../x', not a cell id",
+        with_manifest("RB", lambda m: m["cells"][0].update(id="../../x")),
+    ),
+    Case(
+        "run-manifest-is-list",
+        ["run", "tiny.toml", "--out", "RB"],
+        r"RB/manifest.json: holds a list, not a JSON object",
+        raw_manifest("RB", b"[]"),
+    ),
+    Case(
+        "run-cells-is-a-link",
+        ["run", "tiny.toml", "--out", "RL"],
+        r"RL/cells is a link or a file, and results are written only inside RL",
+        lambda root: (
+            shutil.copytree(root / "R", root / "RL"),
+            shutil.rmtree(root / "RL" / "cells"),
+            (root / "RL" / "cells").symlink_to(root / "notempty"),
+        ),
+    ),
+    Case(
+        "run-missing-data-files",
+        ["run", "bad.toml", "--data-dir", "notempty"],
+        r"dataset 'mnist': missing file train-images-idx3-ubyte.gz in notempty",
+        one_grid('dataset = "mnist"\nlosses = ["mse"]\nseeds = 1'),
+    ),
+    Case(
+        "run-ray-auto-without-cluster",
+        ["run", "tiny.toml", "--out", "new", "--ray", "auto"],
+        r"--ray auto: cannot connect to a Ray cluster \(.+\); start one with 'ray start --head'",
+        needs="ray",
+    ),
+    # --- spec contents: names that would write elsewhere, values that would train nonsense
+    Case(
+        "spec-name-traversal",
+        ["run", "bad.toml"],
+        r"bad.toml: name: must be a spec name of letters, digits, '-' and '_'.*got '../../escaped'",
+        tiny_with(('name = "tiny"', 'name = "../../escaped"')),
+    ),
+    Case(
+        "spec-name-absolute",
+        ["run", "bad.toml"],
+        r"bad.toml: name: must be a spec name .*got '/tmp/losslab-escaped-by-name'",
+        tiny_with(('name = "tiny"', 'name = "/tmp/losslab-escaped-by-name"')),
+        absent=["/tmp/losslab-escaped-by-name"],
+    ),
+    Case(
+        "spec-name-with-space",
+        ["run", "bad.toml"],
+        r"bad.toml: name: must be a spec name .*got 'my spec'",
+        tiny_with(('name = "tiny"', 'name = "my spec"')),
+    ),
+    Case(
+        "spec-file-name-not-a-name",
+        ["run", "my spec.toml"],
+        r"my spec.toml: name: the file name 'my spec' is not a spec name",
+        spec_file('[[grid]]\ndataset = "digits"\nlosses = ["mse"]\n', "my spec.toml"),
+    ),
+    Case(
+        "spec-label-traversal",
+        ["run", "bad.toml"],
+        r"bad.toml: grid\[0\].label: must be a grid label .*got '../../../x'",
+        tiny_with(('label = "a"', 'label = "../../../x"')),
+    ),
+    Case(
+        "spec-label-with-slash",
+        ["run", "bad.toml"],
+        r"bad.toml: grid\[1\].label: must be a grid label .*got 'b/c'",
+        tiny_with(('label = "b"', 'label = "b/c"')),
+    ),
+    Case(
+        "spec-label-empty",
+        ["run", "bad.toml"],
+        r"bad.toml: grid\[0\].label: must be a grid label .*got ''",
+        tiny_with(('label = "a"', 'label = ""')),
+    ),
+    Case(
+        "spec-size-name-traversal",
+        ["run", "bad.toml"],
+        r"bad.toml: sizes.../x: must be a size name .*got '../x'",
+        tiny_with(("[sizes.smoke]", '[sizes."../x"]')),
+    ),
+    Case(
+        "spec-swept-value-with-slash",
+        ["run", "bad.toml"],
+        r"bad.toml: grid\[2\].dataset_options: the values .* make the cell id 'c-seeda/b', which is not a safe file name",
+        tiny_with(("num_classes = 3,", 'num_classes = 3, seed = ["a/b"],')),
+    ),
+    Case(
+        "spec-cell-ids-differ-by-case",
+        ["run", "bad.toml"],
+        r"bad.toml: grid: cell ids must be unique \(ignoring case\), got \['a', 'A', 'c'\]",
+        tiny_with(('label = "b"', 'label = "A"')),
+    ),
+    Case(
+        "spec-duplicate-seeds",
+        ["run", "bad.toml"],
+        r"bad.toml: grid\[1\].seeds: seed 3 is listed twice; each would train \(and count\) the same run twice",
+        tiny_with(("seeds = [3, 4]", "seeds = [3, 3]")),
+    ),
+    Case(
+        "spec-duplicate-lrs",
+        ["run", "bad.toml"],
+        r"bad.toml: grid\[0\].lrs: 0.1 is listed twice",
+        one_grid('dataset = "digits"\nlosses = ["mse"]\nlrs = [0.1, 0.1]'),
+    ),
+    Case(
+        "spec-duplicate-init-scales",
+        ["run", "bad.toml"],
+        r"bad.toml: grid\[0\].init_scales: 30 is listed twice",
+        one_grid('dataset = "digits"\nlosses = ["mse"]\ninit_scales = [30, 30.0]'),
+    ),
+    Case(
+        "spec-duplicate-losses",
+        ["run", "bad.toml"],
+        r"bad.toml: grid\[1\].losses: loss \{'name': 'mse'\} is listed twice",
+        tiny_with(('losses = ["cross_entropy", "mse"]', 'losses = ["mse", "mse"]')),
+    ),
+    Case(
+        "spec-seed-count-huge",
+        ["run", "bad.toml"],
+        r"bad.toml: grid\[1\].seeds: a count of seeds must be in \[1, 100000\], got 100000000000000000000",
+        tiny_with(("seeds = [3, 4]", "seeds = 100000000000000000000")),
+    ),
+    Case(
+        "spec-seed-negative",
+        ["run", "bad.toml"],
+        r"bad.toml: grid\[1\].seeds: seeds must be integers in \[0, 9223372036854775807\], got -1",
+        tiny_with(("seeds = [3, 4]", "seeds = [3, -1]")),
+    ),
+    Case(
+        "spec-seed-too-large",
+        ["run", "bad.toml"],
+        r"bad.toml: grid\[1\].seeds: seeds must be integers in \[0, 9223372036854775807\], got 9223372036854775808",
+        tiny_with(("seeds = [3, 4]", "seeds = [9223372036854775808]")),
+    ),
+    Case(
+        "spec-lr-inf",
+        ["run", "bad.toml"],
+        r"bad.toml: grid\[0\].lrs: must be a positive finite number or a non-empty list of them, got \[inf\]",
+        one_grid('dataset = "digits"\nlosses = ["mse"]\nlrs = [inf]'),
+    ),
+    Case(
+        "spec-lr-nan",
+        ["run", "bad.toml"],
+        r"bad.toml: grid\[0\].lrs: must be a positive finite number .*got \[nan\]",
+        one_grid('dataset = "digits"\nlosses = ["mse"]\nlrs = [nan]'),
+    ),
+    Case(
+        "spec-lrs-for-a-loss-not-in-grid",
+        ["run", "bad.toml"],
+        r"bad.toml: grid\[0\].lrs: learning rates for \['msee'\], which is not a loss of this grid",
+        one_grid('dataset = "digits"\nlosses = ["mse"]\nlrs = { mse = [0.1], msee = [0.2] }'),
+    ),
+    Case(
+        "spec-binary-loss-on-ten-classes",
+        ["run", "bad.toml"],
+        r"bad.toml: cell 'grid0': member 0: loss 'binary_cross_entropy' takes one logit per example and needs a "
+        r"two-class dataset",
+        one_grid('dataset = "digits"\nlosses = ["binary_cross_entropy"]\nseeds = 1'),
+    ),
+    Case(
+        "spec-batch-larger-than-data",
+        ["run", "bad.toml"],
+        r"bad.toml: cell 'a': batch_size 5000 exceeds the 269 training examples of 'digits\[0,1\]'",
+        tiny_with(("batch_size = 50", "batch_size = 5000")),
+    ),
+    Case(
+        "spec-cnn-on-vectors",
+        ["run", "bad.toml"],
+        r"bad.toml: cell 'grid0': model 'cnn' takes 28x28 images",
+        spec_file('name = "one"\n[train]\nepochs = 1\n[[grid]]\ndataset = "digits"\nmodel = "cnn"\nlosses = ["mse"]\n'),
+    ),
+    Case(
+        "spec-hidden-zero",
+        ["run", "bad.toml"],
+        r"bad.toml: cell 'grid0': hidden must list positive layer widths, got \[0\]",
+        spec_file(
+            'name = "one"\n[train]\nepochs = 1\nhidden = [0]\n[[grid]]\ndataset = "digits"\nmodel = "mlp"\nlosses = ["mse"]\n'
+        ),
+    ),
+    Case(
+        "spec-classes-repeated",
+        ["run", "bad.toml"],
+        r"bad.toml: grid\[0\].classes: must list at least 2 distinct class indices \(>= 0\), got \[0, 0\]",
+        tiny_with(("classes = [0, 1]", "classes = [0, 0]")),
+    ),
+    Case(
+        "spec-class-out-of-range",
+        ["run", "bad.toml"],
+        r"bad.toml: cell 'a': .*99",
+        tiny_with(("classes = [0, 1]", "classes = [0, 99]")),
+    ),
+    Case(
+        "spec-size-selects-unknown-grid",
+        ["run", "bad.toml"],
+        r"bad.toml: sizes.smoke.grids: no grid labelled 'z'; grid labels: a, b, c",
+        tiny_with(("[sizes.smoke]\nseeds = 1", '[sizes.smoke]\nseeds = 1\ngrids = ["z"]')),
+    ),
+    Case(
+        "spec-size-selects-nothing",
+        ["run", "bad.toml"],
+        r"bad.toml: sizes.smoke.grids: must be a non-empty list of grid labels, got \[\]",
+        tiny_with(("[sizes.smoke]\nseeds = 1", "[sizes.smoke]\nseeds = 1\ngrids = []")),
+    ),
+    Case(
+        "spec-warmstart-epochs-text",
+        ["run", "bad.toml"],
+        r"bad.toml: grid\[0\].warmstart.epochs: must be a positive integer, got 'ten'",
+        one_grid('dataset = "digits"\nlosses = ["mse"]\nwarmstart = { epochs = "ten" }'),
+    ),
+    Case(
+        "spec-warmstart-lr-inf",
+        ["run", "bad.toml"],
+        r"bad.toml: grid\[0\].warmstart.lr: must be a positive finite number",
+        one_grid('dataset = "digits"\nlosses = ["mse"]\nwarmstart = { lr = inf }'),
+    ),
+    Case(
+        "spec-empty-option-sweep",
+        ["run", "bad.toml"],
+        r"bad.toml: grid\[2\].dataset_options.num_classes: an empty list selects no value",
+        tiny_with(("num_classes = 3,", "num_classes = [],")),
+    ),
+    Case(
+        "spec-target-accuracy-above-one",
+        ["run", "bad.toml"],
+        r"bad.toml: grid\[0\].target_accuracy: must be a number in \(0, 1\], got 2",
+        one_grid('dataset = "digits"\nlosses = ["mse"]\ntarget_accuracy = 2'),
+    ),
+    Case(
+        "spec-claims-not-a-list",
+        ["run", "bad.toml"],
+        r"bad.toml: claims: must be a list of claim ids \(strings\), got 'C1'",
+        tiny_with(('name = "tiny"', 'name = "tiny"\nclaims = "C1"')),
+    ),
+    Case(
+        "spec-train-not-a-table",
+        ["run", "bad.toml"],
+        r"bad.toml: grid\[0\].train: must be a table, got 5",
+        one_grid('dataset = "digits"\nlosses = ["mse"]\ntrain = 5'),
+    ),
+    Case(
+        "spec-dataset-a-list",
+        ["run", "bad.toml"],
+        r"bad.toml: grid\[0\].dataset: unknown dataset \['digits'\]; valid datasets:",
+        one_grid('dataset = ["digits"]\nlosses = ["mse"]'),
+    ),
+    Case(
+        "spec-not-utf8",
+        ["run", "bad.toml"],
+        r"bad.toml: not UTF-8 text \(byte 8\); save the spec as UTF-8",
+        lambda root: (root / "bad.toml").write_bytes(b'name = "\xff"\n'),
+    ),
+    Case("spec-not-toml", ["run", "bad.toml"], r"bad.toml: not valid TOML: ", spec_file("name = \n")),
+    # --- report
+    Case(
+        "report-missing-folder",
+        ["report", "missing"],
+        r"results folder missing does not exist; write one with 'losslab run SPEC --out missing'",
+    ),
+    Case("report-on-a-file", ["report", "file.txt"], r"file.txt is a file, not a results folder"),
+    Case("report-not-results", ["report", "notempty"], r"notempty is not a results folder \(no manifest.json\)"),
+    Case("report-out-is-file", ["report", "R", "--out", "file.txt"], r"report folder \(--out\) file.txt is a file"),
+    Case(
+        "report-out-read-only-place",
+        ["report", "R", "--out", "<READ_ONLY>"],
+        r"cannot create report folder .*losslab-out \(.+\); choose a writable --out",
+    ),
+    Case(
+        "report-incomplete",
+        ["report", "RI"],
+        r"RI: 2 of 3 cells are not finished \(b, c\); finish them with 'losslab run tiny --out RI'",
+        lambda root: fake_results(root / "RI", cells=CELLS, done=1),
+    ),
+    Case(
+        "report-bit-flip",
+        ["report", "RD"],
+        r"RD/cells/b.parquet: damaged \(its SHA-256 differs from the one the manifest records\); rerun "
+        r"'losslab run .*tiny.toml --out RD' to retrain it",
+        copy_of_r("RD", flip_bit),
+    ),
+    Case(
+        "report-truncated",
+        ["report", "RD"],
+        r"RD/cells/b.parquet: damaged \(\d+ bytes where the manifest records \d+\); rerun",
+        copy_of_r("RD", truncate),
+    ),
+    Case(
+        "report-cell-file-missing",
+        ["report", "RD"],
+        r"RD/cells/b.parquet: missing, though RD/manifest.json lists cell 'b' as done",
+        copy_of_r("RD", lambda p: p.unlink()),
+    ),
+    Case(
+        "report-cell-replaced-by-other-table",
+        ["report", "RD"],
+        r"RD/cells/b.parquet: damaged",
+        copy_of_r("RD", lambda p: shutil.copyfile(p.with_name("c.parquet"), p)),
+    ),
+    Case(
+        "report-unlisted-cell-file",
+        ["report", "RD"],
+        r"RD/cells/zz.parquet: not listed in RD/manifest.json, so it cannot be trusted; move it out of RD/cells",
+        copy_of_r("RD", lambda p: shutil.copyfile(p, p.with_name("zz.parquet"))),
+    ),
+    Case(
+        "report-conflicting-copies",
+        ["report", "R", "R2"],
+        r"R and R2 both hold cell 'b' of spec 'tiny', with other contents \(another run of the same settings\); "
+        r"report one of the two folders",
+        conflicting_copy,
+    ),
+    Case(
+        "report-other-settings-same-cell",
+        ["report", "R", "RS"],
+        r"R and RS both hold cell 'a' of spec 'tiny', with other settings \(fingerprints differ\)",
+        lambda root: fake_results(root / "RS", cells=["a"]),
+    ),
+    Case(
+        "report-manifest-without-spec",
+        ["report", "RB"],
+        r"RB/manifest.json: no 'spec' key",
+        with_manifest("RB", lambda m: m.pop("spec")),
+    ),
+    Case("report-out-empty", ["report", "R", "--out", ""], r"--out is empty; give a folder for index.html"),
+    # --- verify and demo
+    Case("verify-seed-negative", ["verify", "--seed", "-1"], r"--seed must be a non-negative integer, got -1"),
+    Case(
+        "verify-trials-huge", ["verify", "--trials", "1000000000"], r"--trials must be in \[1, 100000\], got 1000000000"
+    ),
+    Case("verify-json-is-folder", ["verify", "--json", "notempty"], r"--json notempty is a folder; give a file name"),
+    Case(
+        "verify-json-no-parent",
+        ["verify", "--json", "nowhere/x.json"],
+        r"--json nowhere/x.json: folder nowhere does not exist",
+    ),
+    Case(
+        "verify-json-read-only-place",
+        ["verify", "--json", "<READ_ONLY>.json"],
+        r"--json .*losslab-out.json: cannot write \(.+\); give a writable path",
+    ),
+    Case("demo-out-is-file", ["demo", "--out", "file.txt"], r"demo folder \(--out\) file.txt is a file; give a folder"),
+    Case(
+        "demo-smoke-into-small",
+        ["demo", "--size", "smoke", "--out", "D"],
+        r"D/results/saturation holds spec 'saturation' at size 'small', and this run is spec 'saturation' at size 'smoke'",
+        lambda root: fake_results(root / "D" / "results" / "saturation", spec="saturation", size="small"),
+    ),
+    Case("plot-unknown-figure", ["plot", "nosuch"], r"unknown figure 'nosuch'; valid figures: sigmoid"),
+]
+
+
+@pytest.mark.parametrize("case", CLI_CASES, ids=[c.id for c in CLI_CASES])
+def test_cli_bad_input_is_one_line_and_changes_nothing(case, ws, capsys):
+    if case.needs == "ray":
+        pytest.importorskip("ray")
+    argv = [a.replace("<READ_ONLY>", str(read_only_place())) if "<READ_ONLY>" in a else a for a in case.argv]
+    if case.setup is not None:
+        case.setup(ws)
+    before = snapshot(ws.parent.parent)
+    capsys.readouterr()
+    assert main(argv) == case.code
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and err.endswith("\n"), err
+    assert re.match(r"losslab( \w+)?: error: ", err), err
+    assert re.search(case.pattern, err), f"{case.pattern!r} not in {err!r}"
+    assert "Traceback" not in out + err
+    assert snapshot(ws.parent.parent) == before
+    for path in case.absent:
+        assert not os.path.lexists(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# API cases: the same checks from Python, with the exception type pinned
+
+
+def digits_data():
+    return load_dataset("digits")
+
+
+def a_result() -> PopulationResult:
+    frame = pd.DataFrame({"member": [0], "loss": ["mse"], "test_accuracy": [0.5]})
+    return PopulationResult(frame, None, TrainConfig(epochs=1), [Member("mse")], 0.0)
+
+
+def hold_lock(root: Path):
+    """Lock R from this process through another file descriptor, as a second run would find it."""
+    lock = store.acquire_lock(root / "R", log=quiet)
+    return lock
+
+
+def locked_run(root: Path):
+    lock = hold_lock(root)
+    try:
+        run_spec(load_spec("tiny.toml"), root / "R", log=quiet)
+    finally:
+        lock.release()
+
+
+@dataclass
+class ApiCase:
+    id: str
+    call: object  # call(workspace)
+    error: type
+    pattern: str
+    setup: object = None
+
+
+API_CASES = [
+    ApiCase(
+        "member-seed-2**64",
+        lambda root: train_population(digits_data(), [Member("mse", seed=2**64)], TrainConfig(epochs=1)),
+        ValueError,
+        r"member 0: seed must be an integer in \[0, 9223372036854775807\], got 18446744073709551616",
+    ),
+    ApiCase(
+        "member-seed-negative",
+        lambda root: check_population(digits_data(), [Member("mse"), Member("mse", seed=-1)], TrainConfig()),
+        ValueError,
+        r"member 1: seed must be an integer in \[0, 9223372036854775807\], got -1",
+    ),
+    ApiCase(
+        "member-seed-float",
+        lambda root: check_population(digits_data(), [Member("mse", seed=1.5)], TrainConfig()),
+        ValueError,
+        r"member 0: seed must be an integer .*got 1.5",
+    ),
+    ApiCase(
+        "member-seed-bool",
+        lambda root: check_population(digits_data(), [Member("mse", seed=True)], TrainConfig()),
+        ValueError,
+        r"member 0: seed must be an integer .*got True",
+    ),
+    ApiCase(
+        "member-seed-text",
+        lambda root: check_population(digits_data(), [Member("mse", seed="3")], TrainConfig()),
+        ValueError,
+        r"member 0: seed must be an integer .*got '3'",
+    ),
+    ApiCase(
+        "member-lr-inf",
+        lambda root: check_population(digits_data(), [Member("mse", lr=float("inf"))], TrainConfig()),
+        ValueError,
+        r"member 0: lr must be a positive number, got inf",
+    ),
+    ApiCase(
+        "member-lr-nan",
+        lambda root: check_population(digits_data(), [Member("mse", lr=float("nan"))], TrainConfig()),
+        ValueError,
+        r"member 0: lr must be a positive number, got nan",
+    ),
+    ApiCase(
+        "binary-loss-on-ten-classes",
+        lambda root: check_population(digits_data(), [Member("binary_cross_entropy")], TrainConfig()),
+        ValueError,
+        r"member 0: loss 'binary_cross_entropy' takes one logit per example and needs a two-class dataset",
+    ),
+    ApiCase(
+        "load-spec-folder",
+        lambda root: load_spec(root / "notempty"),
+        SpecError,
+        r"spec '.*notempty' is a folder; give a spec TOML file or a built-in name",
+    ),
+    ApiCase(
+        "run-spec-out-is-file",
+        lambda root: run_spec(load_spec("tiny.toml"), root / "file.txt", log=quiet),
+        store.StoreError,
+        r"results folder \(--out\) .*file.txt is a file",
+    ),
+    ApiCase(
+        "run-spec-other-size",
+        lambda root: run_spec(load_spec("tiny.toml"), root / "R", size="smoke", log=quiet),
+        store.StoreError,
+        r"R holds spec 'tiny' at size 'full', and this run is spec 'tiny' at size 'smoke'",
+    ),
+    ApiCase(
+        "run-spec-locked",
+        locked_run,
+        store.LockedError,
+        rf"R is in use by another losslab run \(pid {os.getpid()} on .+, started .+\); wait for it with --wait, "
+        r"or use another --out",
+    ),
+    ApiCase(
+        "load-results-missing",
+        lambda root: store.load_results(root / "missing"),
+        store.StoreError,
+        r"results folder .*missing does not exist",
+    ),
+    ApiCase(
+        "load-results-incomplete",
+        lambda root: store.load_results(root / "RI"),
+        store.StoreError,
+        r"RI: 1 of 2 cells are not finished \(b\)",
+        lambda root: fake_results(root / "RI", cells=["a", "b"], done=1),
+    ),
+    ApiCase(
+        "load-results-bit-flip",
+        lambda root: store.load_results(root / "RD"),
+        store.StoreError,
+        r"RD/cells/b.parquet: damaged",
+        copy_of_r("RD", flip_bit),
+    ),
+    ApiCase(
+        "read-results-conflict",
+        lambda root: store.read_results([root / "R", root / "R2"]),
+        store.StoreError,
+        r"R and .*R2 both hold cell 'b' of spec 'tiny'",
+        conflicting_copy,
+    ),
+    ApiCase(
+        "read-manifest-broken",
+        lambda root: store.read_manifest(root / "RB"),
+        store.StoreError,
+        r"RB/manifest.json: not valid JSON",
+        raw_manifest("RB", b"{"),
+    ),
+    ApiCase(
+        "cell-path-traversal",
+        lambda root: store.cell_path(root / "R", "../../x"),
+        store.StoreError,
+        r"cell id '../../x' is not a safe file name",
+    ),
+    ApiCase(
+        "save-result-bad-name",
+        lambda root: store.save_result(a_result(), root / "S", "../x"),
+        ValueError,
+        r"name must be letters, digits, '-' and '_'.*got '../x'",
+    ),
+    ApiCase(
+        "save-result-into-spec-folder",
+        lambda root: store.save_result(a_result(), root / "R", "mine"),
+        store.StoreError,
+        r"R holds spec 'tiny' at size 'full', and this run is spec 'mine' at size 'api'",
+    ),
+    ApiCase(
+        "ray-cpus-zero",
+        lambda root: RayCluster(cpus_per_cell=0),
+        ValueError,
+        r"cpus_per_cell must be a positive number, got 0",
+    ),
+    ApiCase(
+        "ray-cpus-inf",
+        lambda root: RayCluster(cpus_per_cell=float("inf")),
+        ValueError,
+        r"cpus_per_cell must be a positive number, got inf",
+    ),
+    ApiCase(
+        "ray-address-empty",
+        lambda root: RayCluster(address=" "),
+        ValueError,
+        r"address must be 'auto', ray://host:port or host:port, got ' '",
+    ),
+    ApiCase(
+        "write-report-out-is-file",
+        lambda root: __import__("losslab.report.html", fromlist=["write_report"]).write_report(
+            [root / "R"], root / "file.txt"
+        ),
+        store.StoreError,
+        r"report folder \(--out\) .*file.txt is a file",
+    ),
+    ApiCase(
+        "load-dataset-unknown",
+        lambda root: load_dataset("cifar"),
+        ValueError,
+        r"unknown dataset 'cifar'; valid datasets:",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", API_CASES, ids=[c.id for c in API_CASES])
+def test_api_bad_input_raises_and_changes_nothing(case, ws):
+    if case.setup is not None:
+        case.setup(ws)
+    before = snapshot(ws.parent.parent)
+    with pytest.raises(case.error) as info:
+        case.call(ws)
+    message = str(info.value)
+    assert "\n" not in message and re.search(case.pattern, message), message
+    assert snapshot(ws.parent.parent) == before
+
+
+def test_the_suite_is_as_large_as_promised():
+    assert len(CLI_CASES) + len(API_CASES) >= 60
+
+
+# ---------------------------------------------------------------------------------------------
+# faults: kill, damage, race, write-protect
+
+
+HOOKED_RUN = textwrap.dedent(
+    """
+    import sys, time, pathlib
+    from losslab.experiments import runner
+    from losslab.cli import main
+
+    marker, go, stop_at = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3]
+    real = runner.run_cell
+
+    def hooked(cell, dataset, progress=None):
+        if cell.id == stop_at:  # tell the test where we are, then wait for its go (or its SIGKILL)
+            marker.write_text("in " + cell.id)
+            while not go.exists():
+                time.sleep(0.02)
+        return real(cell, dataset, progress)
+
+    runner.run_cell = hooked
+    sys.exit(main(sys.argv[4:]))
+    """
+)
+
+
+def start_hooked_run(root: Path, stop_at: str, out: str = "R") -> tuple[subprocess.Popen, Path, Path]:
+    marker, go = root / f"marker-{stop_at}", root / f"go-{stop_at}"
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOOKED_RUN, str(marker), str(go), stop_at, "run", "tiny.toml", "--out", out],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        if process.poll() is not None:
+            pytest.fail(f"the hooked run ended early: {process.communicate()}")
+        assert time.monotonic() < deadline, "the hooked run never reached its cell"
+        time.sleep(0.02)
+    return process, marker, go
+
+
+def cell_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((folder / "cells").glob("*.parquet"))}
+
+
+def test_sigkill_mid_cell_then_resume_loses_nothing_and_repeats_nothing(tmp_path, monkeypatch):
+    (tmp_path / "tiny.toml").write_text(TINY)
+    monkeypatch.chdir(tmp_path)
+    process, _, _ = start_hooked_run(tmp_path, stop_at="b")  # cell a is finished, b is in progress
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    out = tmp_path / "R"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [e["status"] for e in manifest["cells"]] == ["done", "pending", "pending"]
+    assert json.loads((out / ".lock").read_text())["pid"] == process.pid  # the killed run's lock is left behind
+    kept = cell_bytes(out)
+    assert list(kept) == ["a.parquet"]
+
+    trained, lines = [], []
+    real = runner.run_cell
+    monkeypatch.setattr(
+        runner, "run_cell", lambda cell, data, progress=None: (trained.append(cell.id), real(cell, data))[1]
+    )
+    summary = run_spec(load_spec("tiny.toml"), out, log=lines.append)
+    assert trained == ["b", "c"] and summary.skipped == ["a"]  # the killed cell is retrained once, nothing else
+    assert any(f"taking over the stale lock {out / '.lock'} of pid {process.pid}" in line for line in lines), lines
+    assert cell_bytes(out)["a.parquet"] == kept["a.parquet"]  # the finished cell keeps its bytes
+    manifest, rows = store.load_results(out)
+    assert rows.groupby(["cell", "member", "step"]).size().max() == 1  # no row counted twice
+    assert sorted(rows["cell"].unique()) == CELLS and not (out / ".lock").exists()
+
+
+@pytest.mark.parametrize("damage", [truncate, flip_bit], ids=["truncated", "bit-flipped"])
+def test_damaged_cell_is_refused_by_report_and_retrained_by_resume(damage, finished, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "R"
+    shutil.copytree(finished, out)
+    (tmp_path / "tiny.toml").write_text(TINY)
+    monkeypatch.chdir(tmp_path)
+    good = cell_bytes(out)
+    damage(out / "cells" / "b.parquet")
+    assert main(["report", "R", "--out", "rep"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "R/cells/b.parquet: damaged" in err and "to retrain it" in err
+    assert not (tmp_path / "rep").exists()
+    assert main(["run", "tiny.toml", "--out", "R"]) == 0
+    printed = capsys.readouterr().out
+    assert "b: R/cells/b.parquet is damaged" in printed and "retraining it" in printed
+    assert "[1/3] a: already done, skipped" in printed and "[3/3] c: already done, skipped" in printed
+    repaired = cell_bytes(out)
+    assert repaired["a.parquet"] == good["a.parquet"] and repaired["c.parquet"] == good["c.parquet"]
+    _, rows = store.load_results(out)
+    assert len(rows[rows.cell == "b"]) == len(pd.read_parquet(io_bytes(good["b.parquet"])))
+
+
+def io_bytes(data: bytes):
+    import io
+
+    return io.BytesIO(data)
+
+
+def test_two_runs_into_one_folder(tmp_path, monkeypatch, capsys):
+    (tmp_path / "tiny.toml").write_text(TINY)
+    monkeypatch.chdir(tmp_path)
+    process, _, go = start_hooked_run(tmp_path, stop_at="a")  # holds the lock, waiting in cell a
+    try:
+        started = time.monotonic()
+        assert main(["run", "tiny.toml", "--out", "R"]) == 2
+        err = capsys.readouterr().err
+        assert time.monotonic() - started < 30  # at once: no dataset is loaded, nothing trained
+        assert err.count("\n") == 1
+        assert re.search(
+            rf"R is in use by another losslab run \(pid {process.pid} on .+, started .+\); wait for it with --wait", err
+        ), err
+
+        waited: dict = {}
+
+        def second_run():
+            lines = []
+            waited["summary"] = run_spec(load_spec("tiny.toml"), tmp_path / "R", log=lines.append, wait=True)
+            waited["lines"] = lines
+
+        thread = threading.Thread(target=second_run)
+        thread.start()
+        time.sleep(1.0)
+        assert thread.is_alive()  # waiting for the first run
+        go.write_text("go")
+        out, errors = process.communicate(timeout=120)
+        assert process.returncode == 0, errors
+        thread.join(timeout=120)
+        summary = waited["summary"]
+        assert summary.trained == [] and summary.skipped == CELLS  # the first run did everything
+        assert any(line.startswith("waiting for the run writing into") for line in waited["lines"])
+    finally:
+        go.write_text("go")
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert not (tmp_path / "R" / ".lock").exists()
+    store.load_results(tmp_path / "R")
+
+
+def test_ctrl_c_is_exit_130_in_one_line_and_keeps_finished_cells(tmp_path, monkeypatch, capsys):
+    (tmp_path / "tiny.toml").write_text(TINY)
+    monkeypatch.chdir(tmp_path)
+    real = runner.run_cell
+
+    def interrupted(cell, dataset, progress=None):
+        if cell.id == "b":
+            raise KeyboardInterrupt
+        return real(cell, dataset, progress)
+
+    monkeypatch.setattr(runner, "run_cell", interrupted)
+    assert main(["run", "tiny.toml", "--out", "R"]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted; finished cells are saved" in err
+    assert [c.state for c in store.list_cells(tmp_path / "R")] == ["done", "pending", "pending"]
+    assert not (tmp_path / "R" / ".lock").exists()
+
+
+def test_interrupt_before_the_first_cell_leaves_nothing(tmp_path, monkeypatch):
+    (tmp_path / "tiny.toml").write_text(TINY)
+
+    def interrupted(cell, dataset, progress=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_cell", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_spec(load_spec(tmp_path / "tiny.toml"), tmp_path / "new" / "R", log=quiet)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.toml"]
+
+
+def test_a_crash_between_cell_file_and_manifest_never_shows_the_cell(tmp_path, monkeypatch):
+    (tmp_path / "tiny.toml").write_text(TINY)
+    out = tmp_path / "R"
+    real_write = store.atomic_write
+    writes = []
+
+    def dies_on_second_manifest_update(path, data):
+        writes.append(Path(path).name)
+        if Path(path).name == "manifest.json" and writes.count("b.parquet") == 1:
+            raise OSError(28, "No space left on device", str(path))
+        real_write(path, data)
+
+    monkeypatch.setattr(store, "atomic_write", dies_on_second_manifest_update)
+    with pytest.raises(OSError):
+        run_spec(load_spec(tmp_path / "tiny.toml"), out, log=quiet)
+    monkeypatch.setattr(store, "atomic_write", real_write)
+    assert (out / "cells" / "b.parquet").exists()  # written, but not listed: not part of the results
+    assert [c.state for c in store.list_cells(out)] == ["done", "pending", "pending"]
+    with pytest.raises(store.StoreError, match=r"2 of 3 cells are not finished"):
+        store.load_results(out)
+    summary = run_spec(load_spec(tmp_path / "tiny.toml"), out, log=quiet)
+    assert summary.trained == ["b", "c"]
+    store.load_results(out)
+
+
+NOBODY_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from losslab.cli import main
+    import contextlib, io
+    results = []
+    for argv in json.loads(sys.argv[1]):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = main(argv)
+        results.append([code, err.getvalue()])
+    print(json.dumps(results))
+    """
+)
+
+
+def as_unprivileged(root: Path) -> list[str] | None:
+    """How to run a command that cannot write into ``root``: as 'nobody' when we are root (chmod does
+    not stop root), else as ourselves after making ``root`` read-only. None if neither is possible."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return None
+    try:
+        import pwd
+
+        pwd.getpwnam("nobody")
+    except (ImportError, KeyError):
+        return None
+    return [
+        setpriv,
+        "--reuid=nobody",
+        "--regid=nogroup" if _has_group("nogroup") else "--regid=nobody",
+        "--clear-groups",
+    ]
+
+
+def _has_group(name: str) -> bool:
+    try:
+        import grp
+
+        grp.getgrnam(name)
+        return True
+    except (ImportError, KeyError):
+        return False
+
+
+def test_read_only_results_folder(finished):
+    """run, report and verify --json into folders this user cannot write: one line each, nothing changed."""
+    base = Path(tempfile.mkdtemp(prefix="losslab-ro-"))
+    try:
+        os.chmod(base, 0o755)  # readable by the unprivileged user, writable only by its owner
+        shutil.copytree(finished, base / "R")
+        (base / "tiny.toml").write_text(TINY)
+        prefix = as_unprivileged(base)
+        if prefix is None:
+            pytest.skip("running as root without setpriv and a 'nobody' user: no way to get a read-only folder")
+        if not prefix:
+            for path in [base, *base.rglob("*")]:
+                os.chmod(path, 0o555 if path.is_dir() else 0o444)
+        commands = [
+            ["run", "tiny.toml", "--out", "R"],
+            ["report", "R", "--out", "R/report"],
+            ["verify", "--trials", "1", "--json", "R/ledger.json"],
+        ]
+        before = snapshot(base)
+        env = {**os.environ, "HOME": str(base), "MPLCONFIGDIR": tempfile.mkdtemp(prefix="losslab-mpl-")}
+        os.chmod(env["MPLCONFIGDIR"], 0o777)
+        done = subprocess.run(
+            [*prefix, sys.executable, "-c", NOBODY_SCRIPT, json.dumps(commands)],
+            cwd=base,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        results = json.loads(done.stdout.strip().splitlines()[-1])
+        patterns = [
+            r"losslab run: error: cannot write into results folder R \(not writable\); choose a writable --out",
+            r"losslab report: error: cannot create report folder R/report \(Permission denied\); choose a writable --out",
+            r"losslab: error: --json R/ledger.json: cannot write \(Permission denied\); give a writable path",
+        ]
+        for (code, err), pattern in zip(results, patterns):
+            assert code == 2 and err.count("\n") == 1 and re.match(pattern, err), err
+        assert snapshot(base) == before
+    finally:
+        for path in [base, *base.rglob("*")]:
+            with __import__("contextlib").suppress(OSError):
+                os.chmod(path, 0o755)
+        shutil.rmtree(base, ignore_errors=True)
