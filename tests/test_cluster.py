@@ -66,3 +66,13 @@ def test_ray_options_are_checked(capsys):
         RayCluster(cpus_per_cell=0)
     assert main(["run", "saturation", "--smoke", "--cpus-per-cell", "2"]) == 2
     assert "--cpus-per-cell applies to Ray runs only; add --ray" in capsys.readouterr().err
+
+
+def test_the_ray_extra_brings_the_client_that_ray_addresses_need():
+    """``ray://host:port`` needs Ray's client (grpcio): the documented ``pip install 'losslab[ray]'`` installs it."""
+    from importlib.metadata import requires
+
+    extra = [r for r in requires("losslab") if 'extra == "ray"' in r]
+    assert extra and all(r.startswith("ray[client]") for r in extra)
+    pytest.importorskip("ray")
+    import grpc  # noqa: F401  (the dev extra installs ray[client] too)

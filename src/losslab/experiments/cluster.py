@@ -18,8 +18,10 @@ the linear and MLP populations give bit-identical results for any number of CPU 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -39,6 +41,20 @@ def _import_ray():
     except ImportError as exc:
         raise ValueError("running on Ray needs the ray package: pip install 'losslab[ray]'") from exc
     return ray
+
+
+@contextlib.contextmanager
+def _quiet_ray():
+    """Ray logs and warns on stderr while it connects (and before it fails); our error says it in one line."""
+    logger = logging.getLogger("ray")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 @dataclass(frozen=True)
@@ -74,7 +90,10 @@ class RayCluster:
         started_here = not ray.is_initialized()
         if started_here:
             try:
-                ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+                with _quiet_ray():
+                    ray.init(
+                        address=self.address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR
+                    )
             except Exception as exc:  # Ray raises ConnectionError, ValueError or RuntimeError, by version and address
                 with contextlib.suppress(Exception):
                     ray.shutdown()
