@@ -594,6 +594,24 @@ CLI_CASES = [
         one_grid('dataset = ["digits"]\nlosses = ["mse"]'),
     ),
     Case(
+        "spec-train-value-true",
+        ["run", "bad.toml"],
+        r"bad.toml: grid\[0\].train.epochs: must be a number or a name, not true/false, got True",
+        tiny_with(("epochs = 1", "epochs = true")),
+    ),
+    Case(
+        "spec-betas-out-of-range",
+        ["run", "bad.toml"],
+        r"bad.toml: grid\[0\].train.betas: must be two numbers in \[0, 1\), got \[2, 3\]",
+        tiny_with(("epochs = 1", 'epochs = 1\noptimizer = "adam"\nbetas = [2, 3]')),
+    ),
+    Case(
+        "spec-adam-eps-negative",
+        ["run", "bad.toml"],
+        r"bad.toml: grid\[0\].train.adam_eps: must be a positive finite number, got -1.0",
+        tiny_with(("epochs = 1", "epochs = 1\nadam_eps = -1.0")),
+    ),
+    Case(
         "spec-not-utf8",
         ["run", "bad.toml"],
         r"bad.toml: not UTF-8 text \(byte 8\); save the spec as UTF-8",
@@ -670,6 +688,11 @@ CLI_CASES = [
         r"RB/manifest.json: no 'spec' key",
         with_manifest("RB", lambda m: m.pop("spec")),
     ),
+    Case(
+        "report-out-into-cells",
+        ["report", "R", "--out", "R/cells"],
+        r"report folder \(--out\) R/cells is the cells folder of a results folder; give another folder",
+    ),
     Case("report-out-empty", ["report", "R", "--out", ""], r"--out is empty; give a folder for index.html"),
     # --- verify and demo
     Case("verify-seed-negative", ["verify", "--seed", "-1"], r"--seed must be a non-negative integer, got -1"),
@@ -688,6 +711,11 @@ CLI_CASES = [
         r"--json .*losslab-out.json: cannot write \(.+\); give a writable path",
     ),
     Case("demo-out-is-file", ["demo", "--out", "file.txt"], r"demo folder \(--out\) file.txt is a file; give a folder"),
+    Case(
+        "demo-out-read-only-place",
+        ["demo", "--size", "smoke", "--out", "<READ_ONLY>"],
+        r"cannot create demo folder .*losslab-out \(.+\); choose a writable --out",
+    ),
     Case(
         "demo-smoke-into-small",
         ["demo", "--size", "smoke", "--out", "D"],

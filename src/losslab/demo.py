@@ -12,7 +12,6 @@ Part of the CLI layer: it calls the experiments (which train) and the report (wh
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -34,8 +33,7 @@ def run_demo(out: Path, size: str = "small", console: Console | None = None) -> 
     out = Path(out)
     # Everything that can refuse the run is checked before the first file is written: the folder,
     # and that each results folder in it is new or holds the same spec at the same size.
-    if os.path.lexists(out) and not out.is_dir():
-        raise ValueError(f"demo folder (--out) {out} is a file; give a folder")
+    store.check_writable(out, "demo folder")
     specs = {name: load_spec(name) for name in DEMO_SPECS}
     for name, spec in specs.items():
         spec.cells(size)

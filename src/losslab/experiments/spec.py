@@ -217,8 +217,22 @@ def _losses(source, where, value) -> list[LossEntry]:
 def _train_config(source, where, overrides: dict, device: str) -> TrainConfig:
     _check_keys(source, where, overrides, TRAIN_KEYS)
     values = dict(overrides)
+    for key, value in values.items():  # TOML's true/false would pass as the integers 1/0
+        if isinstance(value, bool) or (isinstance(value, list) and any(isinstance(v, bool) for v in value)):
+            _fail(source, f"{where}.{key}", f"must be a number or a name, not true/false, got {value!r}")
+    for key in ("adam_eps", "dead_epsilon"):
+        value = values.get(key, 1.0)
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            _fail(source, f"{where}.{key}", f"must be a positive finite number, got {value!r}")
     if "betas" in values:
-        values["betas"] = tuple(values["betas"])
+        betas = values["betas"]
+        if (
+            not isinstance(betas, list)
+            or len(betas) != 2
+            or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)
+        ):
+            _fail(source, f"{where}.betas", f"must be two numbers in [0, 1), got {betas!r}")
+        values["betas"] = tuple(betas)
     try:
         config = TrainConfig(**values, device=device)
         config.validate()

@@ -757,6 +757,27 @@ def remove_folders(created: list[Path]) -> None:
             path.rmdir()
 
 
+def check_writable(folder, what: str = "folder") -> None:
+    """Raise StoreError now if files cannot be written into ``folder``; creates nothing that stays.
+
+    A real write, not ``os.access``: as root only trying tells a read-only place from a writable one.
+    """
+    folder = Path(folder)
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise StoreError(f"{what} (--out) {folder} is a file; give a folder")
+    if folder.name == CELLS and (folder.parent / MANIFEST).is_file():
+        raise StoreError(f"{what} (--out) {folder} is the cells folder of a results folder; give another folder")
+    created = make_folders(folder, what)
+    try:
+        probe = folder / f".losslab-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise StoreError(f"cannot write into {what} {folder} ({exc.strerror}); choose a writable --out") from None
+    finally:
+        remove_folders(created)
+
+
 class RunStore:
     """A results folder opened (and locked) for one run: which cells are done, and recording new ones."""
 

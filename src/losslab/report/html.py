@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -219,21 +218,6 @@ def build_report(result_dirs: list[Path], ledger=None) -> tuple[str, list]:
     return html, claims
 
 
-def _check_writable(out: Path) -> None:
-    """Fail before the (slow) report is built if ``out`` cannot be written; leaves nothing behind."""
-    created = store.make_folders(out, "report folder")
-    try:
-        probe = out / f".index.html.tmp-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise StoreError(
-            f"cannot write the report into {out} ({exc.strerror}); choose a writable folder (--out)"
-        ) from None
-    finally:
-        store.remove_folders(created)
-
-
 def write_report(result_dirs: list[Path], out: Path, ledger=None) -> tuple[Path, list]:
     """Write ``out/index.html``; returns its path and the claims with their verdicts.
 
@@ -242,9 +226,7 @@ def write_report(result_dirs: list[Path], out: Path, ledger=None) -> tuple[Path,
     """
     out = Path(out)
     path = out / "index.html"
-    if os.path.lexists(out) and not out.is_dir():
-        raise StoreError(f"report folder (--out) {out} is a file; give a folder for index.html")
-    _check_writable(out)
+    store.check_writable(out, "report folder")
     html, claims = build_report([Path(d) for d in result_dirs], ledger)
     try:
         out.mkdir(parents=True, exist_ok=True)
