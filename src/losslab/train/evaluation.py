@@ -1,0 +1,95 @@
+"""The dataset on the training device, and the per-member metrics of every evaluation.
+
+``prepare`` puts the dataset in the forms the training steps and the evaluations read, once per
+population, shared read-only by every block. ``evaluate`` computes each member's metrics on a fixed
+subset of the training set (its own loss, gradient norm, dead fraction), on the validation split and
+on the test set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from losslab.core.links import max_over_classes
+from losslab.train import metrics
+from losslab.train.config import TrainConfig
+from losslab.train.datasets import Dataset
+from losslab.train.loss_groups import LossGroups
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """The dataset on the training device: inputs flattened to [N, features], targets in the losses' form."""
+
+    x_train: torch.Tensor  # [N, features]
+    t_train: torch.Tensor  # targets: [N, K] probabilities, class-major, or [N] 0/1 floats for sigmoid models
+    x_eval: torch.Tensor  # the training examples the train-set metrics use, and their labels and targets
+    y_eval: torch.Tensor
+    t_eval: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+def _flat(x: torch.Tensor, device, dtype) -> torch.Tensor:
+    # The MLP reads feature vectors; other models reshape them to their input shape themselves.
+    return x.reshape(x.shape[0], -1).to(device, dtype)
+
+
+def prepare(dataset: Dataset, binary: bool, config: TrainConfig) -> PreparedData:
+    dtype, device = config.torch_dtype, torch.device(config.device)
+    n_train = dataset.x_train.shape[0]
+    x_train = _flat(dataset.x_train, device, dtype)
+    y_train, y_test = dataset.y_train.to(device), dataset.y_test.to(device)
+    # Targets in the form the losses take: probabilities [N, K], or 0/1 floats [N] for sigmoid models.
+    # Stored class-major ([K, N] memory seen as [N, K]) like the model's logits: elementwise ops on two
+    # tensors of different layouts run several times slower on CPU.
+    if binary:
+        t_train = y_train.to(dtype)
+    else:
+        t_train = torch.nn.functional.one_hot(y_train, dataset.num_classes).to(dtype).T.contiguous().T
+    limit = config.train_eval_examples
+    # The evenly spaced rows are computed on the CPU so that every device evaluates the same examples.
+    eval_rows = (
+        torch.linspace(0, n_train - 1, limit).long() if limit is not None and limit < n_train else torch.arange(n_train)
+    ).to(device)
+    t_eval = t_train[eval_rows] if binary else t_train.T[:, eval_rows].contiguous().T  # class-major like logits
+    x_test = _flat(dataset.x_test, device, dtype)
+    return PreparedData(x_train, t_train, x_train[eval_rows], y_train[eval_rows], t_eval, x_test, y_test)
+
+
+@torch.no_grad()
+def evaluate(model, groups: LossGroups, data: PreparedData, binary: bool, config: TrainConfig) -> dict:
+    """Metrics per member ([M] tensors) on the evaluation rows of the training set and on the test set."""
+    y_train, t_train, y_test = data.y_eval, data.t_eval, data.y_test
+    train_logits = logits_in_chunks(model, data.x_eval, config)
+    test_logits = logits_in_chunks(model, data.x_test, config)
+    members = train_logits.shape[0]
+    z_train = train_logits.squeeze(-1) if binary else train_logits
+    z_test = test_logits.squeeze(-1) if binary else test_logits
+    targets = t_train.expand(members, *t_train.shape)
+    own_loss = groups.values(z_train, targets)  # [M, N] each member's own training loss
+    grad = groups.gradient(z_train, targets)
+    grad_norm = grad.abs() if binary else grad.norm(dim=-1)
+    wrong = ((z_train > 0).long() if binary else max_over_classes(z_train)[1]) != y_train
+    return {
+        "train_loss": own_loss.double().mean(-1),
+        "train_accuracy": metrics.accuracy(z_train, y_train),
+        "test_accuracy": metrics.accuracy(z_test, y_test),
+        "test_nll": metrics.negative_log_likelihood(z_test, y_test),
+        "test_brier": metrics.brier_score(z_test, y_test),
+        "test_ece": metrics.expected_calibration_error(z_test, y_test),
+        "grad_norm": grad_norm.double().mean(-1),
+        "dead_fraction": (wrong & (grad_norm < config.dead_epsilon)).double().mean(-1),
+    }
+
+
+def logits_in_chunks(model, x: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    """Every member's logits [M, N, K] on the shared inputs ``x`` [N, features], in memory-bounded chunks."""
+    members = model.members
+    width = max(p.shape[-1] for p in model.params)
+    chunk = max(1, config.eval_chunk_elements // max(1, members * max(width, x.shape[-1])))
+    parts = [model.forward(x[i : i + chunk].unsqueeze(0).expand(members, -1, -1)) for i in range(0, x.shape[0], chunk)]
+    # Concatenate class-major ([M, K, N] memory) as the MLP produces it: softmax over K is then fast.
+    return torch.cat([p.transpose(1, 2) for p in parts], dim=2).transpose(1, 2)
