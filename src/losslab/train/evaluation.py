@@ -2,12 +2,15 @@
 
 ``prepare`` puts the dataset in the forms the training steps and the evaluations read, once per
 population, shared read-only by every block. ``evaluate`` computes each member's metrics on a fixed
-subset of the training set (its own loss, gradient norm, dead fraction), on the validation split and
-on the test set.
+subset of the training set (its own loss, gradient norm, dead fraction), on the validation split
+(accuracy, NLL, and the temperature that minimises its NLL) and on the test set (accuracy, NLL, Brier,
+four calibration errors, raw and after temperature scaling). The final evaluation adds, per member,
+bootstrap replicates of the test NLL and ECE and the reliability-diagram bins (list columns).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -30,11 +33,14 @@ class PreparedData:
     t_eval: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+    x_val: torch.Tensor  # the validation split ([0, features] when the dataset has none)
+    y_val: torch.Tensor
+    bootstrap: torch.Tensor  # [replicates, n_test] resample counts, shared by every member (metrics.bootstrap_counts)
 
 
 def _flat(x: torch.Tensor, device, dtype) -> torch.Tensor:
     # The MLP reads feature vectors; other models reshape them to their input shape themselves.
-    return x.reshape(x.shape[0], -1).to(device, dtype)
+    return x.reshape(x.shape[0], math.prod(x.shape[1:])).to(device, dtype)
 
 
 def prepare(dataset: Dataset, binary: bool, config: TrainConfig) -> PreparedData:
@@ -56,33 +62,94 @@ def prepare(dataset: Dataset, binary: bool, config: TrainConfig) -> PreparedData
     ).to(device)
     t_eval = t_train[eval_rows] if binary else t_train.T[:, eval_rows].contiguous().T  # class-major like logits
     x_test = _flat(dataset.x_test, device, dtype)
-    return PreparedData(x_train, t_train, x_train[eval_rows], y_train[eval_rows], t_eval, x_test, y_test)
+    x_val = getattr(dataset, "x_val", None)
+    if x_val is None:  # a Dataset without a validation split
+        x_val, y_val = dataset.x_train[:0], dataset.y_train[:0]
+    else:
+        y_val = dataset.y_val
+    return PreparedData(
+        x_train,
+        t_train,
+        x_train[eval_rows],
+        y_train[eval_rows],
+        t_eval,
+        x_test,
+        y_test,
+        _flat(x_val, device, dtype),
+        y_val.to(device),
+        metrics.bootstrap_counts(len(y_test), device=device),
+    )
+
+
+NAN = float("nan")
+
+#: The list columns only the final evaluation fills (None on the other rows).
+FINAL_ONLY = tuple(
+    name
+    for suffix in ("", "_ts")
+    for name in (
+        f"test_nll{suffix}_boot",
+        f"test_ece{suffix}_boot",
+        f"rel_count{suffix}",
+        f"rel_confidence{suffix}",
+        f"rel_accuracy{suffix}",
+    )
+)
 
 
 @torch.no_grad()
-def evaluate(model, groups: LossGroups, data: PreparedData, binary: bool, config: TrainConfig) -> dict:
-    """Metrics per member ([M] tensors) on the evaluation rows of the training set and on the test set."""
+def evaluate(
+    model, groups: LossGroups, data: PreparedData, binary: bool, config: TrainConfig, final: bool = False
+) -> dict:
+    """Metrics per member ([M] tensors; with ``final``, also [M, ...] tensors for the list columns)."""
     y_train, t_train, y_test = data.y_eval, data.t_eval, data.y_test
-    train_logits = logits_in_chunks(model, data.x_eval, config)
-    test_logits = logits_in_chunks(model, data.x_test, config)
-    members = train_logits.shape[0]
-    z_train = train_logits.squeeze(-1) if binary else train_logits
-    z_test = test_logits.squeeze(-1) if binary else test_logits
+    squeeze = (lambda z: z.squeeze(-1)) if binary else (lambda z: z)
+    z_train = squeeze(logits_in_chunks(model, data.x_eval, config))
+    z_test = squeeze(logits_in_chunks(model, data.x_test, config))
+    members = z_train.shape[0]
     targets = t_train.expand(members, *t_train.shape)
     own_loss = groups.values(z_train, targets)  # [M, N] each member's own training loss
     grad = groups.gradient(z_train, targets)
     grad_norm = grad.abs() if binary else grad.norm(dim=-1)
     wrong = ((z_train > 0).long() if binary else max_over_classes(z_train)[1]) != y_train
-    return {
+    stats = {
         "train_loss": own_loss.double().mean(-1),
         "train_accuracy": metrics.accuracy(z_train, y_train),
-        "test_accuracy": metrics.accuracy(z_test, y_test),
-        "test_nll": metrics.negative_log_likelihood(z_test, y_test),
-        "test_brier": metrics.brier_score(z_test, y_test),
-        "test_ece": metrics.expected_calibration_error(z_test, y_test),
         "grad_norm": grad_norm.double().mean(-1),
         "dead_fraction": (wrong & (grad_norm < config.dead_epsilon)).double().mean(-1),
     }
+    nan = torch.full((members,), NAN, dtype=torch.float64, device=z_train.device)
+    if len(data.y_val):
+        z_val = squeeze(logits_in_chunks(model, data.x_val, config))
+        temperature = metrics.fit_temperature(z_val, data.y_val)
+        stats.update(
+            val_accuracy=metrics.accuracy(z_val, data.y_val),
+            val_nll=metrics.negative_log_likelihood(z_val, data.y_val),
+            temperature=temperature,
+        )
+    else:
+        temperature = None
+        stats.update(val_accuracy=nan, val_nll=nan, temperature=nan)
+    z_scaled = metrics.scaled(z_test, temperature) if temperature is not None else None
+    for suffix, z in (("", z_test), ("_ts", z_scaled)):
+        if z is None:
+            for name in ("nll", "brier", "ece", "ece_adaptive", "ece_classwise", "mce"):
+                stats[f"test_{name}{suffix}"] = nan
+            continue
+        if not suffix:
+            stats["test_accuracy"] = metrics.accuracy(z, y_test)  # scaling never changes the predicted class
+        stats[f"test_nll{suffix}"] = metrics.negative_log_likelihood(z, y_test)
+        stats[f"test_brier{suffix}"] = metrics.brier_score(z, y_test)
+        stats[f"test_ece{suffix}"] = metrics.expected_calibration_error(z, y_test)
+        stats[f"test_ece_adaptive{suffix}"] = metrics.adaptive_calibration_error(z, y_test)
+        stats[f"test_ece_classwise{suffix}"] = metrics.classwise_calibration_error(z, y_test)
+        stats[f"test_mce{suffix}"] = metrics.max_calibration_error(z, y_test)
+        if final:
+            nll, ece = metrics.bootstrap_nll_and_ece(z, y_test, data.bootstrap)
+            stats[f"test_nll{suffix}_boot"], stats[f"test_ece{suffix}_boot"] = nll, ece
+            for key, value in metrics.reliability_bins(z, y_test).items():
+                stats[f"rel_{key}{suffix}"] = value
+    return stats
 
 
 def logits_in_chunks(model, x: torch.Tensor, config: TrainConfig) -> torch.Tensor:

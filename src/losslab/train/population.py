@@ -252,8 +252,9 @@ def _train_block(
     member_info = [m.describe() for m in members]
 
     def evaluate(step: int) -> None:
+        final = step == total_steps
         # One transfer per metric (not one per member and metric: each would synchronise a GPU).
-        stats = {k: v.tolist() for k, v in evaluation.evaluate(model, groups, data, binary, config).items()}
+        stats = {k: v.tolist() for k, v in evaluation.evaluate(model, groups, data, binary, config, final).items()}
         elapsed = time.perf_counter() - started
         for i in range(n_members):
             rows.append(
@@ -262,6 +263,7 @@ def _train_block(
                     **member_info[i],
                     "step": step,
                     "epoch": step / steps_per_epoch,
+                    **dict.fromkeys(evaluation.FINAL_ONLY),  # None unless this evaluation fills them
                     **{k: v[i] for k, v in stats.items()},
                     "seconds": elapsed,
                 }
