@@ -341,7 +341,7 @@ def test_dead_zones_match_landscape(browser, page):
 FRAGMENT = (
     "tab=neuron&margin=-7.5&K=10&gamma=0.5&epsilon=0.2&k=2&M=3&focus=focal"
     "&hide=square_logits,label_smoothing_cross_entropy&view=50&vscale=lin&w=0.6&b=-1.25&eta=0.3"
-    "&epochs=400&epoch=120&cell=mlp-digits&step=30&hidescales=100"
+    "&epochs=400&epoch=120&cell=mlp-digits&step=30&hidescales=100&bands=0"
 )
 
 
@@ -384,6 +384,10 @@ def test_url_fragment_round_trips(browser, page):
         "return [...document.querySelectorAll('#measured-table tbody tr')].map(r => r.dataset.scale)"
     )
     assert scales and set(scales) == {"1"}  # scale 100 hidden by the link
+    assert browser.execute_script("return document.querySelectorAll('#chart-acc polygon').length") == 0  # no bands
+    browser.find_element(By.ID, "bands").click()
+    assert browser.execute_script("return document.querySelectorAll('#chart-acc polygon').length") == 2
+    assert "&bands=1" in browser.execute_script("return location.hash")
 
     set_input(browser, "step-range", 0)
     assert "&step=0&" in browser.execute_script("return location.hash")

@@ -318,6 +318,7 @@
     cell: { kind: "str", def: "" },
     step: { kind: "int", min: -1, max: 1e9, def: -1 }, // -1: the last evaluation
     hidescales: { kind: "str", def: "" },
+    bands: { kind: "enum", values: ["1", "0"], def: "1" },
   };
 
   function defaults() {
@@ -540,7 +541,7 @@
         top.push(`${sx(xv).toFixed(2)},${sy(area.hi[i]).toFixed(2)}`);
         bottom.unshift(`${sx(xv).toFixed(2)},${sy(area.lo[i]).toFixed(2)}`);
       });
-      if (top.length) el("polygon", { points: top.concat(bottom).join(" "), fill: area.color, opacity: 0.13 }, plot);
+      if (top.length) el("polygon", { points: top.concat(bottom).join(" "), fill: area.color, opacity: 0.1 }, plot);
     }
     for (const h of spec.hlines || []) {
       const py = sy(h.y);
@@ -915,7 +916,7 @@
       title: `${cell.cell}: test accuracy`,
       x: xAxis,
       y: { min: 0, max: 1, percent: true, label: "test accuracy" },
-      areas: shown.map((s) => ({ xs: cell.steps, lo: s.acc_lo, hi: s.acc_hi, color: color(s) })),
+      areas: state.bands === "1" ? shown.map((s) => ({ xs: cell.steps, lo: s.acc_lo, hi: s.acc_hi, color: color(s) })) : [],
       lines: shown.map((s) => ({ xs: cell.steps, ys: s.acc, color: color(s), dash: dash(s) })),
       hlines: cell.target ? [{ y: cell.target, label: `target ${Math.round(cell.target * 100)}%` }] : [],
       marker: step,
@@ -926,7 +927,7 @@
       title: `${cell.cell}: mean logit-gradient norm`,
       x: xAxis,
       y: { min: glo, max: ghi, log: true, label: "‖∂L/∂z‖ (log scale)" },
-      areas: shown.map((s) => ({ xs: cell.steps, lo: s.grad_lo, hi: s.grad_hi, color: color(s) })),
+      areas: state.bands === "1" ? shown.map((s) => ({ xs: cell.steps, lo: s.grad_lo, hi: s.grad_hi, color: color(s) })) : [],
       lines: shown.map((s) => ({ xs: cell.steps, ys: s.grad, color: color(s), dash: dash(s) })),
       marker: step,
       points: shown.map((s) => ({ x: step, y: s.grad[i], color: color(s) })),
@@ -971,6 +972,7 @@
     document.getElementById("focus").value = state.focus;
     document.getElementById("view").value = state.view;
     document.getElementById("vscale").value = state.vscale;
+    document.getElementById("bands").checked = state.bands === "1";
     for (const button of document.querySelectorAll(".tabs button")) {
       const on = button.dataset.tab === state.tab;
       button.setAttribute("aria-selected", on ? "true" : "false");
@@ -1011,6 +1013,8 @@
         if (input.type === "number") input.addEventListener("change", () => syncControls());
       }
     }
+    const bands = document.getElementById("bands");
+    bands.addEventListener("change", () => update({ bands: bands.checked ? "1" : "0" }));
     for (const id of ["focus", "view", "vscale"]) {
       const select = document.getElementById(id);
       select.addEventListener("change", () => update({ [id]: select.value }));
