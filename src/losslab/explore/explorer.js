@@ -712,6 +712,7 @@
       tr.classList.toggle("dead", deadNow);
       if (deadNow) html("span", { class: "tag-dead" }, deadCell, " — dead at this margin");
     }
+    for (const option of document.getElementById("focus").options) option.disabled = !rowVisible(ROW_BY_KEY[option.value], K);
     for (const box of document.querySelectorAll("#gradient-legend input")) {
       const row = ROW_BY_KEY[box.dataset.loss];
       box.checked = !state.hide.includes(row.key);
