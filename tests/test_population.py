@@ -291,3 +291,24 @@ def test_cuda_request_without_cuda_is_a_clear_error(digits):
         pytest.skip("CUDA is available here")
     with pytest.raises(ValueError, match=r"device 'cuda' requested but CUDA is not available here"):
         train_population(digits, MIXED[:1], TrainConfig(device="cuda"), progress=False)
+
+
+@pytest.mark.parametrize("model", ["linear", "mlp"])
+def test_numpy_products_equal_the_plain_loop_float64(digits, model):
+    # numpy's BLAS computes the same products in the same memory: member i still equals the plain loop.
+    config = TrainConfig(model=model, hidden=[32, 16], epochs=2, batch_size=64, dtype="float64", matmul="numpy")
+    result = train_population(digits, MIXED, config, progress=False)
+    assert result.plan.matmul == "numpy"
+    for i, member in enumerate(MIXED):
+        plain, _ = train_reference(digits, member, config)
+        for (w, b), (w_ref, b_ref) in zip(result.model.member_layers(i), reference_layers(plain)):
+            torch.testing.assert_close(w, w_ref, rtol=1e-9, atol=1e-11)
+            torch.testing.assert_close(b, b_ref, rtol=1e-9, atol=1e-11)
+
+
+def test_both_matmul_libraries_agree_in_float32(digits):
+    config = TrainConfig(hidden=[32], epochs=1, batch_size=100, block_size=3)
+    torch_run = train_population(digits, MIXED, replace(config, matmul="torch"), progress=False)
+    numpy_run = train_population(digits, MIXED, replace(config, matmul="numpy"), progress=False)
+    for a, b in zip(torch_run.model.params, numpy_run.model.params):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

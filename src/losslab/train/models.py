@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Protocol, runtime_checkable
 
 import torch
@@ -40,6 +40,8 @@ class PopulationModel(Protocol):
     """
 
     splittable: ClassVar[bool]
+    matmul_libraries: ClassVar[tuple[str, ...]]  # CPU matmul libraries it can use; ``matmul`` picks one
+    matmul: str
 
     @property
     def params(self) -> list[torch.Tensor]: ...
@@ -79,8 +81,12 @@ class MLP:
 
     weights: list[torch.Tensor]  # hidden W_l [M, in, out]; last [M, K, h] (transposed)
     biases: list[torch.Tensor]  # hidden b_l [M, 1, out]; last [M, K, 1]
+    matmul: str = "torch"  # the batched-product library on CPU: "torch" (bmm) or "numpy" (its BLAS), see matmul.py
+    # Training-step buffers by batch size, reused every step (and numpy views of them and of the weights).
+    _workspace: dict = field(default_factory=dict, repr=False, compare=False)
 
     splittable: ClassVar[bool] = True
+    matmul_libraries: ClassVar[tuple[str, ...]] = ("torch", "numpy")
 
     @staticmethod
     def init_member(sizes: list[int], seed: int, logit_scale: float, dtype=torch.float32):
@@ -121,7 +127,8 @@ class MLP:
         return self.weights[0].shape[0]
 
     def select(self, members: slice) -> MLP:
-        return MLP([w[members].clone() for w in self.weights], [b[members].clone() for b in self.biases])
+        weights = [w[members].clone() for w in self.weights]
+        return MLP(weights, [b[members].clone() for b in self.biases], self.matmul)
 
     def member_bytes(self, batch: int) -> int:
         """Parameters, gradients and optimiser state, and a batch of activations and deltas at every layer."""
@@ -133,7 +140,7 @@ class MLP:
     def concatenate(cls, parts: list[MLP]) -> MLP:
         """One population of the members of ``parts``, in order (populations trained in blocks)."""
         weights = [torch.cat(ws) for ws in zip(*(p.weights for p in parts))]
-        return cls(weights, [torch.cat(bs) for bs in zip(*(p.biases for p in parts))])
+        return cls(weights, [torch.cat(bs) for bs in zip(*(p.biases for p in parts))], parts[0].matmul)
 
     def member_layers(self, i: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Member i's layers as (W [in, out], b [1, out]), the orientation of ``init_member``."""
@@ -152,30 +159,51 @@ class MLP:
         return torch.baddbmm(self.biases[-1], self.weights[-1], h.transpose(1, 2)).transpose(1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits [M, B, K] (evaluation: fresh tensors, torch's products)."""
         return self._logits(self._hidden(x)[-1])
 
     def forward_backward(self, x: torch.Tensor, logit_grad: LogitGrad) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Logits [M, B, K] and the gradients of the loss (in ``params`` order), by hand-written backprop."""
-        activations = self._hidden(x)
-        logits = self._logits(activations[-1])
+        """Logits [M, B, K] and the gradients of the loss (in ``params`` order), by hand-written backprop.
+
+        Every product goes through the block's matmul library into buffers reused from step to step; the
+        returned logits and gradients live in those buffers until the next step.
+        """
+        mm = self._products(x.shape[1])
+        ws = mm.buffers
+        activations = [x]
+        for i, (w, b) in enumerate(zip(self.weights[:-1], self.biases[:-1])):
+            activations.append(mm.add_product(ws.hidden[i], b, activations[-1], w).relu_())
+        # [M, K, h] @ [M, h, B] -> [M, K, B]: class-major logits, seen as [M, B, K].
+        logits = mm.add_product(ws.logits_t, self.biases[-1], self.weights[-1], activations[-1].transpose(1, 2))
+        logits = logits.transpose(1, 2)
         delta_t = logit_grad(logits).transpose(1, 2)  # [M, K, B]: d(batch-mean loss) / d logits
         if not delta_t.is_contiguous():
             delta_t = delta_t.contiguous()
         last = len(self.weights) - 1
-        grads: list[torch.Tensor] = [None] * (2 * len(self.weights))  # type: ignore[list-item]
-        grads[2 * last] = torch.bmm(delta_t, activations[-1])  # [M, K, h]
-        grads[2 * last + 1] = delta_t.sum(dim=2, keepdim=True)  # [M, K, 1]
+        grads = ws.grads
+        mm.product(grads[2 * last], delta_t, activations[-1])  # [M, K, h]
+        torch.sum(delta_t, dim=2, keepdim=True, out=grads[2 * last + 1])  # [M, K, 1]
         if last == 0:
             return logits, grads
-        delta = torch.bmm(delta_t.transpose(1, 2), self.weights[-1])  # [M, B, h]
+        delta = mm.product(ws.deltas[last - 1], delta_t.transpose(1, 2), self.weights[-1])  # [M, B, h]
         for i in range(last - 1, -1, -1):
-            # threshold_backward is several times faster on CPU than delta * (h > 0).
-            delta = torch.ops.aten.threshold_backward(delta, activations[i + 1], 0.0)
-            grads[2 * i] = torch.bmm(activations[i].transpose(1, 2), delta)  # dW = a^T delta
-            grads[2 * i + 1] = delta.sum(dim=1, keepdim=True)
+            # threshold_backward is several times faster on CPU than delta * (h > 0); in place is safe: delta
+            # is this layer's own buffer.
+            torch.ops.aten.threshold_backward.grad_input(delta, activations[i + 1], 0.0, grad_input=delta)
+            mm.product(grads[2 * i], activations[i].transpose(1, 2), delta)  # dW = a^T delta
+            torch.sum(delta, dim=1, keepdim=True, out=grads[2 * i + 1])
             if i > 0:
-                delta = torch.bmm(delta, self.weights[i].transpose(1, 2))
+                delta = mm.product(ws.deltas[i - 1], delta, self.weights[i].transpose(1, 2))
         return logits, grads
+
+    def _products(self, batch: int):
+        from losslab.train.matmul import BatchedProducts, StepBuffers
+
+        products = self._workspace.get(batch)
+        if products is None:
+            products = BatchedProducts.of(self.matmul, StepBuffers.for_mlp(self.weights, self.biases, batch))
+            self._workspace[batch] = products
+        return products
 
 
 @dataclass
@@ -190,6 +218,8 @@ class CNN:
     # Grouped convolutions pick their kernels by group count, so blocks of different sizes round
     # differently: the CNN trains as one block.
     splittable: ClassVar[bool] = False
+    matmul_libraries: ClassVar[tuple[str, ...]] = ("torch",)
+    matmul: ClassVar[str] = "torch"
 
     @staticmethod
     def init_member(num_classes: int, channels: tuple[int, int], seed: int, logit_scale: float, dtype=torch.float32):

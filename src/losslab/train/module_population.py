@@ -108,6 +108,8 @@ class ModulePopulation:
     """M copies of one module architecture with their own parameters: x [M, B, features] -> logits [M, B, K]."""
 
     splittable: ClassVar[bool] = False  # vmap picks batched kernels by member count, like grouped convolutions
+    matmul_libraries: ClassVar[tuple[str, ...]] = ("torch",)
+    matmul: ClassVar[str] = "torch"
 
     def __init__(self, name: str, base: nn.Module, params: dict, buffers: dict, input_shape: tuple[int, ...]):
         self.name, self.base, self.input_shape = name, base, tuple(input_shape)

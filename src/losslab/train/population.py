@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import pandas as pd
 import torch
@@ -43,7 +43,7 @@ from losslab.train.executor import Cancelled, run_blocks
 from losslab.train.loss_groups import LossGroups
 from losslab.train.models import PopulationModel, build_model
 from losslab.train.optimizer import PopulationOptimizer
-from losslab.train.plan import ExecutionPlan, default_plan
+from losslab.train.plan import ExecutionPlan, choose_plan
 
 __all__ = [
     "LINKS",
@@ -66,6 +66,7 @@ class PopulationResult:
     members: list[Member]
     seconds: float
     plan: ExecutionPlan | None = None  # how the members were split and run
+    plan_timings: list[dict] | None = None  # the measurements that chose the plan (empty: none made)
 
     @property
     def blocks(self) -> list[int]:
@@ -187,11 +188,38 @@ def train_population(
             )
         for p, source in zip(model.params, initial_params):
             p.copy_(source)
-    plan = default_plan(config, len(members), model.member_bytes(config.batch_size), model.splittable)
-    blocks = plan.blocks(len(members))
     data = evaluation.prepare(dataset, binary, config)
     n_train = dataset.x_train.shape[0]
     total_steps = (n_train // config.batch_size) * config.epochs
+
+    def time_plan(candidate: ExecutionPlan, warmup: int, steps: int) -> float:
+        """Seconds for ``steps`` steps of the candidate's first round of blocks, after ``warmup`` steps."""
+        round_blocks = candidate.blocks(len(members))[: candidate.workers]
+
+        def probe(block: slice) -> float:
+            part = model.select(block)
+            part.matmul = candidate.matmul
+            return _time_steps(part, data, members[block], resolved[block], binary, config, warmup, steps)
+
+        return max(run_blocks(round_blocks, candidate.workers, candidate.threads_per_block, probe, threading.Event()))
+
+    shape_key = {
+        "model": config.model,
+        "params": [list(p.shape[1:]) for p in model.params],
+        "batch": config.batch_size,
+        "dtype": config.dtype,
+    }
+    plan, probe_timings = choose_plan(
+        config,
+        len(members),
+        model.member_bytes(config.batch_size),
+        model.splittable,
+        model.matmul_libraries,
+        total_steps,
+        shape_key,
+        time_plan,
+    )
+    blocks = plan.blocks(len(members))
     bar = _progress(total_steps, description, progress)
     stop = threading.Event()
     started = time.perf_counter()
@@ -204,6 +232,8 @@ def train_population(
                 bar.advance(0, 1 / len(blocks))
 
         part = model if len(blocks) == 1 else model.select(block)
+        if "numpy" in model.matmul_libraries:
+            part.matmul = plan.matmul
         rows = _train_block(part, data, members[block], resolved[block], binary, config, on_step, started)
         return rows, part
 
@@ -221,7 +251,7 @@ def train_population(
     frame = frame.drop_duplicates(subset=["member", "step"], keep="last").reset_index(drop=True)
     trained = [part for _, part in parts]
     model = trained[0] if len(trained) == 1 else type(trained[0]).concatenate(trained)
-    return PopulationResult(frame, model, config, list(members), time.perf_counter() - started, plan)
+    return PopulationResult(frame, model, config, list(members), time.perf_counter() - started, plan, probe_timings)
 
 
 def _train_block(
@@ -237,12 +267,10 @@ def _train_block(
     """Train ``model``, a block of members, as one batch; returns its evaluation rows (members numbered
     from 0, ``seconds`` counted from ``started``, when the population started)."""
     dtype, device = config.torch_dtype, torch.device(config.device)
-    x_train, t_train = data.x_train, data.t_train
-    n_members, n_train = len(members), x_train.shape[0]
+    n_members, n_train = len(members), data.x_train.shape[0]
     params = model.params
     groups = LossGroups(resolved, binary, device)
     optimizer = PopulationOptimizer(config, params, torch.tensor([m.lr for m in members], dtype=dtype, device=device))
-    order_generators = [data_order_generator(m.seed) for m in members]
 
     batch = config.batch_size
     steps_per_epoch = n_train // batch
@@ -271,10 +299,26 @@ def _train_block(
 
     evaluate(0)
     step = 0
+    for xb, tb in _batches(data, members, binary, config):
+        _, grads = model.forward_backward(xb, _logit_gradient(groups, tb, binary, batch))
+        optimizer.step(params, grads)
+        step += 1
+        on_step()
+        if step % eval_every == 0 or step == total_steps:
+            evaluate(step)
+    return rows
+
+
+def _batches(data: evaluation.PreparedData, members: list[Member], binary: bool, config: TrainConfig):
+    """Every step's inputs [M, B, features] and targets ([M, B, K] or [M, B]), each member in its own order."""
+    device = torch.device(config.device)
+    x_train, t_train = data.x_train, data.t_train
+    n_members, n_train, batch = len(members), x_train.shape[0], config.batch_size
+    order_generators = [data_order_generator(m.seed) for m in members]
     for _epoch in range(config.epochs):
         # Each member's permutation from its own generator (on the CPU, so every device agrees).
         order = torch.stack([torch.randperm(n_train, generator=g) for g in order_generators]).to(device)
-        for start in range(0, steps_per_epoch * batch, batch):
+        for start in range(0, (n_train // batch) * batch, batch):
             idx = order[:, start : start + batch].reshape(-1)
             # index_select is several times faster than fancy indexing X[idx] on CPU.
             xb = x_train.index_select(0, idx).view(n_members, batch, -1)
@@ -282,19 +326,37 @@ def _train_block(
                 tb = t_train.index_select(0, idx).view(n_members, batch)
             else:  # gather along N of the class-major [K, N] targets: [K, M * B] -> a [M, B, K] view
                 tb = t_train.T.index_select(1, idx).view(-1, n_members, batch).permute(1, 2, 0)
+            yield xb, tb
 
-            def logit_grad(logits, tb=tb):
-                z = logits.squeeze(-1) if binary else logits
-                g = groups.gradient(z, tb) / batch  # per-example gradients, for the batch-mean loss
-                return g.unsqueeze(-1) if binary else g
 
-            _, grads = model.forward_backward(xb, logit_grad)
-            optimizer.step(params, grads)
-            step += 1
-            on_step()
-            if step % eval_every == 0 or step == total_steps:
-                evaluate(step)
-    return rows
+def _logit_gradient(groups: LossGroups, targets: torch.Tensor, binary: bool, batch: int):
+    """d(batch-mean loss)/d(logits) of each member's own loss, as the models' ``logit_grad`` callback."""
+
+    def logit_grad(logits: torch.Tensor) -> torch.Tensor:
+        z = logits.squeeze(-1) if binary else logits
+        g = groups.gradient(z, targets) / batch  # per-example gradients, for the batch-mean loss
+        return g.unsqueeze(-1) if binary else g
+
+    return logit_grad
+
+
+def _time_steps(model, data, members, resolved, binary, config: TrainConfig, warmup: int, steps: int) -> float:
+    """Seconds for ``steps`` training steps of ``model`` after ``warmup`` untimed ones (the plan's probe)."""
+    groups = LossGroups(resolved, binary, torch.device(config.device))
+    lrs = torch.tensor([m.lr for m in members], dtype=config.torch_dtype, device=torch.device(config.device))
+    optimizer = PopulationOptimizer(config, model.params, lrs)
+    probe_config = replace(
+        config, epochs=max(1, math.ceil((warmup + steps) * config.batch_size / data.x_train.shape[0]))
+    )
+    started = None
+    for done, (xb, tb) in enumerate(_batches(data, members, binary, probe_config)):
+        if done == warmup:
+            started = time.perf_counter()
+        if done == warmup + steps:
+            break
+        _, grads = model.forward_backward(xb, _logit_gradient(groups, tb, binary, config.batch_size))
+        optimizer.step(model.params, grads)
+    return time.perf_counter() - started
 
 
 def save_result(result: PopulationResult, folder, name: str = "results") -> None:
