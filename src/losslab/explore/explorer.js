@@ -133,6 +133,14 @@
       values: (z, y, q) => crossEntropyValues(z, smoothed(y, q.epsilon)),
       grad: (z, y, q) => crossEntropyGrad(z, smoothed(y, q.epsilon)),
     },
+    squentropy: {
+      // Hui, Belkin & Wright: cross-entropy + (1/(K-1)) sum_i (1 - y_i) z_i^2, the incorrect classes' squared logits.
+      values: (z, y) => crossEntropyValues(z, y) + sum(z.map((zi, i) => (1 - y[i]) * square(zi))) / (z.length - 1),
+      grad(z, y) {
+        const ce = crossEntropyGrad(z, y);
+        return z.map((zi, i) => ce[i] + (2 * (1 - y[i]) * zi) / (z.length - 1));
+      },
+    },
   };
 
   function sigmoid(x) {
@@ -172,6 +180,7 @@
 
   // The rows of the gradient explorer: each built-in loss of losslab.core.LOSSES, on the K-logit
   // softmax model, and the two with a one-logit form on the sigmoid model (shown for K = 2).
+  // tests/test_explore.py fails, naming the loss, when a built-in loss is missing here.
   const LOSS_ROWS = [
     { key: "cross_entropy", loss: "cross_entropy", model: "softmax", label: "cross-entropy",
       color: "#0072B2", dash: "", formula: "L = −log p_c;  ∂L/∂z = p − y" },
@@ -184,6 +193,9 @@
     { key: "label_smoothing_cross_entropy", loss: "label_smoothing_cross_entropy", model: "softmax",
       label: "label-smoothed cross-entropy", color: "#E69F00", dash: "12 4",
       formula: "L = −Σ y′_i log p_i, y′ = (1 − ε)y + ε/K;  ∂L/∂z = p − y′" },
+    { key: "squentropy", loss: "squentropy", model: "softmax", label: "squentropy (Hui, Belkin & Wright)",
+      color: "#882255", dash: "6 2 2 2",
+      formula: "L = −log p_c + (1/(K−1)) Σ_{i≠c} z_i²;  ∂L/∂z = p − y + 2(1 − y) z/(K − 1)" },
     { key: "binary_cross_entropy", loss: "binary_cross_entropy", model: "sigmoid",
       label: "binary cross-entropy", color: "#56B4E9", dash: "4 2 1 2",
       formula: "L = −log σ(z);  ∂L/∂z = σ(z) − 1" },
