@@ -176,6 +176,30 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _add_explore(sub) -> None:
+    p = sub.add_parser(
+        "explore", help="write the interactive explorer page: gradients, Nielsen's neuron, measured training"
+    )
+    p.add_argument("--out", default="losslab-explorer", help="folder for explorer.html (default ./losslab-explorer)")
+    p.add_argument(
+        "--results",
+        default=None,
+        metavar="SATURATION_RESULTS_DIR",
+        help="a folder written by 'losslab run saturation' whose measurements the page embeds (default: none)",
+    )
+    p.set_defaults(func=_cmd_explore)
+
+
+def _cmd_explore(args) -> int:
+    from losslab.explore import write_explorer
+
+    path = write_explorer(Path(args.out), results=None if args.results is None else Path(args.results))
+    print(f"wrote {path}")
+    if args.results is None:
+        print("no measurements embedded; add --results DIR (from 'losslab run saturation --smoke --out DIR')")
+    return 0
+
+
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="verify, plot, run small experiments and write ./losslab-demo/index.html")
     p.add_argument("--out", default="losslab-demo", help="demo folder (default ./losslab-demo)")
@@ -198,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"losslab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for add in (_add_verify, _add_plot, _add_run, _add_report, _add_demo):
+    for add in (_add_verify, _add_plot, _add_run, _add_report, _add_explore, _add_demo):
         add(sub)
     return parser
 

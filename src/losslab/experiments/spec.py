@@ -30,9 +30,9 @@ from pathlib import Path
 
 from losslab.core import get_loss
 from losslab.experiments.store import CELL_ID_RULE, MAX_SEED, NAME_RULE, is_cell_id, is_name
+from losslab.train.config import EXECUTION_FIELDS, Member, TrainConfig
 from losslab.train.datasets import DATASET_OPTIONS, DATASETS
 from losslab.train.models import MODELS
-from losslab.train.population import Member, TrainConfig
 
 TOP_KEYS = {"name", "description", "claims", "train", "grid", "sizes"}
 GRID_KEYS = {
@@ -52,7 +52,7 @@ GRID_KEYS = {
 SIZE_KEYS = {"train", "seeds", "init_scales", "lrs", "grids", "dataset_options"}
 WARMSTART_KEYS = {"loss", "epochs", "lr"}
 # Where and how a population runs is chosen at run time; it does not change the results.
-EXECUTION_KEYS = {"device", "workers"}
+EXECUTION_KEYS = set(EXECUTION_FIELDS)
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)} - EXECUTION_KEYS
 BUILTIN_DIR = "specs"
 # A count of seeds expands to range(count): bounded, so that a typo like 10**20 is an error, not a hang.
@@ -100,7 +100,7 @@ class Cell:
                 "dataset": self.dataset,
                 "options": self.dataset_options,
                 "classes": self.classes,
-                "train": {k: v for k, v in asdict(self.train).items() if k != "workers"},
+                "train": {k: v for k, v in asdict(self.train).items() if k not in EXECUTION_KEYS},
                 "members": [asdict(m) for m in self.members],
                 "warmstart": self.warmstart,
             },

@@ -15,7 +15,8 @@ from torch import nn
 
 from losslab.core import get_loss
 from losslab.train.datasets import Dataset
-from losslab.train.models import CNN, MLP
+from losslab.train.models import CNN, MLP, get_model
+from losslab.train.module_population import member_module
 from losslab.train.population import Member, TrainConfig, data_order_generator
 
 
@@ -42,6 +43,18 @@ class _ReferenceCNN(nn.Module):
 
 def reference_model(dataset: Dataset, member: Member, config: TrainConfig, outputs: int) -> nn.Module:
     dtype = getattr(torch, config.dtype)
+    entry = get_model(config.model)
+    if entry.module_factory is not None:  # an nn.Module model: the very module each member starts from
+        return member_module(
+            config.model,
+            entry.module_factory,
+            dataset.input_shape,
+            outputs,
+            member.seed,
+            member.init_scale,
+            config.hidden,
+            dtype,
+        )
     if config.model == "cnn":
         return _ReferenceCNN(CNN.init_member(outputs, (8, 16), member.seed, member.init_scale, dtype))
     hidden = [] if config.model == "linear" else list(config.hidden if config.hidden is not None else [100, 100])
@@ -60,9 +73,9 @@ def reference_model(dataset: Dataset, member: Member, config: TrainConfig, outpu
 
 def train_reference(dataset: Dataset, member: Member, config: TrainConfig, binary: bool = False):
     """Train one member the plain way; returns (model, test accuracy)."""
-    dtype = getattr(torch, config.dtype)
+    dtype, device = getattr(torch, config.dtype), torch.device(config.device)
     outputs = 1 if binary else dataset.num_classes
-    model = reference_model(dataset, member, config, outputs)
+    model = reference_model(dataset, member, config, outputs).to(device)
     if config.optimizer == "sgd":
         optimizer = torch.optim.SGD(model.parameters(), lr=member.lr, momentum=config.momentum)
     else:
@@ -70,7 +83,14 @@ def train_reference(dataset: Dataset, member: Member, config: TrainConfig, binar
     loss = get_loss(member.loss)
     params = loss.resolve_params(member.loss_params)
     values = loss.binary_values if binary else loss.values
+    dataset = dataset.to(device)
     x = dataset.x_train.reshape(dataset.x_train.shape[0], -1).to(dtype)
+    # nn.Module models take [batch, *input_shape], as the population's torch.func path gives them.
+    module_model = get_model(config.model).module_factory is not None
+
+    def shaped(batch):
+        return batch.view(-1, *dataset.input_shape) if module_model else batch
+
     y = dataset.y_train
     targets = y.to(dtype) if binary else torch.nn.functional.one_hot(y, outputs).to(dtype)
     order_gen = data_order_generator(member.seed)
@@ -78,15 +98,15 @@ def train_reference(dataset: Dataset, member: Member, config: TrainConfig, binar
     for _ in range(config.epochs):
         order = torch.randperm(x.shape[0], generator=order_gen)
         for s in range(steps):
-            idx = order[s * config.batch_size : (s + 1) * config.batch_size]
-            logits = model(x[idx])
+            idx = order[s * config.batch_size : (s + 1) * config.batch_size].to(device)
+            logits = model(shaped(x[idx]))
             # The loss as a plain PyTorch expression (the unvalidated value function), as a user writes it.
             value = values(logits.squeeze(-1) if binary else logits, targets[idx], **params).mean()
             optimizer.zero_grad(set_to_none=True)
             value.backward()
             optimizer.step()
     with torch.no_grad():
-        logits = model(dataset.x_test.reshape(dataset.x_test.shape[0], -1).to(dtype))
+        logits = model(shaped(dataset.x_test.reshape(dataset.x_test.shape[0], -1).to(dtype)))
         predicted = (logits.squeeze(-1) > 0).long() if binary else logits.argmax(-1)
         accuracy = (predicted == dataset.y_test).double().mean().item()
     return model, accuracy

@@ -1,0 +1,58 @@
+"""SGD with momentum and Adam for stacked parameters, one learning rate per member.
+
+The updates are those of ``torch.optim.SGD`` and ``torch.optim.Adam`` (defaults: no weight decay,
+no Nesterov, no AMSGrad), applied to parameters stacked along a leading member axis; the tests check
+member i against torch.optim on the plain model in float64.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from losslab.train.config import TrainConfig
+
+
+class PopulationOptimizer:
+    """The optimiser state of every member of a block; ``step`` updates the parameters in place."""
+
+    def __init__(self, config: TrainConfig, params: list[torch.Tensor], lrs: torch.Tensor):
+        self.kind, self.config = config.optimizer, config
+        self.lr = [lrs.view(-1, *([1] * (p.dim() - 1))) for p in params]
+        self.state = [torch.zeros_like(p) for p in params]
+        self.state2 = [torch.zeros_like(p) for p in params] if self.kind == "adam" else None
+        self.steps = 0
+
+    def step(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+        # torch._foreach_* ops update all parameter tensors in one call each: fewer dispatches on CPU,
+        # fewer kernel launches on a GPU, the same arithmetic as the per-tensor loop.
+        self.steps += 1
+        if self.kind == "sgd":
+            momentum = self.config.momentum
+            if momentum == 0:
+                update = grads
+            elif self.steps == 1:
+                torch._foreach_copy_(self.state, grads)  # torch.optim.SGD starts the buffer at the first gradient
+                update = self.state
+            else:
+                torch._foreach_mul_(self.state, momentum)
+                torch._foreach_add_(self.state, grads)
+                update = self.state
+            torch._foreach_addcmul_(params, update, self.lr, value=-1.0)
+            return
+        beta1, beta2 = self.config.betas
+        t = self.steps
+        correction1, correction2_sqrt = 1 - beta1**t, math.sqrt(1 - beta2**t)
+        torch._foreach_lerp_(self.state, grads, 1 - beta1)
+        torch._foreach_mul_(self.state2, beta2)
+        torch._foreach_addcmul_(self.state2, grads, grads, value=1 - beta2)
+        denom = torch._foreach_sqrt(self.state2)
+        torch._foreach_div_(denom, correction2_sqrt)
+        torch._foreach_add_(denom, self.config.adam_eps)
+        update = torch._foreach_div(self.state, denom)
+        torch._foreach_mul_(update, self.step_sizes(correction1))
+        torch._foreach_sub_(params, update)
+
+    def step_sizes(self, correction1: float) -> list[torch.Tensor]:
+        return [lr / correction1 for lr in self.lr]
