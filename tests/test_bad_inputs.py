@@ -1092,23 +1092,21 @@ def test_two_runs_into_one_folder(tmp_path, monkeypatch, capsys):
         ), err
 
         waited: dict = {}
-
-        def second_run():
-            lines = []
-            waited["summary"] = run_spec(load_spec("tiny.toml"), tmp_path / "R", log=lines.append, wait=True)
-            waited["lines"] = lines
-
-        thread = threading.Thread(target=second_run)
+        thread = threading.Thread(target=lambda: waited.update(code=main(["run", "tiny.toml", "--out", "R", "--wait"])))
         thread.start()
-        time.sleep(1.0)
-        assert thread.is_alive()  # waiting for the first run
+        printed, deadline = "", time.monotonic() + 120
+        while "waiting for the run writing into" not in printed:  # it checks everything, then waits for the lock
+            assert thread.is_alive() and time.monotonic() < deadline, printed
+            time.sleep(0.05)
+            printed += capsys.readouterr().out
+        assert f"waiting for the run writing into R (pid {process.pid} on " in printed
         go.write_text("go")
         out, errors = process.communicate(timeout=120)
         assert process.returncode == 0, errors
         thread.join(timeout=120)
-        summary = waited["summary"]
-        assert summary.trained == [] and summary.skipped == CELLS  # the first run did everything
-        assert any(line.startswith("waiting for the run writing into") for line in waited["lines"])
+        assert waited["code"] == 0
+        printed += capsys.readouterr().out
+        assert "0 cell(s) trained, 3 already done" in printed  # the first run did everything
     finally:
         go.write_text("go")
         if process.poll() is None:
@@ -1265,3 +1263,11 @@ def test_read_only_results_folder(finished):
             with __import__("contextlib").suppress(OSError):
                 os.chmod(path, 0o755)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_the_largest_seed_trains():
+    """The seed range the checks promise is the range that works: 2**63 - 1 trains like any seed."""
+    data = load_dataset("digits", classes=[0, 1])
+    members = [Member("mse", seed=0), Member("mse", seed=2**63 - 1)]
+    result = train_population(data, members, TrainConfig(model="linear", epochs=1, batch_size=50), progress=False)
+    assert sorted(result.frame.seed.unique()) == [0, 2**63 - 1]
