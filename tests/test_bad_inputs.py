@@ -680,7 +680,16 @@ CLI_CASES = [
         "report-other-settings-same-cell",
         ["report", "R", "RS"],
         r"R and RS both hold cell 'a' of spec 'tiny', with other settings \(fingerprints differ\)",
-        lambda root: fake_results(root / "RS", cells=["a"]),
+        lambda root: edit_manifest(
+            fake_results(root / "RS", cells=["a"]),
+            lambda m: m.update(spec_data=store.read_manifest(root / "R")["spec_data"]),
+        ),
+    ),
+    Case(
+        "report-two-specs-one-name",
+        ["report", "R", "RN"],
+        r"R and RN hold two different specs both named 'tiny' \(their texts differ\); report them separately",
+        lambda root: fake_results(root / "RN", cells=["z"]),
     ),
     Case(
         "report-manifest-without-spec",

@@ -411,7 +411,8 @@ class Combined:
 def read_results(folders) -> Combined:
     """Read several results folders for one report: each verified and complete; a cell found in two
     folders (same spec, cell id, fingerprint and SHA-256, e.g. a folder and its copy) is counted once;
-    the same cell with other settings or other contents in two folders is a StoreError naming both."""
+    the same cell with other settings or other contents in two folders, or two different specs of one
+    name, is a StoreError naming both folders."""
     seen: dict[tuple[str, str], tuple[Path, dict]] = {}
     frames: dict[str, list[pd.DataFrame]] = {}
     first: dict[str, dict] = {}
@@ -420,6 +421,12 @@ def read_results(folders) -> Combined:
         folder = Path(folder)
         manifest, cells = _load(folder, complete=True)
         spec = manifest["spec"]
+        if spec in first and first[spec]["spec_data"] != manifest["spec_data"]:
+            other = next(f for f, m, _ in combined.sources if m["spec"] == spec)
+            raise StoreError(
+                f"{other} and {folder} hold two different specs both named {spec!r} (their texts differ); "
+                "report them separately, or give one spec another name"
+            )
         first.setdefault(spec, manifest)
         contributed = 0
         for entry, frame in cells:
