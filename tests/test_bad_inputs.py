@@ -612,6 +612,23 @@ CLI_CASES = [
         tiny_with(("epochs = 1", "epochs = 1\nadam_eps = -1.0")),
     ),
     Case(
+        "spec-size-duplicate-seeds",
+        ["run", "bad.toml"],
+        r"bad.toml: sizes.smoke.seeds: seed 1 is listed twice",
+        tiny_with(("[sizes.smoke]\nseeds = 1", "[sizes.smoke]\nseeds = [1, 1]")),
+    ),
+    Case(
+        "spec-size-train-epochs-zero",
+        ["run", "bad.toml"],
+        r"bad.toml: sizes.smoke.train: epochs must be a positive integer, got 0",
+        tiny_with(("[sizes.smoke]\nseeds = 1", "[sizes.smoke]\nseeds = 1\ntrain = { epochs = 0 }")),
+    ),
+    Case(
+        "run-out-inside-cells",
+        ["run", "tiny.toml", "--out", "R/cells/new"],
+        r"results folder \(--out\) R/cells/new is inside .*R/cells, the cells folder of a results folder",
+    ),
+    Case(
         "spec-not-utf8",
         ["run", "bad.toml"],
         r"bad.toml: not UTF-8 text \(byte 8\); save the spec as UTF-8",
@@ -700,7 +717,7 @@ CLI_CASES = [
     Case(
         "report-out-into-cells",
         ["report", "R", "--out", "R/cells"],
-        r"report folder \(--out\) R/cells is the cells folder of a results folder; give another folder",
+        r"report folder \(--out\) R/cells is inside .*R/cells, the cells folder of a results folder; give another",
     ),
     Case("report-out-empty", ["report", "R", "--out", ""], r"--out is empty; give a folder for index.html"),
     # --- verify and demo

@@ -267,6 +267,16 @@ def _apply_size(source: str, data: dict, size: str | None) -> dict:
         if not isinstance(override["train"], dict):
             _fail(source, f"sizes.{size}.train", f"must be a table, got {override['train']!r}")
         data["train"] = _merge(data.get("train", {}), override["train"])
+        _train_config(source, f"sizes.{size}.train", data["train"], "cpu")  # errors name the size, not a grid
+    # The size's own values are checked where they are written, so an error names sizes.<size>.<key>.
+    if "seeds" in override:
+        _seeds(source, f"sizes.{size}.seeds", override["seeds"])
+    if "init_scales" in override:
+        _numbers(source, f"sizes.{size}.init_scales", override["init_scales"])
+    if "lrs" in override:
+        lrs = override["lrs"]
+        for key, value in lrs.items() if isinstance(lrs, dict) else [(None, lrs)]:
+            _numbers(source, f"sizes.{size}.lrs" + (f".{key}" if key else ""), value)
     keep = override.get("grids")
     if keep is not None:
         if not isinstance(keep, list) or not keep or not all(isinstance(k, str) for k in keep):

@@ -671,10 +671,20 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
+def _refuse_inside_cells(folder: Path, what: str) -> None:
+    """A folder inside a results folder's ``cells/`` would be an unlisted entry there, spoiling it."""
+    for path in [folder, *Path(os.path.abspath(folder)).parents]:
+        if path.name == CELLS and (path.parent / MANIFEST).is_file():
+            raise StoreError(
+                f"{what} (--out) {folder} is inside {path}, the cells folder of a results folder; give another folder"
+            )
+
+
 def check_target(folder, spec: str, size: str, *, wait: bool = False) -> dict | None:
     """Whether a run of ``spec`` at ``size`` may write into ``folder``, checked without creating
     anything: returns the folder's manifest (None for a new or empty folder) or raises StoreError."""
     folder = Path(folder)
+    _refuse_inside_cells(folder, "results folder")
     if os.path.lexists(folder):
         if not folder.is_dir():
             raise StoreError(f"results folder (--out) {folder} is a file; give a new folder or one this spec wrote")
@@ -772,8 +782,7 @@ def check_writable(folder, what: str = "folder") -> None:
     folder = Path(folder)
     if os.path.lexists(folder) and not folder.is_dir():
         raise StoreError(f"{what} (--out) {folder} is a file; give a folder")
-    if folder.name == CELLS and (folder.parent / MANIFEST).is_file():
-        raise StoreError(f"{what} (--out) {folder} is the cells folder of a results folder; give another folder")
+    _refuse_inside_cells(folder, what)
     created = make_folders(folder, what)
     try:
         probe = folder / f".losslab-probe-{os.getpid()}"
