@@ -1224,30 +1224,16 @@ def as_unprivileged(root: Path) -> list[str] | None:
     try:
         import pwd
 
-        pwd.getpwnam("nobody")
+        nobody = pwd.getpwnam("nobody")
     except (ImportError, KeyError):
         return None
-    return [
-        setpriv,
-        "--reuid=nobody",
-        "--regid=nogroup" if _has_group("nogroup") else "--regid=nobody",
-        "--clear-groups",
-    ]
-
-
-def _has_group(name: str) -> bool:
-    try:
-        import grp
-
-        grp.getgrnam(name)
-        return True
-    except (ImportError, KeyError):
-        return False
+    return [setpriv, f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups"]
 
 
 def test_read_only_results_folder(finished):
     """run, report and verify --json into folders this user cannot write: one line each, nothing changed."""
     base = Path(tempfile.mkdtemp(prefix="losslab-ro-"))
+    mpl = Path(tempfile.mkdtemp(prefix="losslab-mpl-"))  # matplotlib's cache, writable by whoever runs
     try:
         os.chmod(base, 0o755)  # readable by the unprivileged user, writable only by its owner
         shutil.copytree(finished, base / "R")
@@ -1264,8 +1250,8 @@ def test_read_only_results_folder(finished):
             ["verify", "--trials", "1", "--json", "R/ledger.json"],
         ]
         before = snapshot(base)
-        env = {**os.environ, "HOME": str(base), "MPLCONFIGDIR": tempfile.mkdtemp(prefix="losslab-mpl-")}
-        os.chmod(env["MPLCONFIGDIR"], 0o777)
+        env = {**os.environ, "HOME": str(base), "MPLCONFIGDIR": str(mpl)}
+        os.chmod(mpl, 0o777)
         done = subprocess.run(
             [*prefix, sys.executable, "-c", NOBODY_SCRIPT, json.dumps(commands)],
             cwd=base,
@@ -1289,6 +1275,7 @@ def test_read_only_results_folder(finished):
             with __import__("contextlib").suppress(OSError):
                 os.chmod(path, 0o755)
         shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(mpl, ignore_errors=True)
 
 
 def test_the_largest_seed_trains():
