@@ -16,7 +16,7 @@ _LAZY = {
     "check_dataset": "losslab.train.dataset_checks",
     "load_dataset": "losslab.train.datasets",
     "import_plugin": "losslab.plugins",
-    # register_model: the lead's (losslab.train.models), added with the model registry.
+    "register_model": "losslab.train.models",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -175,21 +175,12 @@ def _cmd_list(args) -> int:
     else:
         from losslab.train.models import MODELS
 
-        for name in MODELS:
-            entry = MODELS[name] if isinstance(MODELS, dict) else None
-            summary = getattr(entry, "summary", "") or MODEL_SUMMARIES.get(name, "")
-            module = getattr(entry, "module", None) or getattr(getattr(entry, "factory", None), "__module__", None)
-            table.add_row(name, escape(summary), escape(origin_of(module) if module else "built-in"))
+        for name in MODELS:  # a dict name -> entry (iterating gives the names)
+            entry = MODELS[name]
+            origin = "built-in" if getattr(entry, "builtin", True) else "registered (register_model)"
+            table.add_row(name, escape(getattr(entry, "summary", "")), origin)
     Console().print(table)
     return 0
-
-
-#: One-line summaries of the built-in models while ``MODELS`` is a tuple of names.
-MODEL_SUMMARIES = {
-    "linear": "softmax / logistic regression, hand-written batched backward",
-    "mlp": "ReLU MLP with configurable widths (TrainConfig.hidden), hand-written batched backward",
-    "cnn": "a small convnet for 28x28 images, members as convolution groups",
-}
 
 
 def _add_run(sub) -> None:
