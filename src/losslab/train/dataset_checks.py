@@ -91,7 +91,7 @@ def _check_labels(y: np.ndarray, key: str, where: str, label_name: str) -> np.nd
         if not whole.all():
             i = int(np.flatnonzero(~whole)[0])
             raise ValueError(
-                f"{where}: {key} ({label_name}) must hold whole-number class indices, got {y[i]!r} at example {i}; "
+                f"{where}: {key} ({label_name}) must hold whole-number class indices, got {y[i]:g} at example {i}; "
                 "labels are classes 0..K-1, not regression targets or probabilities"
             )
         return y.astype(np.int64)
@@ -156,7 +156,7 @@ def check_dataset(
     labels = np.concatenate([arrays[f"y_{s}"] for s in splits])
     if labels.min() < 0:
         split = next(s for s in splits if arrays[f"y_{s}"].min() < 0)
-        i = int(np.argmin(arrays[f"y_{split}"]))
+        i = int(np.flatnonzero(arrays[f"y_{split}"] < 0)[0])
         raise ValueError(
             f"{where}: y_{split} ({label_name}) has label {int(arrays[f'y_{split}'][i])} at example {i}; "
             "labels are class indices 0..K-1"
@@ -166,7 +166,7 @@ def check_dataset(
         k = len(names)
         if labels.max() >= k:
             split = next(s for s in splits if arrays[f"y_{s}"].max() >= k)
-            i = int(np.argmax(arrays[f"y_{split}"]))
+            i = int(np.flatnonzero(arrays[f"y_{split}"] >= k)[0])
             raise ValueError(
                 f"{where}: y_{split} ({label_name}) has label {int(arrays[f'y_{split}'][i])} at example {i}, outside "
                 f"[0, {k - 1}]: class_names lists {k} classes; labels must be 0..{k - 1}"

@@ -563,6 +563,8 @@ def load_dataset(
     unknown = sorted(set(options) - allowed) if allowed is not None else []
     if unknown:
         valid = ", ".join(sorted(allowed - COMMON_OPTIONS)) or "none"
+        if dataset_files.is_file_name(name) and not allowed - COMMON_OPTIONS:
+            valid += " (a .npz file carries its own split)"
         raise ValueError(f"dataset {name!r}: unknown option(s) {unknown}; valid options: {valid}")
     if dataset_files.is_file_name(name):
         raw = dataset_files.load_file(name, **options)
