@@ -241,3 +241,13 @@ def test_a_checked_loss_is_not_checked_again():
     z, y = torch.zeros(2, 3, dtype=torch.float64), torch.eye(3, dtype=torch.float64)[:2]
     assert loss.values_fn()(z, y).tolist() == [0.0, 0.0]
     assert np.isnan(loss.values_fn()(z, y).numpy()).all()  # first use only: the hot path pays nothing
+
+
+def test_a_used_loss_pickles_without_its_cached_accessors():
+    import pickle
+
+    z, y = torch.randn(3, 4, dtype=torch.float64), torch.tensor([0, 1, 3])
+    squentropy.gradient(z, y)  # caches the checked accessors (closures)
+    copy = pickle.loads(pickle.dumps(squentropy))
+    assert copy.name == "squentropy" and copy.values is squentropy_values
+    torch.testing.assert_close(copy.gradient(z, y), squentropy.gradient(z, y))

@@ -301,6 +301,12 @@ class Loss:
     _checked: set = field(default_factory=set, init=False, repr=False, compare=False)
     _accessors: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
+    def __getstate__(self):  # the cached accessors are closures: rebuild them after unpickling (Ray)
+        return {k: v for k, v in self.__dict__.items() if k not in ("_checked", "_accessors")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _checked=set(), _accessors={})
+
     @property
     def accepts_multiclass(self) -> bool:
         return self.values is not None
