@@ -142,3 +142,16 @@ def test_corrupt_and_truncated_files_are_errors(shared_data, tmp_path):
     with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte.gz: SHA-256 is"):
         load_dataset("mnist", data_dir=tmp_path / "data")
     assert np.array_equal(read_idx(source)[:5], [7, 2, 1, 0, 4])
+
+
+def test_standardise_false_keeps_the_loaders_inputs():
+    raw = load_dataset("mnist1d", validation=0, standardise=False)
+    scaled = load_dataset("mnist1d", validation=0)
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    reference = make_dataset(get_dataset_args())  # the MNIST-1D authors' own arrays, as their training reads them
+    assert torch.equal(raw.x_train, torch.as_tensor(reference["x"], dtype=torch.float32))
+    assert raw.provenance["standardised"] == "no" and scaled.provenance["standardised"] == "per feature"
+    assert abs(float(scaled.x_train.mean())) < 1e-5
+    with pytest.raises(ValueError, match=r"standardise must be true or false, got 'no'"):
+        load_dataset("digits", standardise="no")

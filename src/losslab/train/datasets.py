@@ -43,7 +43,7 @@ DATA_ENV = "LOSSLAB_DATA"
 #: The validation split's fixed seed (recorded in each dataset's provenance).
 VALIDATION_SEED = 20_230_517
 #: Options of ``load_dataset`` itself, accepted for every dataset.
-COMMON_OPTIONS = frozenset({"validation"})
+COMMON_OPTIONS = frozenset({"validation", "standardise"})
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def _check_validation(validation) -> float:
     return float(validation)
 
 
-def _build(name: str, arrays: dict, validation: float) -> Dataset:
+def _build(name: str, arrays: dict, validation: float, standardise: bool = True) -> Dataset:
     """Carve the validation split, standardise with the remaining training statistics, make tensors."""
     x_train, y_train = arrays["x_train"], arrays["y_train"]
     provenance = dict(arrays["provenance"])
@@ -133,7 +133,10 @@ def _build(name: str, arrays: dict, validation: float) -> Dataset:
         x_train, y_train = x_train[kept], y_train[kept]
         provenance.update({"validation": validation, "validation_seed": VALIDATION_SEED, "n_val": int(n_val)})
     per_feature = x_train.ndim == 2  # tables: per feature; images and sequences of channels: one scalar
-    x_train, (x_val, x_test) = _standardise(x_train, [x_val, arrays["x_test"]], per_feature)
+    if standardise:
+        x_train, (x_val, x_test) = _standardise(x_train, [x_val, arrays["x_test"]], per_feature)
+    else:  # as the loader gives them (e.g. to reproduce a reference that trains on raw inputs)
+        x_test = arrays["x_test"]
 
     def floats(x):
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
@@ -150,8 +153,14 @@ def _build(name: str, arrays: dict, validation: float) -> Dataset:
         tuple(arrays["class_names"]),
         {
             **provenance,
-            "standardised": "per feature" if per_feature else "one scalar",
-            "statistics_from": "train (after the validation split)",
+            **(
+                {
+                    "standardised": "per feature" if per_feature else "one scalar",
+                    "statistics_from": "train (after the validation split)",
+                }
+                if standardise
+                else {"standardised": "no"}
+            ),
         },
         floats(x_val),
         ints(y_val),
@@ -549,16 +558,25 @@ def subset_classes(dataset: Dataset, classes: list[int]) -> Dataset:
 
 
 def load_dataset(
-    name: str, *, classes: list[int] | None = None, data_dir=None, validation: float = 0.1, **options
+    name: str,
+    *,
+    classes: list[int] | None = None,
+    data_dir=None,
+    validation: float = 0.1,
+    standardise: bool = True,
+    **options,
 ) -> Dataset:
     """Load a dataset by name (registered, or ``file:path/to/data.npz``/``.csv``/``.parquet``), checked.
 
     ``classes`` keeps a subset; ``validation`` is the fraction of the training split held out as a
     stratified validation split (fixed seed ``VALIDATION_SEED``; 0 for none; at least min(1000, n / 4)
-    examples otherwise), carved before standardisation; ``options`` go to the loader (``seed`` fixes
-    the split or the generated data of digits, iris, wine, breast_cancer, mnist1d and blobs).
+    examples otherwise), carved before standardisation; ``standardise=False`` keeps the inputs as the
+    loader gives them; ``options`` go to the loader (``seed`` fixes the split or the generated data of
+    digits, iris, wine, breast_cancer, mnist1d and blobs).
     """
     validation = _check_validation(validation)
+    if not isinstance(standardise, bool):
+        raise ValueError(f"standardise must be true or false, got {standardise!r}")
     allowed = dataset_option_names(resolve_dataset_name(name))
     unknown = sorted(set(options) - allowed) if allowed is not None else []
     if unknown:
@@ -590,5 +608,5 @@ def load_dataset(
             ) from exc
         label = name
         arrays = check_dataset(raw, name=name)
-    dataset = _build(label, arrays, validation)
+    dataset = _build(label, arrays, validation, standardise)
     return subset_classes(dataset, list(classes)) if classes is not None else dataset
