@@ -252,7 +252,9 @@ def claim_c1(ev: Evidence) -> Claim:
     ok = outputs_ok and sigmoid_max < eps and softmax_max < eps
     grid = np.linspace(0.0, hi, 5001)
     sig_from = _flat_from(grid, sigmoid_grad(torch.from_numpy(grid)).numpy(), eps)
-    jac_from = _flat_from(grid, softmax_jacobian(landscape.margin_logits(-grid, 10)).flatten(-2).norm(dim=-1).numpy(), eps)
+    jac_from = _flat_from(
+        grid, softmax_jacobian(landscape.margin_logits(-grid, 10)).flatten(-2).norm(dim=-1).numpy(), eps
+    )
     return Claim(
         "C1",
         "Classifiers map outputs to [0, 1] with sigmoid/softmax, and these maps saturate",
@@ -495,7 +497,9 @@ def _stall_verdict(rows: pd.DataFrame, mse: str, ce: str, min_seeds: int) -> tup
         dead_mse, dead_ce = t.loc[(mse, top), "start_dead_fraction"], t.loc[(ce, top), "start_dead_fraction"]
         grad_mse, grad_ce = t.loc[(mse, top), "start_grad_norm"], t.loc[(ce, top), "start_grad_norm"]
         testable = dead_mse >= DEAD_THRESHOLD
-        shortfall = _seed_shortfall(group[group["init_scale"].isin([base, top])], ["loss_label", "init_scale"], min_seeds)
+        shortfall = _seed_shortfall(
+            group[group["init_scale"].isin([base, top])], ["loss_label", "init_scale"], min_seeds
+        )
         status = ""
         if not testable:
             status = (

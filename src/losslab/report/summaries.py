@@ -66,9 +66,36 @@ CONFIDENCE = 0.95
 TIE_TOLERANCE = 1e-12
 KINDS = ("proportion", "positive", "difference", "real")
 #: The range of each kind, checked before an interval is computed.
-_RANGES = {"proportion": (0.0, 1.0), "positive": (0.0, math.inf), "difference": (-1.0, 1.0), "real": (-math.inf, math.inf)}
+_RANGES = {
+    "proportion": (0.0, 1.0),
+    "positive": (0.0, math.inf),
+    "difference": (-1.0, 1.0),
+    "real": (-math.inf, math.inf),
+}
 #: A value may exceed its range by float rounding (an accuracy of 1 + 1e-16); beyond this it is an error.
 _RANGE_SLACK = 1e-9
+
+#: The methods in one paragraph each, for the report's "How the numbers are computed" section.
+INTERVAL_METHOD = (
+    "Intervals over seeds: every 'mean [low, high] (n = ...)' is a 95% Student-t interval over the n seeds, "
+    "computed on a scale where the quantity is unbounded and transformed back: logit for accuracies, log for "
+    "NLL, Brier, ECE, MCE and temperatures, atanh for paired differences of accuracies. The centre is the "
+    "transformed arithmetic mean, the half-width t(0.975, n - 1) |g'(mean)| s / sqrt(n) (delta method). "
+    "So no interval leaves its range (no accuracy above 100%, no negative ECE), each contains the mean the "
+    "tables show, and seeds exactly at 100% need no continuity correction; when all seeds are equal (all at "
+    "100% included) the interval is the point itself: these seeds show no spread. n = 1 has no interval."
+)
+BOOTSTRAP_METHOD = (
+    "Intervals over test examples (NLL and ECE): the trainer evaluates each member on 500 bootstrap resamples "
+    "of the test set, the same resamples for every member; replicate b of a mean over seeds is the mean of "
+    "the members' replicate b, and the interval is the 2.5th to 97.5th percentile of the replicates."
+)
+SELECTION_RULE = (
+    "Selection: where a loss was trained at several learning rates, the report picks the one with the highest "
+    "mean final validation accuracy over seeds (ties: lower mean validation NLL, then the smaller rate) and "
+    "reports test metrics once, for it. A rate at the edge of its grid is flagged. Results without a "
+    "validation split fall back to test accuracy, say so, and decide no verdict."
+)
 
 CHOSEN_ON_VALIDATION = "validation"
 CHOSEN_ON_TEST = "test (no validation split)"
@@ -92,15 +119,19 @@ class Interval:
     def has_interval(self) -> bool:
         return self.n >= 2 and math.isfinite(self.low) and math.isfinite(self.high)
 
-    def format(self, scale: float = 1.0, digits: int = 1, unit: str = "") -> str:
+    def format(self, scale: float = 1.0, digits: int = 1, unit: str = "", n: bool = True) -> str:
+        """'mean [low, high] (n = ...)' with the values times ``scale``; ``n=False`` leaves out the count."""
+
+        def num(x: float) -> str:
+            text = f"{x * scale:.{digits}f}"
+            return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.0"
+
         if not math.isfinite(self.mean):
             return "n/a"
+        count = f" (n = {self.n})" if n else ""
         if not self.has_interval:
-            return f"{self.mean * scale:.{digits}f}{unit} (n = {self.n})"
-        return (
-            f"{self.mean * scale:.{digits}f}{unit} [{self.low * scale:.{digits}f}, {self.high * scale:.{digits}f}]"
-            f" (n = {self.n})"
-        )
+            return f"{num(self.mean)}{unit}" + (f" (n = {self.n})" if n or self.n < 2 else "")
+        return f"{num(self.mean)}{unit} [{num(self.low)}, {num(self.high)}]{count}"
 
     @property
     def excludes_zero(self) -> bool:
@@ -237,9 +268,11 @@ def _choose(group: pd.DataFrame, searched: tuple[str, ...]) -> tuple[tuple, str]
         return tuple(group[list(searched)].iloc[0]), ONLY_SETTING
     on_validation = has_validation(group)
     acc, nll = ("val_accuracy", "val_nll") if on_validation else ("test_accuracy", "test_nll")
-    table = pd.DataFrame(
-        {"acc": column(group, acc), "nll": column(group, nll), **{k: group[k] for k in searched}}
-    ).groupby(list(searched), sort=True)[["acc", "nll"]].mean()
+    table = (
+        pd.DataFrame({"acc": column(group, acc), "nll": column(group, nll), **{k: group[k] for k in searched}})
+        .groupby(list(searched), sort=True)[["acc", "nll"]]
+        .mean()
+    )
     best = table["acc"].max()
     tied = table[table["acc"] >= best - TIE_TOLERANCE]
     if len(tied) > 1 and tied["nll"].notna().any():
@@ -404,7 +437,9 @@ def reliability(group: pd.DataFrame, scaled: bool = False) -> pd.DataFrame:
     suffix = "_ts" if scaled else ""
     counts, conf_sum, acc_sum = np.zeros(RELIABILITY_BINS), np.zeros(RELIABILITY_BINS), np.zeros(RELIABILITY_BINS)
     for c, conf, acc in zip(
-        column(group, f"rel_count{suffix}"), column(group, f"rel_confidence{suffix}"), column(group, f"rel_accuracy{suffix}")
+        column(group, f"rel_count{suffix}"),
+        column(group, f"rel_confidence{suffix}"),
+        column(group, f"rel_accuracy{suffix}"),
     ):
         if not (_is_list(c) and _is_list(conf) and _is_list(acc)):
             continue
@@ -448,6 +483,12 @@ def _grid_step(lrs: list[float], chosen: float) -> float:
     return float(np.exp(np.mean(np.log(gaps)))) if gaps else math.nan
 
 
+def edge_of(record: dict) -> str | None:
+    """ "low", "high" or None (a missing value read back from a frame may be NaN rather than None)."""
+    edge = record.get("edge")
+    return edge if edge in ("low", "high") else None
+
+
 def lr_ratio(numerator: dict, denominator: dict) -> dict:
     """The ratio of two chosen learning rates, as a range that accounts for the grid and its edges.
 
@@ -461,10 +502,11 @@ def lr_ratio(numerator: dict, denominator: dict) -> dict:
     r = numerator["best_lr"] / denominator["best_lr"]
     sn = math.sqrt(_grid_step(numerator["lrs_tried"], numerator["best_lr"]))
     sd = math.sqrt(_grid_step(denominator["lrs_tried"], denominator["best_lr"]))
+    top, bottom = edge_of(numerator), edge_of(denominator)
     # Lower end of the ratio: the numerator's smallest and the denominator's largest plausible best rate.
-    low = 0.0 if numerator["edge"] == "low" or denominator["edge"] == "high" else r / (sn * sd)
-    high = math.inf if numerator["edge"] == "high" or denominator["edge"] == "low" else r * sn * sd
-    if numerator["edge"] is None and denominator["edge"] is None:
+    low = 0.0 if top == "low" or bottom == "high" else r / (sn * sd)
+    high = math.inf if top == "high" or bottom == "low" else r * sn * sd
+    if top is None and bottom is None:
         bound = "value"
     elif low > 0:
         bound = "lower bound"
