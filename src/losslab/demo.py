@@ -52,7 +52,13 @@ def run_demo(out: Path, size: str = "small", console: Console | None = None) -> 
     console.print("[bold]4/4[/] writing the report ...")
     path, claims = write_report(folders, out, ledger=ledger)
     console.print()
-    colours = {"supported": "green", "supported with caveat": "yellow", "not supported": "red", "not tested": "dim"}
+    colours = {
+        "supported": "green",
+        "supported with caveat": "yellow",
+        "not supported": "red",
+        "not enough evidence": "blue",
+        "not tested": "dim",
+    }
     for claim in claims:
         console.print(f"  {claim.id:4s} [{colours[claim.verdict]}]{claim.verdict:22s}[/] {claim.title}")
     console.print()
