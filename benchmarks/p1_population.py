@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from losslab.train import Member, TrainConfig, load_dataset, train_population
-from losslab.train.population import run_blocks
+from losslab.train.executor import run_blocks
 from losslab.train.reference import train_reference
 
 LOSSES = ("cross_entropy", "mse")
@@ -74,7 +74,7 @@ def matmul_bound(blocks: list[int], sizes: list[int], batch: int, steps: int, wo
             step()
 
     started = time.perf_counter()
-    run_blocks(steps_of, workers, run, threading.Event())
+    run_blocks(steps_of, workers, 1, run, threading.Event())
     return time.perf_counter() - started
 
 

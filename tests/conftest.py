@@ -20,3 +20,9 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "mnist" / "train-labels-idx1-ubyte.gz").exists():
         pytest.skip(f"MNIST files not found under {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_plan_cache(tmp_path_factory):
+    # Execution plans measured by tests go to a throwaway cache, not the user's ~/.cache/losslab.
+    os.environ["LOSSLAB_CACHE_DIR"] = str(tmp_path_factory.mktemp("losslab-cache"))

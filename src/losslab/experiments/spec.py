@@ -25,9 +25,9 @@ from importlib import resources
 from pathlib import Path
 
 from losslab.core import get_loss
+from losslab.train.config import EXECUTION_FIELDS, Member, TrainConfig
 from losslab.train.datasets import DATASET_OPTIONS, DATASETS
 from losslab.train.models import MODELS
-from losslab.train.population import Member, TrainConfig
 
 TOP_KEYS = {"name", "description", "claims", "train", "grid", "sizes"}
 GRID_KEYS = {
@@ -60,7 +60,7 @@ ROLES = {
 SIZE_KEYS = {"train", "seeds", "init_scales", "lrs", "grids", "dataset_options"}
 WARMSTART_KEYS = {"loss", "epochs", "lr"}
 # Where and how a population runs is chosen at run time; it does not change the results.
-EXECUTION_KEYS = {"device", "workers"}
+EXECUTION_KEYS = set(EXECUTION_FIELDS)
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)} - EXECUTION_KEYS
 BUILTIN_DIR = "specs"
 
@@ -106,7 +106,7 @@ class Cell:
                 "dataset": self.dataset,
                 "options": self.dataset_options,
                 "classes": self.classes,
-                "train": {k: v for k, v in asdict(self.train).items() if k != "workers"},
+                "train": {k: v for k, v in asdict(self.train).items() if k not in EXECUTION_KEYS},
                 "members": [asdict(m) for m in self.members],
                 "warmstart": self.warmstart,
             },

@@ -1,9 +1,15 @@
-"""Per-member metrics from population logits.
+"""Per-member metrics from population logits: accuracy, likelihood, Brier score and calibration.
 
 All functions take logits [M, N, K] (softmax models) or [M, N] (sigmoid models) and labels [N],
-and return one value per member, shape [M]. Probabilities come from the model's link (softmax or
-sigmoid) whatever the training loss, so a model trained with the square loss on logits is scored
-on softmax(logits) like the others.
+and return one value per member, shape [M] (or [M, ...] where said). Probabilities come from the
+model's link (softmax or sigmoid) whatever the training loss, so a model trained with the square
+loss on logits is scored on softmax(logits) like the others; ``fit_temperature`` gives every member
+the one scalar that makes that reading fair (Guo et al. 2017).
+
+Calibration bins (all with ``bins`` = 15): equal-width bins [b/15, (b+1)/15) over the confidence, the
+last bin closed so that confidence 1.0 falls in it (torchmetrics' and netcal's convention); adaptive
+(equal-mass) bins hold the examples sorted by confidence in 15 runs of floor(N/15) or ceil(N/15),
+the larger runs first (``numpy.array_split``'s rule), ties kept in example order.
 """
 
 from __future__ import annotations
@@ -28,14 +34,19 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (predicted == labels).double().mean(-1)
 
 
-def negative_log_likelihood(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean -log p(true class): cross-entropy of the softmax, or binary cross-entropy of the sigmoid."""
+def example_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """-log p(true class) per member and example, [M, N], in float64."""
     if logits.dim() == 2:
         y = labels.to(logits.dtype).expand_as(logits)
-        return torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none").double().mean(-1)
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none").double()
     # log_softmax keeps confidently wrong predictions finite (log(softmax) would give -inf).
     log_p = torch.log_softmax(logits, dim=-1)
-    return -log_p.gather(-1, labels.expand(logits.shape[0], -1).unsqueeze(-1)).squeeze(-1).double().mean(-1)
+    return -log_p.gather(-1, labels.expand(logits.shape[0], -1).unsqueeze(-1)).squeeze(-1).double()
+
+
+def negative_log_likelihood(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean -log p(true class): cross-entropy of the softmax, or binary cross-entropy of the sigmoid."""
+    return example_nll(logits, labels).mean(-1)
 
 
 def brier_score(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -45,16 +56,165 @@ def brier_score(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (p - onehot).square().sum(-1).mean(-1)
 
 
+def top_label(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(confidence, correct): the largest probability and whether its class is the label, [M, N] float64 each."""
+    confidence, predicted = max_over_classes(probabilities(logits).double())
+    return confidence, (predicted == labels).double()
+
+
+def equal_width_bin(confidence: torch.Tensor, bins: int = ECE_BINS) -> torch.Tensor:
+    """Bin index b of each confidence: [b/bins, (b+1)/bins), with 1.0 in the last bin."""
+    return (confidence * bins).floor().long().clamp(0, bins - 1)
+
+
+def _bin_sums(index: torch.Tensor, values: list[torch.Tensor], bins: int) -> list[torch.Tensor]:
+    """Per member, the sum of each of ``values`` ([M, N]) within each bin of ``index`` ([M, N]): [M, bins] each."""
+    out = []
+    for v in values:
+        total = torch.zeros(*index.shape[:-1], bins, dtype=torch.float64, device=index.device)
+        out.append(total.scatter_add_(-1, index, v))
+    return out
+
+
+def _ece_from_bins(index: torch.Tensor, confidence: torch.Tensor, correct: torch.Tensor, bins: int) -> torch.Tensor:
+    conf_sum, correct_sum = _bin_sums(index, [confidence, correct], bins)
+    return (conf_sum - correct_sum).abs().sum(-1) / confidence.shape[-1]
+
+
 def expected_calibration_error(logits: torch.Tensor, labels: torch.Tensor, bins: int = ECE_BINS) -> torch.Tensor:
-    """Top-label ECE with ``bins`` equal-width confidence bins: sum_b (n_b / N) |accuracy_b - confidence_b|."""
-    p = probabilities(logits).double()
-    confidence, predicted = max_over_classes(p)  # [M, N]
-    correct = (predicted == labels).double()
-    # Bin b holds confidences in (b/bins, (b+1)/bins]; confidence is always >= 1/K > 0.
-    index = (torch.ceil(confidence * bins).long() - 1).clamp(0, bins - 1)
-    members, n = confidence.shape
-    count = torch.zeros(members, bins, dtype=torch.float64, device=logits.device)
-    count.scatter_add_(1, index, torch.ones_like(confidence))
-    conf_sum = torch.zeros_like(count).scatter_add_(1, index, confidence)
-    correct_sum = torch.zeros_like(count).scatter_add_(1, index, correct)
-    return (conf_sum - correct_sum).abs().sum(-1) / n
+    """Top-label ECE with equal-width bins: sum_b (n_b / N) |accuracy_b - confidence_b|."""
+    confidence, correct = top_label(logits, labels)
+    return _ece_from_bins(equal_width_bin(confidence, bins), confidence, correct, bins)
+
+
+def max_calibration_error(logits: torch.Tensor, labels: torch.Tensor, bins: int = ECE_BINS) -> torch.Tensor:
+    """MCE: the largest |accuracy_b - confidence_b| over the non-empty equal-width bins."""
+    confidence, correct = top_label(logits, labels)
+    count, conf_sum, correct_sum = _bin_sums(
+        equal_width_bin(confidence, bins), [torch.ones_like(confidence), confidence, correct], bins
+    )
+    gap = (conf_sum - correct_sum).abs() / count.clamp_min(1)
+    return gap.masked_fill(count == 0, 0.0).amax(-1)
+
+
+def adaptive_calibration_error(logits: torch.Tensor, labels: torch.Tensor, bins: int = ECE_BINS) -> torch.Tensor:
+    """ECE with equal-mass bins (Nixon et al. 2019): confidences sorted, cut into ``bins`` runs of near-equal size."""
+    confidence, correct = top_label(logits, labels)
+    n = confidence.shape[-1]
+    order = torch.sort(confidence, dim=-1, stable=True).indices
+    # Position r in the sorted order belongs to run b: the first n % bins runs hold one example more.
+    sizes = torch.full((bins,), n // bins, dtype=torch.long)
+    sizes[: n % bins] += 1
+    run_of_position = torch.repeat_interleave(torch.arange(bins), sizes).to(confidence.device)
+    index = torch.empty_like(order).scatter_(-1, order, run_of_position.expand_as(order))
+    return _ece_from_bins(index, confidence, correct, bins)
+
+
+def classwise_calibration_error(logits: torch.Tensor, labels: torch.Tensor, bins: int = ECE_BINS) -> torch.Tensor:
+    """Classwise ECE (Kull et al. 2019): the mean over classes k of the equal-width ECE of p_k against 1[y = k]."""
+    p = probabilities(logits).double()  # [M, N, K]
+    members, n, k = p.shape
+    hit = torch.nn.functional.one_hot(labels, k).double().expand(members, n, k)
+    # Bins of every class at once: (class, bin) pairs are k * bins slots of one index.
+    slot = (equal_width_bin(p, bins) + bins * torch.arange(k, device=p.device)).reshape(members, -1)
+    p_sum, hit_sum = _bin_sums(slot, [p.reshape(members, -1), hit.reshape(members, -1)], k * bins)
+    return (p_sum - hit_sum).abs().sum(-1) / (n * k)
+
+
+def reliability_bins(logits: torch.Tensor, labels: torch.Tensor, bins: int = ECE_BINS) -> dict[str, torch.Tensor]:
+    """The equal-width bins' example count, mean confidence and accuracy (NaN where empty), [M, bins] each."""
+    confidence, correct = top_label(logits, labels)
+    count, conf_sum, correct_sum = _bin_sums(
+        equal_width_bin(confidence, bins), [torch.ones_like(confidence), confidence, correct], bins
+    )
+    empty = count == 0
+    return {
+        "count": count,
+        "confidence": (conf_sum / count.clamp_min(1)).masked_fill(empty, float("nan")),
+        "accuracy": (correct_sum / count.clamp_min(1)).masked_fill(empty, float("nan")),
+    }
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, iterations: int = 40) -> torch.Tensor:
+    """Per member, the temperature T > 0 that minimises the mean NLL of softmax(z / T) (sigmoid(z / T)).
+
+    In beta = 1/T the NLL is convex (a log-partition function of beta z), with derivative
+    g(beta) = mean(E_p[z] - z_y), which increases with beta. Safeguarded Newton on beta within a bracket
+    [1e-4, 1e4] that bisection (in log beta) keeps valid, until g is zero to rounding. Where the NLL keeps
+    falling as T shrinks (every example right), T stops where the NLL is zero to float64 precision (or at
+    1e-4); where it keeps falling as T grows (logits no better than chance), at 1e4; all-equal logits get 1.
+    """
+    z = logits.double()
+    members = z.shape[0]
+    lo = torch.full((members,), 1e-4, dtype=torch.float64, device=z.device)
+    hi = torch.full_like(lo, 1e4)
+    beta = torch.ones_like(lo)
+
+    def derivatives(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        u = z * b.view(-1, *([1] * (z.dim() - 1)))
+        if z.dim() == 2:  # sigmoid: p = sigmoid(u), the "classes" are 0 (logit 0) and 1 (logit z)
+            p = torch.sigmoid(u)
+            y = labels.to(z.dtype)
+            g = (p * z - y * z).mean(-1)
+            h = (p * (1 - p) * z * z).mean(-1)
+            return g, h
+        p = torch.softmax(u, dim=-1)
+        expected = (p * z).sum(-1)
+        true = z.gather(-1, labels.expand(members, -1).unsqueeze(-1)).squeeze(-1)
+        g = (expected - true).mean(-1)
+        h = ((p * z * z).sum(-1) - expected.square()).mean(-1)
+        return g, h
+
+    for _ in range(iterations):
+        g, h = derivatives(beta)
+        if bool((g.abs() <= 1e-12 * (1 + h.sqrt())).all()):  # converged (Newton is quadratic near the optimum)
+            break
+        lo = torch.where(g < 0, beta, lo)
+        hi = torch.where(g > 0, beta, hi)
+        newton = beta - g / h.clamp_min(1e-300)
+        bisect = torch.sqrt(lo * hi)
+        inside = (newton > lo) & (newton < hi) & torch.isfinite(newton)
+        beta = torch.where(g == 0, beta, torch.where(inside, newton, bisect))
+    return 1.0 / beta
+
+
+def scaled(logits: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+    """Logits divided by each member's temperature ([M])."""
+    return logits / temperature.to(logits.dtype).view(-1, *([1] * (logits.dim() - 1)))
+
+
+BOOTSTRAP_REPLICATES = 500
+
+
+def bootstrap_counts(n: int, replicates: int = BOOTSTRAP_REPLICATES, device="cpu") -> torch.Tensor:
+    """[replicates, n]: how often each of n examples is drawn in each bootstrap resample.
+
+    The resamples depend only on n (the generator is seeded with it), so every member of every population
+    scored on the same test set shares them: differences between members are paired, and replicate b of
+    a mean over members is the mean of their replicate b.
+    """
+    gen = torch.Generator().manual_seed(1_000_000_007 + n)
+    draws = torch.randint(0, n, (replicates, n), generator=gen)
+    counts = torch.zeros(replicates, n, dtype=torch.float64)
+    counts.scatter_add_(1, draws, torch.ones(replicates, n, dtype=torch.float64))
+    return counts.to(device)
+
+
+def bootstrap_nll_and_ece(
+    logits: torch.Tensor, labels: torch.Tensor, counts: torch.Tensor, bins: int = ECE_BINS, chunk: int = 16
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bootstrap replicates of the NLL and the equal-width ECE per member, [M, replicates] each.
+
+    A resample's ECE keeps each example in its confidence bin: with w the resample's counts and
+    d = confidence - correct, ECE = (1/N) sum_bins |sum_{i in bin} w_i d_i|, one matrix product per member.
+    """
+    n = labels.shape[0]
+    nll_out, ece_out = [], []
+    for start in range(0, logits.shape[0], chunk):
+        z = logits[start : start + chunk]
+        nll_out.append((example_nll(z, labels) @ counts.T) / n)
+        confidence, correct = top_label(z, labels)
+        slot = torch.nn.functional.one_hot(equal_width_bin(confidence, bins), bins).double()  # [m, N, bins]
+        per_bin = torch.einsum("rn,mnb->mrb", counts, slot * (confidence - correct).unsqueeze(-1))
+        ece_out.append(per_bin.abs().sum(-1) / n)
+    return torch.cat(nll_out), torch.cat(ece_out)

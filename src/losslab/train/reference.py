@@ -15,7 +15,8 @@ from torch import nn
 
 from losslab.core import get_loss
 from losslab.train.datasets import Dataset
-from losslab.train.models import CNN, MLP
+from losslab.train.models import CNN, MLP, get_model
+from losslab.train.module_population import member_module
 from losslab.train.population import Member, TrainConfig, data_order_generator
 
 
@@ -42,6 +43,18 @@ class _ReferenceCNN(nn.Module):
 
 def reference_model(dataset: Dataset, member: Member, config: TrainConfig, outputs: int) -> nn.Module:
     dtype = getattr(torch, config.dtype)
+    entry = get_model(config.model)
+    if entry.module_factory is not None:  # an nn.Module model: the very module each member starts from
+        return member_module(
+            config.model,
+            entry.module_factory,
+            dataset.input_shape,
+            outputs,
+            member.seed,
+            member.init_scale,
+            config.hidden,
+            dtype,
+        )
     if config.model == "cnn":
         return _ReferenceCNN(CNN.init_member(outputs, (8, 16), member.seed, member.init_scale, dtype))
     hidden = [] if config.model == "linear" else list(config.hidden if config.hidden is not None else [100, 100])
@@ -71,6 +84,12 @@ def train_reference(dataset: Dataset, member: Member, config: TrainConfig, binar
     params = loss.resolve_params(member.loss_params)
     values = loss.binary_values if binary else loss.values
     x = dataset.x_train.reshape(dataset.x_train.shape[0], -1).to(dtype)
+    # nn.Module models take [batch, *input_shape], as the population's torch.func path gives them.
+    module_model = get_model(config.model).module_factory is not None
+
+    def shaped(batch):
+        return batch.view(-1, *dataset.input_shape) if module_model else batch
+
     y = dataset.y_train
     targets = y.to(dtype) if binary else torch.nn.functional.one_hot(y, outputs).to(dtype)
     order_gen = data_order_generator(member.seed)
@@ -79,14 +98,14 @@ def train_reference(dataset: Dataset, member: Member, config: TrainConfig, binar
         order = torch.randperm(x.shape[0], generator=order_gen)
         for s in range(steps):
             idx = order[s * config.batch_size : (s + 1) * config.batch_size]
-            logits = model(x[idx])
+            logits = model(shaped(x[idx]))
             # The loss as a plain PyTorch expression (the unvalidated value function), as a user writes it.
             value = values(logits.squeeze(-1) if binary else logits, targets[idx], **params).mean()
             optimizer.zero_grad(set_to_none=True)
             value.backward()
             optimizer.step()
     with torch.no_grad():
-        logits = model(dataset.x_test.reshape(dataset.x_test.shape[0], -1).to(dtype))
+        logits = model(shaped(dataset.x_test.reshape(dataset.x_test.shape[0], -1).to(dtype)))
         predicted = (logits.squeeze(-1) > 0).long() if binary else logits.argmax(-1)
         accuracy = (predicted == dataset.y_test).double().mean().item()
     return model, accuracy

@@ -1,0 +1,189 @@
+"""Any ``torch.nn.Module`` trained as a population through ``torch.func``.
+
+The members' parameters (and buffers) are stacked along a leading member axis
+(``torch.func.stack_module_state``); one forward pass is ``vmap`` over ``functional_call`` of a
+parameter-free copy of the module, and the gradients come from one autograd call through it, so each
+member has its own weights and its own data while the whole population is one batched computation.
+
+What ``vmap`` cannot batch is refused with a clear error before training: BatchNorm in training mode
+(its running statistics are updated in place) and dropout (its masks come from the global random
+generator, so member i would no longer equal its plain run).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from typing import ClassVar
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from losslab.train.models import LogitGrad
+
+#: factory(input_shape, num_outputs, hidden) -> one member's nn.Module
+ModuleFactory = Callable[..., nn.Module]
+
+
+def _last_parameterised_module(module: nn.Module) -> nn.Module | None:
+    owners = [m for m in module.modules() if any(True for _ in m.parameters(recurse=False))]
+    return owners[-1] if owners else None
+
+
+def member_module(
+    name: str,
+    factory: ModuleFactory,
+    input_shape: tuple[int, ...],
+    num_outputs: int,
+    seed: int,
+    logit_scale: float,
+    hidden=None,
+    dtype=torch.float32,
+) -> nn.Module:
+    """One member's module: built under ``torch.manual_seed(seed)`` (PyTorch's default initialisation,
+    reproducible per seed, without touching the caller's random state), its last parameterised layer
+    multiplied by ``logit_scale``, in ``dtype``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        try:
+            module = factory(tuple(input_shape), num_outputs, hidden)
+        except (ValueError, TypeError) as exc:
+            if str(exc).startswith(f"model {name!r}"):  # already names the model and the fix
+                raise
+            raise ValueError(
+                f"model {name!r}: factory(input_shape={tuple(input_shape)}, num_classes={num_outputs}) failed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        except Exception as exc:  # a user's factory: report it as bad input, naming the model
+            raise ValueError(
+                f"model {name!r}: factory(input_shape={tuple(input_shape)}, num_classes={num_outputs}) failed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"model {name!r}: the factory must return a torch.nn.Module, got {type(module).__name__}")
+    module = module.to(dtype)
+    last = _last_parameterised_module(module)
+    if last is None:
+        raise ValueError(f"model {name!r} has no parameters to train; its factory must return a module with layers")
+    with torch.no_grad():
+        for p in last.parameters(recurse=False):
+            p.mul_(logit_scale)
+    return module
+
+
+def check_module(name: str, module: nn.Module, input_shape: tuple[int, ...], num_outputs: int) -> None:
+    """Refuse what vmap cannot train as a population, and a module whose logits have the wrong shape."""
+    for layer_name, layer in module.named_modules():
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            raise ValueError(
+                f"model {name!r}: layer {layer_name!r} ({type(layer).__name__}) updates its running statistics in "
+                "place during training, which torch.func's vmap cannot do for a population; use torch.nn.GroupNorm "
+                "or torch.nn.LayerNorm instead"
+            )
+        if isinstance(layer, nn.modules.dropout._DropoutNd) and layer.p > 0:
+            raise ValueError(
+                f"model {name!r}: layer {layer_name!r} ({type(layer).__name__}, p={layer.p}) draws its masks from the "
+                "global random generator, so a member would not equal its own plain run; set p=0 or remove it"
+            )
+    probe = torch.zeros(2, *input_shape, dtype=next(module.parameters()).dtype)
+    try:
+        with torch.no_grad():
+            out = module(probe)
+    except Exception as exc:
+        raise ValueError(
+            f"model {name!r} failed on a batch of shape {list(probe.shape)}: {type(exc).__name__}: {exc}; "
+            "check that it accepts [batch, *input_shape] inputs"
+        ) from exc
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, num_outputs):
+        shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(
+            f"model {name!r} returned {shape} for a batch of shape {list(probe.shape)}; it must return logits of "
+            f"shape [batch, num_classes] = [2, {num_outputs}]"
+        )
+
+
+class ModulePopulation:
+    """M copies of one module architecture with their own parameters: x [M, B, features] -> logits [M, B, K]."""
+
+    splittable: ClassVar[bool] = False  # vmap picks batched kernels by member count, like grouped convolutions
+    matmul_libraries: ClassVar[tuple[str, ...]] = ("torch",)
+    matmul: ClassVar[str] = "torch"
+
+    def __init__(self, name: str, base: nn.Module, params: dict, buffers: dict, input_shape: tuple[int, ...]):
+        self.name, self.base, self.input_shape = name, base, tuple(input_shape)
+        self._params, self._buffers = params, buffers
+        self._call = vmap(self._member_call, in_dims=(0, 0, 0))
+
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        factory: ModuleFactory,
+        input_shape,
+        num_outputs: int,
+        seeds,
+        logit_scales,
+        hidden=None,
+        dtype=torch.float32,
+        device="cpu",
+    ) -> ModulePopulation:
+        modules = [
+            member_module(name, factory, input_shape, num_outputs, s, c, hidden, dtype)
+            for s, c in zip(seeds, logit_scales)
+        ]
+        check_module(name, modules[0], tuple(input_shape), num_outputs)
+        params, buffers = stack_module_state(modules)
+        params = {k: v.detach().to(device) for k, v in params.items()}
+        buffers = {k: v.to(device) for k, v in buffers.items()}
+        # The module only lends its structure to functional_call: a copy on the meta device holds no memory.
+        base = copy.deepcopy(modules[0]).to("meta")
+        return cls(name, base, params, buffers, input_shape)
+
+    def _member_call(self, params, buffers, x):
+        return functional_call(self.base, (params, buffers), (x,))
+
+    @property
+    def params(self) -> list[torch.Tensor]:
+        return list(self._params.values())
+
+    @property
+    def members(self) -> int:
+        return next(iter(self._params.values())).shape[0]
+
+    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], x.shape[1], *self.input_shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._call(self._params, self._buffers, self._inputs(x))
+
+    def forward_backward(self, x: torch.Tensor, logit_grad: LogitGrad) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        params = {k: v.detach().requires_grad_(True) for k, v in self._params.items()}
+        with torch.enable_grad():
+            logits = self._call(params, self._buffers, self._inputs(x))
+            grads = torch.autograd.grad(logits, list(params.values()), logit_grad(logits.detach()))
+        return logits.detach(), list(grads)
+
+    def select(self, members: slice) -> ModulePopulation:
+        params = {k: v[members].clone() for k, v in self._params.items()}
+        buffers = {k: v[members].clone() for k, v in self._buffers.items()}
+        # functional_call swaps tensors into the module object while it runs, so blocks that may run on
+        # different threads at once each get their own (parameter-free) copy of it.
+        return ModulePopulation(self.name, copy.deepcopy(self.base), params, buffers, self.input_shape)
+
+    @classmethod
+    def concatenate(cls, parts: list[ModulePopulation]) -> ModulePopulation:
+        first = parts[0]
+        params = {k: torch.cat([p._params[k] for p in parts]) for k in first._params}
+        buffers = {k: torch.cat([p._buffers[k] for p in parts]) for k in first._buffers}
+        return cls(first.name, first.base, params, buffers, first.input_shape)
+
+    def member_bytes(self, batch: int) -> int:
+        n_params = sum(v[0].numel() for v in self._params.values())
+        element = next(iter(self._params.values())).element_size()
+        return element * (3 * n_params + 4 * batch * math.prod(self.input_shape))
+
+    def member_state(self, i: int) -> dict[str, torch.Tensor]:
+        """Member i's parameters by the module's own names (``module.load_state_dict`` takes them)."""
+        return {**{k: v[i] for k, v in self._params.items()}, **{k: v[i] for k, v in self._buffers.items()}}

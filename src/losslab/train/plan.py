@@ -1,0 +1,233 @@
+"""The execution plan of a population: how its members are split into blocks and run on this machine.
+
+A block is a contiguous run of members trained as one batched computation with ``threads_per_block``
+intra-op threads and one CPU matmul library (``matmul``); ``workers`` threads run blocks at the same
+time. The blocks are fixed before any of them runs (a function of the member count and the block size
+only), and a block's arithmetic does not depend on which thread runs it or what runs beside it, so
+``workers`` never changes a result. The block size, the threads per block and the matmul library can
+change float32 results in the last bits (kernels round differently): each run records its plan, and
+giving the same plan on the same machine reproduces it bit for bit.
+
+How the plan is chosen (``choose_plan``), for CPU training of models that may be split:
+
+1. Whatever the configuration fixes (``block_size``, ``threads_per_block``, ``workers``, ``matmul``) is kept.
+2. The rest is measured on this machine, on the run's own shapes, unless the training is too short for a
+   measurement to pay (then the defaults below): each candidate layout, (a) blocks of one thread each on
+   as many workers as there are intra-op threads, and (b) one block at a time using all the threads, is
+   timed with each matmul library for a few steps, and the fastest by members trained per second wins.
+   The choice is cached per machine and shapes (``$LOSSLAB_CACHE_DIR``, default ``~/.cache/losslab``), so
+   later runs of the same shapes reuse it without measuring and reproduce the same bits.
+3. Defaults without a measurement: layout (a) with torch's products. A GPU, and models that may not be
+   split (the CNN, ``nn.Module`` models), run as one block.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+
+from losslab.train.config import TrainConfig
+
+# Blocks of the linear and MLP models are sized so that a block's working set stays within about
+# half of a server CPU's last-level cache. Measured on P1's MLP (40-100-100-10, batch 100, one
+# thread, two epochs): 19.7 ms per member in blocks of 8 to 32 members, 22.1 in blocks of 64, 24.4
+# in 128 and 28.4 in 512, as the working set outgrows the cache and steps stream from memory.
+BLOCK_BYTES = 16 * 2**20
+MIN_BLOCK_MEMBERS = 8  # a cache-sized block never goes below this: the per-step Python overhead needs sharing
+PROBE_WARMUP_STEPS = 2
+PROBE_STEPS = 10
+# Measure only when the probe costs under 1/10 of the training it plans (in rounds of block-steps).
+PROBE_SHARE = 0.1
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ExecutionPlan:
+    block_size: int
+    threads_per_block: int
+    workers: int
+    matmul: str  # "torch" or "numpy"
+    source: str = "default"  # "default", "given", "measured" or "cached"
+
+    def blocks(self, n_members: int) -> list[slice]:
+        """The fewest contiguous blocks of at most ``block_size`` members, near-equal in size, in member
+        order: a function of the member count and the block size only."""
+        count = math.ceil(n_members / self.block_size)
+        bounds = [n_members * i // count for i in range(count + 1)]
+        return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def describe(self) -> dict:
+        return asdict(self)
+
+    def same_arithmetic(self, other: ExecutionPlan) -> bool:
+        """Whether the two plans compute the same bits (they may differ in workers and source)."""
+        return (self.block_size, self.threads_per_block, self.matmul) == (
+            other.block_size,
+            other.threads_per_block,
+            other.matmul,
+        )
+
+
+def _layout(config: TrainConfig, n_members: int, member_bytes: int, threads: int, cores: int) -> tuple[int, int]:
+    """(block size, workers) for blocks of ``threads`` intra-op threads each."""
+    if config.block_size is not None:
+        block = min(config.block_size, n_members)
+    else:
+        cache_cap = max(MIN_BLOCK_MEMBERS, BLOCK_BYTES // max(1, member_bytes))
+        parallel = cores if threads == 1 else 1
+        block = max(1, min(cache_cap, math.ceil(n_members / parallel)))
+    blocks = math.ceil(n_members / block)
+    # Blocks with several intra-op threads each run one after another: torch's thread pool is per process.
+    workers = 1 if threads > 1 else min(config.workers or cores, blocks)
+    return block, workers
+
+
+def default_plan(config: TrainConfig, n_members: int, member_bytes: int, splittable: bool) -> ExecutionPlan:
+    """The plan from the configuration alone (no measurement): what the config gives, else the defaults."""
+    cores = torch.get_num_threads()
+    matmul = "torch" if config.matmul == "auto" else config.matmul
+    given = any(getattr(config, f) is not None for f in ("block_size", "threads_per_block", "workers"))
+    source = "given" if given or config.matmul != "auto" else "default"
+    if not config.on_cpu or not splittable:
+        block = min(config.block_size or n_members, n_members)
+        parallel = (config.workers or 1) > 1  # workers asked for: one thread per block unless told otherwise
+        threads = config.threads_per_block or (cores if config.on_cpu and not parallel else 1)
+        blocks = math.ceil(n_members / block)
+        workers = 1 if threads > 1 else min(config.workers or 1, blocks)
+        return ExecutionPlan(block, threads, workers, matmul, source)
+    threads = config.threads_per_block or 1
+    block, workers = _layout(config, n_members, member_bytes, threads, cores)
+    return ExecutionPlan(block, threads, workers, matmul, source)
+
+
+def candidate_plans(
+    config: TrainConfig, n_members: int, member_bytes: int, libraries: tuple[str, ...]
+) -> list[ExecutionPlan]:
+    """The plans a measurement compares: each free layout with each free matmul library."""
+    cores = torch.get_num_threads()
+    thread_options = [config.threads_per_block] if config.threads_per_block else sorted({1, cores})
+    if config.workers is not None and config.workers > 1 and not config.threads_per_block:
+        thread_options = [1]
+    library_options = [config.matmul] if config.matmul != "auto" else list(libraries)
+    plans = []
+    for threads in thread_options:
+        block, workers = _layout(config, n_members, member_bytes, threads, cores)
+        for library in library_options:
+            plans.append(ExecutionPlan(block, threads, workers, library, "measured"))
+    return plans
+
+
+def _machine() -> dict:
+    """What decides which plan is fastest here: the CPU, the thread count and the libraries' versions."""
+    import numpy
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    blas = ""
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = ";".join(f"{i.get('internal_api')}:{i.get('architecture')}" for i in threadpool_info())
+    except ImportError:
+        pass
+    return {
+        "cpu": cpu,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "blas": blas,
+        "openblas_env": {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS", "MKL_"))},
+    }
+
+
+def cache_path() -> Path:
+    root = os.environ.get("LOSSLAB_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "losslab")
+    return Path(root) / "plans.json"
+
+
+def _cache_key(shape_key: dict) -> str:
+    payload = json.dumps({"v": CACHE_VERSION, "machine": _machine(), "shape": shape_key}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def _read_cache() -> dict:
+    try:
+        return json.loads(cache_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_cache(key: str, plan: ExecutionPlan, timings: list[dict]) -> None:
+    path = cache_path()
+    entries = _read_cache()
+    entries[key] = {"plan": plan.describe(), "timings": timings}
+    try:  # a cache that cannot be written only means measuring again next time
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(entries, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def choose_plan(
+    config: TrainConfig,
+    n_members: int,
+    member_bytes: int,
+    splittable: bool,
+    libraries: tuple[str, ...],
+    total_steps: int,
+    shape_key: dict,
+    time_plan: Callable[[ExecutionPlan, int, int], float],
+) -> tuple[ExecutionPlan, list[dict]]:
+    """The plan for this run, and the measurements behind it (empty when none was made).
+
+    ``time_plan(plan, warmup, steps)`` trains throwaway copies of the plan's first round of blocks (as
+    many as run at once) for ``warmup + steps`` steps and returns the seconds of the last ``steps``.
+    """
+    plan = default_plan(config, n_members, member_bytes, splittable)
+    fixed = all(getattr(config, f) is not None for f in ("block_size", "threads_per_block", "workers"))
+    if not config.on_cpu or not splittable or (fixed and config.matmul != "auto"):
+        return plan, []
+    candidates = candidate_plans(config, n_members, member_bytes, libraries)
+    if len(candidates) < 2:
+        return plan, []
+    key = _cache_key(
+        {
+            **shape_key,
+            "members": n_members,
+            "fixed": {f: getattr(config, f) for f in ("block_size", "threads_per_block", "workers", "matmul")},
+        }
+    )
+    cached = _read_cache().get(key)
+    if cached is not None:
+        return replace(ExecutionPlan(**cached["plan"]), source="cached"), cached.get("timings", [])
+    rounds = total_steps * math.ceil(len(plan.blocks(n_members)) / plan.workers)
+    if len(candidates) * (PROBE_WARMUP_STEPS + PROBE_STEPS) > PROBE_SHARE * rounds:
+        return plan, []  # too short a run to be worth measuring: the defaults, not cached
+    timings = []
+    best, best_rate = None, 0.0
+    for candidate in candidates:
+        first_round = candidate.blocks(n_members)[: candidate.workers]
+        members = sum(b.stop - b.start for b in first_round)
+        seconds = time_plan(candidate, PROBE_WARMUP_STEPS, PROBE_STEPS)
+        rate = members * PROBE_STEPS / seconds  # member-steps per second
+        timings.append({**candidate.describe(), "member_steps_per_second": round(rate, 1)})
+        if rate > best_rate:
+            best, best_rate = candidate, rate
+    _write_cache(key, best, timings)
+    return best, timings

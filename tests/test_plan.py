@@ -1,0 +1,67 @@
+"""The execution plan: what the configuration fixes is kept, the rest is measured once per machine and shapes."""
+
+import pytest
+import torch
+
+from losslab.train import Member, TrainConfig, load_dataset, train_population
+from losslab.train import plan as plans
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOSSLAB_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def choose(config, time_plan, steps=10_000, members=64):
+    return plans.choose_plan(config, members, 400_000, True, ("torch", "numpy"), steps, {"model": "mlp"}, time_plan)
+
+
+def test_the_fastest_candidate_wins_and_is_cached(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    timed = []
+
+    def fake_time(candidate, warmup, steps):
+        timed.append(candidate)
+        # numpy twice as fast; one-thread blocks on four workers beat one four-thread block
+        per_step = (1.0 if candidate.matmul == "torch" else 0.5) * (1.0 if candidate.threads_per_block == 1 else 3.0)
+        members = sum(b.stop - b.start for b in candidate.blocks(64)[: candidate.workers])
+        return per_step * steps * members / 1000
+
+    chosen, timings = choose(TrainConfig(), fake_time)
+    assert (chosen.matmul, chosen.threads_per_block, chosen.workers, chosen.source) == ("numpy", 1, 4, "measured")
+    assert len(timed) == len(timings) == 4
+    again, _ = choose(TrainConfig(), fake_time)
+    assert again.source == "cached" and again.same_arithmetic(chosen) and len(timed) == 4  # not measured again
+
+
+def test_fixed_settings_are_kept_and_short_runs_are_not_measured(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+
+    def never(*args):
+        raise AssertionError("measured")
+
+    fixed, _ = choose(TrainConfig(block_size=5, threads_per_block=1, workers=2, matmul="numpy"), never)
+    assert (fixed.block_size, fixed.workers, fixed.matmul, fixed.source) == (5, 2, "numpy", "given")
+    short, timings = choose(TrainConfig(), never, steps=50)
+    assert short.source == "default" and short.matmul == "torch" and timings == []
+
+    seen = []
+    choose(TrainConfig(matmul="torch"), lambda c, w, s: seen.append(c) or 1.0)
+    assert {c.matmul for c in seen} == {"torch"} and {c.threads_per_block for c in seen} == {1, 2}
+
+
+def test_a_run_records_its_plan_and_a_rerun_with_that_plan_repeats_it_exactly():
+    data = load_dataset("digits")
+    members = [Member("cross_entropy", seed=s, lr=0.05) for s in range(3)] + [Member("mse", seed=0, lr=0.5)]
+    first = train_population(data, members, TrainConfig(hidden=[16], epochs=1), progress=False)
+    p = first.plan
+    again = train_population(
+        data,
+        members,
+        TrainConfig(
+            hidden=[16], epochs=1, block_size=p.block_size, threads_per_block=p.threads_per_block, matmul=p.matmul
+        ),
+        progress=False,
+    )
+    for a, b in zip(first.model.params, again.model.params):
+        assert torch.equal(a, b)
