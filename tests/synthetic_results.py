@@ -109,7 +109,11 @@ def member_rows(
         else:
             row.update({"val_accuracy": nan, "val_nll": nan, "temperature": nan, "test_nll_ts": nan})
             row.update({"test_brier_ts": nan, "test_ece_ts": nan})
-        for name, value in (("test_ece_adaptive", ece * 1.1), ("test_ece_classwise", ece / 3), ("test_mce", ece * 3)):
+        for name, value in (
+            ("test_ece_adaptive", ece * 1.1),
+            ("test_ece_classwise", ece / 3),
+            ("test_mce", min(1.0, ece * 3)),
+        ):
             row[name] = value
             row[f"{name}_ts"] = value / 2 if validation else nan
         if final and lists:

@@ -502,7 +502,7 @@ def test_report_shows_validation_selection_calibration_and_reproduction(ledger):
     comparison = comparison_run(0.3, 0.1, cells=("digits", "mnist1d"))
     reference = reference_run({"reference-linear": 0.325, "reference-mlp": 0.675, "reference-cnn": 0.94})
     html, claims = render_report({"comparison": comparison, "mnist1d-reference": reference}, ledger)
-    assert "Loss comparison (learning rate chosen on validation)" in html
+    assert "Loss comparison (learning rates chosen on validation)" in html
     assert "Learning rate chosen on validation" in html and 'id="table-calibration"' in html
     assert 'id="fig-reliability-digits"' in html and 'id="fig-reliability-reference-mlp"' in html
     assert 'id="table-bootstrap"' in html and 'id="table-mnist1d-reference"' in html and 'id="table-lr-ratio"' in html
@@ -525,3 +525,4 @@ def test_report_flags_smoke_runs_at_the_top_and_test_selection(ledger):
         "No validation split in these results: learning rates chosen on test accuracy, which this report flags" in html
     )
     assert html.index('id="validation-banner"') < html.index('id="claims-ledger"')
+    assert "Loss comparison (learning rates chosen on TEST accuracy: no validation split)" in html

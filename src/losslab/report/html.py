@@ -102,9 +102,9 @@ def _comparison_tables(rows: pd.DataFrame) -> list[dict]:
     tables = [
         {
             "id": "table-comparison",
-            "title": "Loss comparison (learning rate chosen on validation)",
+            "title": f"Loss comparison ({S.chosen_phrase(best['chosen_on'])})",
             "note": f"{_chosen_on(best)} Final test metrics; mean [95% interval] over seeds (t on the logit scale "
-            "for accuracy, the log scale for NLL, Brier and ECE). NLL, Brier and ECE use the softmax of the logits "
+            "for accuracy, ECE and Brier / 2, the log scale for NLL). NLL, Brier and ECE use the softmax of the logits "
             "for every loss. '(lowest tried)' / '(highest tried)': the chosen rate is at the edge of its grid, so "
             "the best rate may lie outside it.",
             "header": [
@@ -190,9 +190,10 @@ def _calibration_tables(rows: pd.DataFrame) -> list[dict]:
     tables = [
         {
             "id": "table-calibration",
-            "title": "Calibration: raw and after temperature scaling (learning rate chosen on validation)",
+            "title": f"Calibration: raw and after temperature scaling ({S.chosen_phrase(table['chosen_on'])})",
             "note": f"{fair} Test NLL, Brier score and ECE (15 equal-width bins [b/15, (b+1)/15), confidence 1 in the "
-            "last bin); mean [95% interval over seeds, log scale]; T: the fitted temperature (mean over seeds).",
+            "last bin); mean [95% interval over seeds: log scale for NLL and T, logit scale for ECE and Brier / 2]; "
+            "T: the fitted temperature.",
             "header": [
                 "dataset",
                 "loss",
@@ -231,7 +232,7 @@ def _calibration_tables(rows: pd.DataFrame) -> list[dict]:
                 "title": "Other calibration errors, raw and temperature-scaled",
                 "note": "Adaptive ECE: 15 equal-mass bins. Classwise ECE: the mean over classes of the 15-bin ECE of "
                 "p_k against 1[y = k]. MCE: the largest |accuracy - confidence| over non-empty equal-width bins. "
-                "Mean [95% interval over seeds, log scale].",
+                "Mean [95% interval over seeds, logit scale].",
                 "header": [
                     "dataset",
                     "loss",
@@ -263,25 +264,33 @@ def _calibration_tables(rows: pd.DataFrame) -> list[dict]:
             {
                 "id": "table-bootstrap",
                 "title": "Test-set uncertainty: bootstrap intervals over test examples",
-                "note": "Mean over seeds of each metric on the full test set, with the 95% percentile interval of 500 "
-                "bootstrap resamples of the test examples (the same resamples for every member, so replicate b "
-                "of the mean over seeds is the mean of the members' replicate b). This is the uncertainty from "
-                "the finite test set, which the intervals over seeds above do not include.",
+                "note": "Mean over seeds of each metric on the full test set; then the mean and the 95% percentile "
+                "interval of 500 bootstrap resamples of the test examples (the same resamples for every member, so "
+                "replicate b of the mean over seeds is the mean of the members' replicate b). This is the "
+                "uncertainty from the finite test set, which the intervals over seeds above do not include. ECE is "
+                "biased upward on resamples (resampling adds noise to every bin, and |accuracy - confidence| counts "
+                "noise as miscalibration), so its interval can sit above the full-test-set value; NLL, a mean, has "
+                "no such bias.",
                 "header": ["dataset", "loss", "NLL raw", "NLL scaled", "ECE raw", "ECE scaled"],
                 "rows": [
                     [
                         r["cell"],
                         r["loss"],
-                        _num(r["test_nll"]),
-                        _num(r["test_nll_ts"]),
-                        _num(r["test_ece"]),
-                        _num(r["test_ece_ts"]),
+                        *(_boot(r, m) for m in ("test_nll", "test_nll_ts", "test_ece", "test_ece_ts")),
                     ]
                     for r in boot.to_dict("records")
                 ],
             }
         )
     return tables
+
+
+def _boot(record: dict, metric: str) -> str:
+    """'0.016; resamples 0.025 [0.017, 0.034]': the full-test-set value, then the replicates' mean and interval."""
+    i = record[metric]
+    if not i.has_interval:
+        return _num(i)
+    return f"{i.mean:.3f}; resamples {record[metric + '_resampled']:.3f} [{i.low:.3f}, {i.high:.3f}]"
 
 
 def _reproduction_tables(evidence: Evidence) -> list[dict]:
@@ -399,7 +408,7 @@ def _tables(results: dict, evidence: Evidence) -> list[dict]:
         tables.append(
             {
                 "id": "table-classes",
-                "title": "Many classes (blobs)",
+                "title": f"Many classes (blobs; {S.chosen_phrase(best['chosen_on'])})",
                 "note": f"{_chosen_on(best)} Final test accuracy and NLL per number of classes K; mean [95% interval "
                 "over seeds].",
                 "header": ["cell", "K", "loss", "chosen lr", "accuracy", "NLL", "seeds"],
@@ -440,7 +449,7 @@ def _figures(evidence: Evidence) -> dict[str, EmbeddedFigure]:
         figures["comparison"] = embed(
             RF.comparison_differences(comparison),
             "Each loss minus cross-entropy in test accuracy, paired by seed, per dataset: mean and 95% interval "
-            "(learning rates chosen on validation; zero is cross-entropy)",
+            f"({S.chosen_phrase(S.selected_rows(comparison)['chosen_on'])}; zero is cross-entropy)",
         )
     classes = evidence.role_rows("many-classes")
     if classes is not None:
@@ -459,7 +468,7 @@ def _reliability_figures(evidence: Evidence, roles: tuple[str, ...]) -> dict[str
             figures[f"reliability-{cell}"] = embed(
                 RF.reliability_diagrams(rows[rows["cell"] == cell], cell),
                 f"{cell}: reliability diagrams, raw (bars) and temperature-scaled (outlines), per loss at its "
-                "learning rate chosen on validation; below, the test examples per bin (summed over seeds)",
+                "chosen learning rate; below, the test examples per bin (summed over seeds)",
             )
     return figures
 

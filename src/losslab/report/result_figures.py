@@ -95,8 +95,7 @@ def comparison_differences(rows: pd.DataFrame) -> plt.Figure:
     ax.set_xticks(np.arange(len(cells)), ticks)
     ax.set(
         ylabel="test accuracy minus cross-entropy's (points)",
-        title="Each loss against cross-entropy, paired by seed: mean and 95% interval\n"
-        "(learning rates chosen on validation)",
+        title=f"Each loss against cross-entropy, paired by seed: mean and 95% interval\n({S.chosen_phrase(chosen['chosen_on'])})",
     )
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3, axis="y")
@@ -119,7 +118,7 @@ def classes_curve(rows: pd.DataFrame) -> plt.Figure:
         xlabel="number of classes K (log scale)",
         ylabel="test accuracy (%)",
         ylim=(0, 100),
-        title="Blobs with K classes: accuracy at the learning rate chosen on validation\n(mean and 95% interval over seeds)",
+        title=f"Blobs with K classes: test accuracy, mean and 95% interval over seeds\n({S.chosen_phrase(best['chosen_on'])})",
     )
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
@@ -171,7 +170,7 @@ def reliability_diagrams(rows: pd.DataFrame, cell: str) -> plt.Figure:
     axes[0, 0].set_ylabel("accuracy in bin")
     axes[1, 0].set_ylabel("test examples")
     axes[0, 0].legend(fontsize=7, loc="upper left")
-    fig.suptitle(f"{cell}: reliability diagrams (learning rates chosen on validation; bins summed over seeds)")
+    fig.suptitle(f"{cell}: reliability diagrams ({S.chosen_phrase(chosen['chosen_on'])}; bins summed over seeds)")
     return fig
 
 

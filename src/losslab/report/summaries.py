@@ -6,8 +6,9 @@ Every "mean [low, high] (n = ...)" over seeds in the report, its figures and its
 Student-t interval over the n seeds, computed on a scale where the quantity is unbounded and
 transformed back (``interval(values, kind)``):
 
-- ``proportion`` (accuracy, in [0, 1]): the logit scale;
-- ``positive`` (NLL, Brier, ECE, MCE, temperature, >= 0): the log scale;
+- ``proportion`` (accuracy, ECE and the other calibration errors, in [0, 1]; the Brier score, in [0, 2],
+  as a proportion of 2): the logit scale;
+- ``positive`` (NLL, temperature: >= 0, unbounded above): the log scale;
 - ``difference`` (a paired per-seed difference of two proportions, in [-1, 1]): the atanh scale;
 - ``real`` (anything unbounded): no transform.
 
@@ -78,8 +79,9 @@ _RANGE_SLACK = 1e-9
 #: The methods in one paragraph each, for the report's "How the numbers are computed" section.
 INTERVAL_METHOD = (
     "Intervals over seeds: every 'mean [low, high] (n = ...)' is a 95% Student-t interval over the n seeds, "
-    "computed on a scale where the quantity is unbounded and transformed back: logit for accuracies, log for "
-    "NLL, Brier, ECE, MCE and temperatures, atanh for paired differences of accuracies. The centre is the "
+    "computed on a scale where the quantity is unbounded and transformed back: logit for accuracies and "
+    "calibration errors (ECE, MCE: in [0, 1]) and for the Brier score (in [0, 2]), log for NLL and temperatures, "
+    "atanh for paired differences of accuracies. The centre is the "
     "transformed arithmetic mean, the half-width t(0.975, n - 1) |g'(mean)| s / sqrt(n) (delta method). "
     "So no interval leaves its range (no accuracy above 100%, no negative ECE), each contains the mean the "
     "tables show, and seeds exactly at 100% need no continuity correction; when all seeds are equal (all at "
@@ -149,18 +151,22 @@ def _transform(kind: str):
     return (lambda x: x), (lambda x: x), (lambda m: 1.0)
 
 
-def interval(values, kind: str = "real") -> Interval:
+def interval(values, kind: str = "real", upper: float = 1.0) -> Interval:
     """Mean over seeds and its 95% t interval on the scale of ``kind`` (see the module docstring).
 
-    ``values``: one number per seed (NaN and inf are dropped). ``kind``: "proportion" (in [0, 1]),
-    "positive" (>= 0), "difference" (in [-1, 1]) or "real". Returns ``Interval(mean, low, high, n)``;
-    low and high are NaN when n < 2.
+    ``values``: one number per seed (NaN and inf are dropped). ``kind``: "proportion" (in [0, upper]),
+    "positive" (>= 0), "difference" (in [-1, 1]) or "real". ``upper``: the top of a proportion's range
+    (2 for the multiclass Brier score). Returns ``Interval(mean, low, high, n)``; low and high are NaN
+    when n < 2.
 
         >>> interval([1.0, 1.0, 0.98], "proportion").high <= 1.0
         True
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if kind == "proportion" and upper != 1.0:
+        scaled = interval(np.asarray(values, dtype=np.float64) / upper, kind)
+        return Interval(scaled.mean * upper, scaled.low * upper, scaled.high * upper, scaled.n, kind)
     v = np.asarray(values, dtype=np.float64).ravel()
     v = v[np.isfinite(v)]
     n = len(v)
@@ -324,8 +330,8 @@ def selection_table(
                 "val_accuracy": float(column(picked, "val_accuracy").mean()),
                 "accuracy": interval(picked["test_accuracy"], "proportion"),
                 "nll": interval(column(picked, "test_nll"), "positive"),
-                "brier": interval(column(picked, "test_brier"), "positive"),
-                "ece": interval(column(picked, "test_ece"), "positive"),
+                "brier": interval(column(picked, "test_brier"), "proportion", upper=2.0),
+                "ece": interval(column(picked, "test_ece"), "proportion"),
                 "seeds": seed_count(picked),
             }
         )
@@ -357,6 +363,16 @@ best_lr_table = selection_table
 best_lr_rows = selected_rows
 
 
+def chosen_phrase(chosen_on) -> str:
+    """How the settings behind a table or figure were chosen, for its title: e.g. 'learning rates chosen on validation'."""
+    ways = set(chosen_on)
+    if CHOSEN_ON_TEST in ways:
+        return "learning rates chosen on TEST accuracy: no validation split"
+    if CHOSEN_ON_VALIDATION in ways:
+        return "learning rates chosen on validation"
+    return "one learning rate per loss"
+
+
 def paired_difference(final: pd.DataFrame, metric: str, a: dict, b: dict, kind: str = "difference") -> Interval:
     """Interval of metric(a) - metric(b) over the seeds both have; members selected by the column values in a and b.
 
@@ -385,6 +401,15 @@ CALIBRATION_METRICS = (
     ("test_ece_classwise", "classwise ECE"),
     ("test_mce", "MCE"),
 )
+#: The interval kind of each calibration metric and the top of its range.
+METRIC_RANGE = {
+    "test_nll": ("positive", 1.0),
+    "test_brier": ("proportion", 2.0),
+    "test_ece": ("proportion", 1.0),
+    "test_ece_adaptive": ("proportion", 1.0),
+    "test_ece_classwise": ("proportion", 1.0),
+    "test_mce": ("proportion", 1.0),
+}
 BOOTSTRAP_METRICS = ("test_nll", "test_ece", "test_nll_ts", "test_ece_ts")
 RELIABILITY_BINS = 15
 
@@ -408,21 +433,29 @@ def calibration_table(rows: pd.DataFrame) -> pd.DataFrame:
             "seeds": seed_count(group),
         }
         for metric, _ in CALIBRATION_METRICS:
-            record[metric] = interval(column(group, metric), "positive")
-            record[f"{metric}_ts"] = interval(column(group, f"{metric}_ts"), "positive")
+            kind, upper = METRIC_RANGE[metric]
+            record[metric] = interval(column(group, metric), kind, upper)
+            record[f"{metric}_ts"] = interval(column(group, f"{metric}_ts"), kind, upper)
         records.append(record)
     return pd.DataFrame(records)
 
 
 def bootstrap_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per cell and loss at its chosen setting: 95% bootstrap intervals over test examples of NLL and ECE, raw and scaled."""
+    """Per cell and loss at its chosen setting: 95% bootstrap intervals over test examples of NLL and ECE, raw and scaled.
+
+    ``<metric>``: the mean over seeds of the full-test-set value with the percentile interval of the replicates;
+    ``<metric>_resampled``: the mean of the replicates. ECE is biased upward on a resample (resampling adds
+    noise to every bin, and |accuracy - confidence| turns noise into error), so its interval can lie above
+    the full-test-set value: the report shows both.
+    """
     chosen = selected_rows(rows)
     records = []
     for (cell, label), group in chosen.groupby(["cell", "loss_label"], sort=True):
         record = {"cell": cell, "dataset": group["dataset"].iloc[0], "loss": label}
         for metric in BOOTSTRAP_METRICS:
-            point = column(group, metric).mean()
-            record[metric] = bootstrap_interval(list(column(group, f"{metric}_boot")), point)
+            replicates = list(column(group, f"{metric}_boot"))
+            record[metric] = bootstrap_interval(replicates, column(group, metric).mean())
+            record[f"{metric}_resampled"] = bootstrap_interval(replicates).mean
         records.append(record)
     return pd.DataFrame(records)
 
