@@ -384,6 +384,7 @@ def _tables(results: dict, evidence: Evidence) -> list[dict]:
                     "||dL/dz|| at start",
                     "reached target",
                     "median steps to target",
+                    "seeds",
                 ],
                 "rows": [
                     [
@@ -397,6 +398,7 @@ def _tables(results: dict, evidence: Evidence) -> list[dict]:
                         ""
                         if r.median_steps_to_target is None or r.median_steps_to_target != r.median_steps_to_target
                         else f"{r.median_steps_to_target:.0f}",
+                        r.seeds,
                     ]
                     for r in table.itertuples()
                 ],
