@@ -383,6 +383,15 @@ def test_hui_belkin_each_way(ledger, gap, seeds, validation, expected):
     assert C.finding_hui_belkin(evidence(ledger)).verdict == "not tested"
 
 
+def test_hui_belkin_mixed_when_datasets_disagree_and_cells_of_two_specs_stay_apart(ledger):
+    good = comparison_run(0.3, 0.1, square_gap=0.0, cells=("digits",))
+    bad = comparison_run(0.3, 0.1, square_gap=0.10, cells=("digits",))
+    bad[0]["spec"] = "comparison-cnn"  # the same cell name in another spec
+    ev = evidence(ledger, good, bad)
+    assert set(ev.role_rows("loss-comparison")["cell"]) == {"comparison/digits", "comparison-cnn/digits"}
+    assert C.finding_hui_belkin(ev).verdict == "mixed"
+
+
 def warmstart_run(warm_gain, scratch_gap, seeds=5, roles=("warm-start", "from-scratch")):
     rows = []
     if "warm-start" in roles:

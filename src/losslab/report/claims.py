@@ -38,6 +38,15 @@ from losslab.report import summaries as S
 VERDICTS = ("supported", "supported with caveat", "not supported", "not enough evidence", "not tested")
 FINDING_VERDICTS = ("agrees", "disagrees", "mixed", "not enough evidence", "not tested")
 
+#: What each key of MIN_SEEDS decides, for the report.
+MIN_SEEDS_LABELS = {
+    "C4": "C4",
+    "C5": "C5",
+    "golik": "Golik et al.",
+    "hui-belkin": "Hui & Belkin",
+    "nielsen-lr": "Nielsen's learning-rate ratio",
+    "mnist1d-reference": "MNIST-1D reproduction",
+}
 #: Fewest seeds per compared group (each loss at each setting) before an experiment may decide a verdict.
 MIN_SEEDS = {
     "C4": 5,
@@ -699,7 +708,7 @@ def finding_golik(ev: Evidence) -> Finding:
         diff = S.paired_difference(chosen, "test_accuracy", {"loss_label": a}, {"loss_label": b})
         lrs = chosen.groupby("loss_label")["lr"].first()
         how = ", ".join(f"{label} lr {lr:g}" for label, lr in lrs.items())
-        on = sorted(set(chosen["chosen_on"]))
+        on = sorted(set(chosen["chosen_on"]) - {S.ONLY_SETTING}) or ["one rate per loss"]
         label = {"improves": "From the CE solution: MSE - CE continued", "stuck": "From scratch: CE - MSE"}[name]
         shortfall = _seed_shortfall(chosen, ["loss_label"], MIN_SEEDS["golik"])
         outcome = None
@@ -712,7 +721,7 @@ def finding_golik(ev: Evidence) -> Finding:
             why = "" if outcome else "the interval straddles both 0 and +2 points"
         parts[name] = outcome
         evidence.append(
-            f"{label} = {_pt(diff)} test accuracy ({how}; chosen on {', '.join(on)})"
+            f"{label} = {_pt(diff)} test accuracy ({how}; rates chosen on: {', '.join(on)})"
             + (f": {name} = {outcome}." if outcome else f": undecided ({why}).")
         )
     values = [parts[k] for k in ("improves", "stuck") if k in parts]

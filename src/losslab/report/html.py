@@ -588,7 +588,7 @@ def render_report(
         reference_reliability=list(reference_reliability),
         reproduction=reproduction,
         findings=later,
-        min_seeds=C.MIN_SEEDS,
+        min_seeds={C.MIN_SEEDS_LABELS[k]: n for k, n in C.MIN_SEEDS.items()},
         methods=[S.INTERVAL_METHOD, S.BOOTSTRAP_METHOD, S.SELECTION_RULE],
         notes=evidence.notes,
         manifests=manifests,
