@@ -1,196 +1,332 @@
-"""Benchmark P1: the population trainer against the plain per-run loop and scikit-learn, in one run.
+"""Benchmark P1: the population trainer against the plain per-run loop, its own bounds and the machine's peak.
 
 Workload (shared/PERFORMANCE-NOTES.md): MNIST-1D (4,000 train / 1,000 test, 40 features), MLP
 40-100-100-10 ReLU, SGD lr 0.1 momentum 0.9, batch 100, 20 epochs (800 steps a run), cross-entropy
 and MSE-on-probabilities x 16 seeds = 32 runs, float32. About 230 GFLOP of matmul work (3 x forward).
 
-    python benchmarks/p1_population.py            # full: plain loop, population, sklearn, 32/128/1024 members
-    python benchmarks/p1_population.py --quick    # 4 epochs and 32/128 members, for a fast look
+    python benchmarks/p1_population.py                 # CPU, the whole picture (several minutes on 2 cores)
+    python benchmarks/p1_population.py --quick         # 4 epochs, 32 and 128 members
+    python benchmarks/p1_population.py --device cuda   # GPU: plain loop, 32 to 16,384 members, fp32 and TF32
 
-Timings on shared 2-core machines vary by +-15% run to run, so everything is compared as ratios
-against the plain loop measured in the same run. The population trainer runs as configured by
-default (blocks of members on parallel worker threads) and on one worker with all intra-op threads;
-the matmul-only bound times the batched products of its steps alone, in the same blocks and
-threads, which is the least time any implementation of this formulation could take here.
+Everything is a ratio against the plain loop measured in the same run (timings on shared machines vary
+by 15% or more run to run). On CPU it prints: the machine's large-matmul peak for torch's and numpy's BLAS;
+the plain loop; the population with the plan chosen by measurement (first run, which measures, and a
+second, which reuses the cached plan); each matmul library and each worker count; the matmul-only bounds
+(the step's eight batched products alone, in the plan's blocks and threads, with each library: no
+implementation of this formulation can be faster than them here); how the time grows with the members.
+On CUDA: the plain loop on the GPU, populations of 32, 1,024, 4,096 and 16,384 members in fp32 and TF32,
+and the fp32 and TF32 matmul bounds with TFLOP/s and the ratio to the bound.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import threading
 import time
-import warnings
 from dataclasses import replace
 
 import numpy as np
 import torch
 
 from losslab.train import Member, TrainConfig, load_dataset, train_population
-from losslab.train.executor import run_blocks
+from losslab.train.executor import intra_op_threads, run_blocks
+from losslab.train.matmul import BatchedProducts, StepBuffers
+from losslab.train.models import MLP
 from losslab.train.reference import train_reference
 
 LOSSES = ("cross_entropy", "mse")
 SEEDS = 16
+HIDDEN = [100, 100]
+SIZES = [40, *HIDDEN, 10]
 
 
-def flops_per_run(features: int, hidden: list[int], classes: int, examples_seen: int) -> float:
-    sizes = [features, *hidden, classes]
-    forward = sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    return 3 * forward * examples_seen  # forward + two backward products per layer
+def flops_per_member(steps: int, batch: int = 100) -> float:
+    forward = sum(2 * a * b for a, b in zip(SIZES[:-1], SIZES[1:]))
+    return 3 * forward * steps * batch  # forward, and the two products of the backward pass per layer
 
 
-def matmul_bound(blocks: list[int], sizes: list[int], batch: int, steps: int, workers: int) -> float:
-    """Seconds for the batched products of ``steps`` training steps alone (forward, weight gradients and
-    the backpropagated deltas, in the trainer's layouts), run by the trainer's own block executor."""
+def members_of(count: int) -> list[Member]:
+    return [Member(LOSSES[i % 2], seed=i // 2, lr=0.1) for i in range(count)]
 
-    def products(m: int):
-        r = torch.randn
-        acts = [r(m, batch, w) for w in sizes[:-1]]  # the input and the hidden activations
-        hidden = list(zip(sizes[:-2], sizes[1:-1]))
-        weights = [r(m, a, b) for a, b in hidden]
-        biases = [r(m, 1, b) for _, b in hidden]
-        last_w, last_b, delta_t = r(m, sizes[-1], sizes[-2]), r(m, sizes[-1], 1), r(m, sizes[-1], batch)
-        deltas = [r(m, batch, b) for _, b in hidden]
 
-        def step():
-            for a, w, b in zip(acts, weights, biases):
-                torch.baddbmm(b, a, w)
-            torch.baddbmm(last_b, last_w, acts[-1].transpose(1, 2))
-            torch.bmm(delta_t, acts[-1])
-            torch.bmm(delta_t.transpose(1, 2), last_w)
-            for i, (a, d) in enumerate(zip(acts[:-1], deltas)):
-                torch.bmm(a.transpose(1, 2), d)
-                if i > 0:
-                    torch.bmm(d, weights[i].transpose(1, 2))
-
-        return step
-
-    steps_of = [products(m) for m in blocks]  # made before the clock starts
-
-    def run(step):
-        for _ in range(steps):
-            step()
-
-    started = time.perf_counter()
-    run_blocks(steps_of, workers, 1, run, threading.Event())
-    return time.perf_counter() - started
+def final_accuracy(result) -> dict[str, list[float]]:
+    final = result.frame[result.frame.step == result.frame.step.max()]
+    return {loss: final[final.loss == loss].test_accuracy.tolist() for loss in LOSSES}
 
 
 def summarise(accuracies: dict[str, list[float]]) -> str:
     return ", ".join(
-        f"{loss} {100 * statistics.mean(a):.1f} +- {100 * statistics.stdev(a):.1f}%" for loss, a in accuracies.items()
+        f"{loss} {100 * statistics.mean(a):.1f} +- {100 * statistics.stdev(a):.1f}%"
+        for loss, a in accuracies.items()
+        if len(a) > 1
     )
+
+
+def timed(fn):
+    started = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - started, out
+
+
+def peak_gflops(library: str, device: str, n: int = 2048, repeats: int = 3, tf32: bool = False) -> float:
+    """The best of ``repeats`` n x n x n float32 products on all threads (or the GPU)."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    best = float("inf")
+    for _ in range(repeats + 1):  # the first is a warm-up
+        if library == "numpy":
+            an, bn = a.numpy(), b.numpy()
+            seconds, _ = timed(lambda an=an, bn=bn: an @ bn)
+        else:
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            if device == "cuda":
+                torch.cuda.synchronize()
+            seconds, _ = timed(lambda: (a @ b, torch.cuda.synchronize() if device == "cuda" else None))
+            torch.backends.cuda.matmul.allow_tf32 = False
+        best = min(best, seconds)
+    return 2 * n**3 / best / 1e9
+
+
+def matmul_bound(plan, n_members: int, steps: int, device: str = "cpu", tf32: bool = False) -> float:
+    """Seconds for the batched products of ``steps`` training steps alone: the eight products of each step
+    in the trainer's own buffers and layouts, in the plan's blocks, threads and matmul library."""
+    blocks = plan.blocks(n_members)
+
+    def products_of(block: slice):
+        m = block.stop - block.start
+        model = MLP.create(SIZES, list(range(m)), [1.0] * m, device=device)
+        buffers = StepBuffers.for_mlp(model.weights, model.biases, 100)
+        mm = BatchedProducts.of(plan.matmul, buffers)
+        x = torch.randn(m, 100, SIZES[0], device=device)
+        delta_t = torch.randn(m, SIZES[-1], 100, device=device)
+        w, b = model.weights, model.biases
+
+        def step():
+            h1 = mm.add_product(buffers.hidden[0], b[0], x, w[0])
+            h2 = mm.add_product(buffers.hidden[1], b[1], h1, w[1])
+            mm.add_product(buffers.logits_t, b[2], w[2], h2.transpose(1, 2))
+            mm.product(buffers.grads[4], delta_t, h2)
+            d2 = mm.product(buffers.deltas[1], delta_t.transpose(1, 2), w[2])
+            mm.product(buffers.grads[2], h1.transpose(1, 2), d2)
+            d1 = mm.product(buffers.deltas[0], d2, w[1].transpose(1, 2))
+            mm.product(buffers.grads[0], x.transpose(1, 2), d1)
+
+        return step
+
+    steps_of = {b.start: products_of(b) for b in blocks}  # made before the clock starts
+
+    def run(block):
+        for _ in range(steps):
+            steps_of[block.start]()
+
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    try:
+        if device == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        run_blocks(blocks, plan.workers, plan.threads_per_block, run, threading.Event())
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - started
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def machine_line() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    blas = ""
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = ", ".join(
+            f"{i['internal_api']} {i.get('version') or ''} {i.get('architecture') or ''}".strip()
+            for i in threadpool_info()
+        )
+    except ImportError:
+        pass
+    env = {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")}
+    return (
+        f"{cpu}; torch {torch.__version__}, {torch.get_num_threads()} threads; numpy {np.__version__}; {blas}; "
+        f"OpenBLAS environment: {env or 'none'}"
+    )
+
+
+def row(label: str, seconds: float, plain: float, gflop: float, note: str = "") -> None:
+    print(f"{label:52s} {seconds:8.2f} {plain / seconds:8.1f}x {gflop / seconds:9.1f}  {note}")
+
+
+def cpu_benchmark(args) -> None:
+    epochs = 4 if args.quick else 20
+    data = load_dataset("mnist1d")
+    steps = (data.x_train.shape[0] // 100) * epochs
+    # Evaluate at the start and the end only, like the plain loop.
+    config = TrainConfig(model="mlp", hidden=HIDDEN, epochs=epochs, batch_size=100, eval_every_steps=10**9)
+    members = members_of(2 * SEEDS)
+    gflop = flops_per_member(steps) * len(members) / 1e9
+    print(
+        f"P1: MNIST-1D, MLP 40-100-100-10, SGD 0.1/0.9, batch 100, {epochs} epochs ({steps} steps), 32 runs, {gflop:.0f} GFLOP"
+    )
+    print(machine_line())
+    cores = torch.get_num_threads()
+    peaks = {lib: peak_gflops(lib, "cpu") for lib in ("torch", "numpy")}
+    limit = gflop / max(peaks.values())
+    print(
+        f"large-matmul peak (2048^3, {cores} threads): torch {peaks['torch']:.0f} GFLOP/s, numpy {peaks['numpy']:.0f} "
+        f"GFLOP/s: P1's products alone at the better peak take {limit:.2f} s"
+    )
+
+    # 1. The plain loop: one nn.Module + torch.optim run after another.
+    plain_acc: dict[str, list[float]] = {loss: [] for loss in LOSSES}
+
+    def plain_loop():
+        for m in members:
+            plain_acc[m.loss].append(train_reference(data, m, config)[1])
+
+    plain, _ = timed(plain_loop)
+
+    # 2. The population: the first run measures its plan (and caches it), the second reuses it.
+    train_population(data, members[:2], replace(config, epochs=1), progress=False)  # warm-up
+    first_seconds, first = timed(lambda: train_population(data, members, config, progress=False))
+    default_seconds, default = timed(lambda: train_population(data, members, config, progress=False))
+    plan = default.plan
+    print()
+    print(f"{'setup':52s} {'wall s':>8s} {'vs plain':>9s} {'GFLOP/s':>9s}  notes")
+    row("plain per-run loop (nn.Module + torch.optim)", plain, plain, gflop, summarise(plain_acc))
+    row(
+        f"population, first run (measures its plan: {first.plan.source})",
+        first_seconds,
+        plain,
+        gflop,
+        summarise(final_accuracy(first)),
+    )
+    row("population, default (plan from the cache)", default_seconds, plain, gflop, f"plan {plan.describe()}")
+    for t in first.plan_timings or default.plan_timings or []:
+        print(
+            f"    probe: blocks of {t['block_size']}, {t['threads_per_block']} thread(s), {t['workers']} worker(s), "
+            f"{t['matmul']}: {t['member_steps_per_second']:.0f} member-steps/s"
+        )
+
+    # 3. Each matmul library and each worker count (one-thread blocks), and one block on all threads.
+    settings = [("matmul", lib) for lib in ("torch", "numpy")]
+    settings += [("workers", w) for w in range(1, cores + 1)]
+    results = {}
+    for key, value in settings:
+        if key == "matmul":
+            variant = replace(
+                config, matmul=value, block_size=plan.block_size, threads_per_block=plan.threads_per_block
+            )
+            label = f"  matmul {value}, the default's blocks"
+        else:
+            variant = replace(config, workers=value, threads_per_block=1, matmul=plan.matmul)
+            label = f"  workers={value}, one-thread blocks, {plan.matmul}"
+        seconds, result = timed(lambda variant=variant: train_population(data, members, variant, progress=False))
+        results[(key, value)] = seconds
+        row(label, seconds, plain, gflop, f"blocks {result.blocks}")
+    one_block = replace(config, block_size=len(members), threads_per_block=cores, workers=1, matmul=plan.matmul)
+    seconds, _ = timed(lambda: train_population(data, members, one_block, progress=False))
+    results["one block"] = seconds
+    row(f"  one block on all {cores} threads, {plan.matmul}", seconds, plain, gflop)
+    best = min(results.values())
+    print(
+        f"  the default takes {default_seconds / best:.2f}x the best setting above and "
+        f"{default_seconds / results[('workers', 1)]:.2f}x workers=1"
+    )
+
+    # 4. The bounds: the step's products alone, in the default plan's blocks and threads, with each library.
+    for lib in ("torch", "numpy"):
+        bound = matmul_bound(replace(plan, matmul=lib), len(members), steps)
+        row(
+            f"  matmul-only bound, {lib} products, the default's blocks",
+            bound,
+            plain,
+            gflop,
+            f"the default takes {default_seconds / bound:.2f}x this bound",
+        )
+    row("  the machine's limit: P1's products at the large-matmul peak", limit, plain, gflop)
+
+    # 5. How the time grows with the number of members.
+    print()
+    print(f"{'members':>8s} {'wall s':>8s} {'s per member':>13s} {'GFLOP/s':>8s} {'vs the plain loop':>18s}  plan")
+    per_run_plain = plain / len(members)
+    base = None
+    for count in (32, 128) if args.quick else (32, 128, 1024):
+        crowd = members_of(count)
+        seconds, result = timed(lambda crowd=crowd: train_population(data, crowd, config, progress=False))
+        per_member = seconds / count
+        base = base or per_member
+        print(
+            f"{count:8d} {seconds:8.2f} {per_member:13.4f} {gflop / len(members) * count / seconds:8.1f} "
+            f"{per_run_plain / per_member:17.1f}x  {result.plan.block_size} per block, {result.plan.workers} workers, "
+            f"{result.plan.matmul} ({per_member / base:.2f}x the time per member of 32)"
+        )
+
+
+def cuda_benchmark(args) -> None:
+    if not torch.cuda.is_available():
+        raise SystemExit("--device cuda: PyTorch sees no CUDA device here")
+    epochs = 4 if args.quick else 20
+    data = load_dataset("mnist1d")
+    steps = (data.x_train.shape[0] // 100) * epochs
+    config = TrainConfig(
+        model="mlp", hidden=HIDDEN, epochs=epochs, batch_size=100, eval_every_steps=10**9, device="cuda"
+    )
+    print(
+        f"P1 on {torch.cuda.get_device_name(0)}: MNIST-1D, MLP 40-100-100-10, SGD 0.1/0.9, batch 100, {steps} steps a member"
+    )
+    print(f"torch {torch.__version__}, CUDA {torch.version.cuda}")
+    print(
+        f"large-matmul peak (8192^3): fp32 {peak_gflops('torch', 'cuda', 8192) / 1e3:.1f} TFLOP/s, "
+        f"TF32 {peak_gflops('torch', 'cuda', 8192, tf32=True) / 1e3:.1f} TFLOP/s"
+    )
+    plain_runs = 8 if args.quick else 32
+    plain_members = members_of(plain_runs)
+    reference = replace(config, device="cuda")
+    torch.cuda.synchronize()
+    plain, _ = timed(lambda: [train_reference(data.to("cuda"), m, reference) for m in plain_members])
+    per_run = plain / plain_runs
+    print(f"plain nn.Module + torch.optim loop on the GPU: {per_run:.3f} s a run ({plain_runs} runs)")
+    train_population(data, members_of(32), replace(config, epochs=1), progress=False)  # warm-up
+    print()
+    print(
+        f"{'members':>8s} {'precision':>9s} {'wall s':>8s} {'ms/member':>10s} {'TFLOP/s':>8s} {'vs plain':>9s} "
+        f"{'bound s':>8s} {'x bound':>8s}"
+    )
+    for count in (32, 1024) if args.quick else (32, 1024, 4096, 16384):
+        for precision in ("fp32", "tf32"):
+            if count == 32 and precision == "tf32":
+                continue
+            variant = replace(config, precision=precision)
+            torch.cuda.synchronize()
+            seconds, result = timed(
+                lambda variant=variant, count=count: train_population(data, members_of(count), variant, progress=False)
+            )
+            bound = matmul_bound(result.plan, count, steps, device="cuda", tf32=precision == "tf32")
+            tflops = flops_per_member(steps) * count / seconds / 1e12
+            print(
+                f"{count:8d} {precision:>9s} {seconds:8.2f} {1e3 * seconds / count:10.2f} {tflops:8.2f} "
+                f"{per_run * count / seconds:8.0f}x {bound:8.2f} {seconds / bound:8.2f}"
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="4 epochs and 32/128 members only")
+    parser.add_argument("--quick", action="store_true", help="4 epochs and fewer sizes, for a fast look")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    epochs = 4 if args.quick else 20
-    data = load_dataset("mnist1d")
-    hidden = [100, 100]
-    config = TrainConfig(
-        model="mlp", hidden=hidden, epochs=epochs, batch_size=100, momentum=0.9, eval_every_steps=10**9
-    )  # evaluate at the start and the end only, like the plain loop
-    members = [Member(loss, seed=s, lr=0.1) for loss in LOSSES for s in range(SEEDS)]
-    steps = (data.x_train.shape[0] // 100) * epochs
-    gflop = flops_per_run(40, hidden, 10, steps * 100) * len(members) / 1e9
-    print(
-        f"P1: MNIST-1D, MLP 40-100-100-10, SGD 0.1/0.9, batch 100, {epochs} epochs ({steps} steps), "
-        f"{len(members)} runs, {gflop:.0f} GFLOP"
-    )
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
-
-    # 1. The plain loop: one nn.Module + torch.optim run after another.
-    started = time.perf_counter()
-    plain_acc: dict[str, list[float]] = {loss: [] for loss in LOSSES}
-    for m in members:
-        plain_acc[m.loss].append(train_reference(data, m, config)[1])
-    plain = time.perf_counter() - started
-
-    # 2. The population trainer: all 32 runs at once, as configured by default (blocks of members on
-    # parallel worker threads) and on one worker using all intra-op threads.
-    train_population(data, members[:2], TrainConfig(model="mlp", hidden=hidden, epochs=1), progress=False)  # warm-up
-    started = time.perf_counter()
-    result = train_population(data, members, config, progress=False)
-    population = time.perf_counter() - started
-    final = result.frame[result.frame.step == result.frame.step.max()]
-    pop_acc = {loss: final[final.loss == loss].test_accuracy.tolist() for loss in LOSSES}
-    workers = result.workers
-    started = time.perf_counter()
-    single = train_population(data, members, replace(config, workers=1), progress=False)
-    one_block = time.perf_counter() - started
-    same = all(torch.equal(a, b) for a, b in zip(result.model.params, single.model.params))
-    bound = matmul_bound(result.blocks, [40, *hidden, 10], 100, steps, workers)
-
-    # 3. scikit-learn's MLPClassifier, cross-entropy only (it has no MSE-on-probabilities option).
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.neural_network import MLPClassifier
-
-    started = time.perf_counter()
-    sk_acc = []
-    for s in range(SEEDS):
-        clf = MLPClassifier(
-            hidden_layer_sizes=tuple(hidden),
-            solver="sgd",
-            learning_rate_init=0.1,
-            momentum=0.9,
-            nesterovs_momentum=False,
-            batch_size=100,
-            max_iter=epochs,
-            alpha=0.0,
-            random_state=s,
-            n_iter_no_change=epochs + 1,
-            tol=0.0,
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            clf.fit(data.x_train.numpy(), data.y_train.numpy())
-        sk_acc.append(clf.score(data.x_test.numpy(), data.y_test.numpy()))
-    sklearn_seconds = time.perf_counter() - started
-
-    print()
-    print(f"{'setup':44s} {'wall s':>8s} {'vs plain':>9s} {'GFLOP/s':>8s}  test accuracy (mean +- std over 16 seeds)")
-    print(
-        f"{'plain per-run loop (nn.Module + torch.optim)':44s} {plain:8.2f} {1:8.1f}x {gflop / plain:8.1f}  "
-        f"{summarise(plain_acc)}"
-    )
-    print(
-        f"{f'losslab population trainer ({workers} workers)':44s} {population:8.2f} {plain / population:8.1f}x "
-        f"{gflop / population:8.1f}  {summarise(pop_acc)}"
-    )
-    print(
-        f"{'  one worker on all intra-op threads':44s} {one_block:8.2f} {plain / one_block:8.1f}x "
-        f"{gflop / one_block:8.1f}  ({'bit-identical parameters' if same else 'parameters DIFFER'})"
-    )
-    print(
-        f"{'  matmul-only bound, same blocks and threads':44s} {bound:8.2f} {plain / bound:8.1f}x "
-        f"{gflop / bound:8.1f}  (the trainer takes {population / bound:.2f}x the bound)"
-    )
-    print(
-        f"{'scikit-learn MLPClassifier (16 CE runs only)':44s} {sklearn_seconds:8.2f} {'':>9s} "
-        f"{gflop / 2 / sklearn_seconds:8.1f}  cross_entropy {100 * np.mean(sk_acc):.1f} +- {100 * np.std(sk_acc, ddof=1):.1f}%"
-    )
-
-    # 4. How the time grows with the number of members.
-    print()
-    print(f"{'members':>8s} {'wall s':>8s} {'s per member':>13s} {'GFLOP/s':>8s} {'vs 32 runs of the plain loop':>30s}")
-    sizes = (32, 128) if args.quick else (32, 128, 1024)
-    for count in sizes:
-        crowd = [Member(LOSSES[i % 2], seed=i, lr=0.1) for i in range(count)]
-        started = time.perf_counter()
-        train_population(data, crowd, config, progress=False)
-        seconds = time.perf_counter() - started
-        per_run_plain = plain / len(members)
-        print(
-            f"{count:8d} {seconds:8.2f} {seconds / count:13.4f} {gflop / len(members) * count / seconds:8.1f} "
-            f"{per_run_plain * count / seconds:29.1f}x"
-        )
+    with intra_op_threads(torch.get_num_threads()):  # numpy's BLAS on the same thread count as torch
+        (cuda_benchmark if args.device == "cuda" else cpu_benchmark)(args)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ PRECISIONS = ("fp32", "tf32", "bf16")
 
 #: Configuration fields that choose how a population runs, not what it computes; they are left out of
 #: experiment fingerprints (a cell trained with 2 workers or 8 is the same cell).
-EXECUTION_FIELDS = ("device", "workers", "block_size", "threads_per_block", "matmul")
+EXECUTION_FIELDS = ("device", "workers", "block_size", "threads_per_block", "matmul", "memory_limit")
 
 
 @dataclass(frozen=True)
@@ -70,9 +70,8 @@ class TrainConfig:
     eval_every_steps: int | None = None  # default: once per epoch (and at step 0)
     link: str = "auto"  # auto: sigmoid (one logit) for two-class data when every loss has a binary form
     dtype: str = "float32"
-    # Matrix-product precision on CUDA: "fp32" (exact float32), "tf32" (TensorFloat-32 matmuls and
-    # convolutions: 10-bit mantissa inputs, float32 accumulation) or "bf16" (autocast of the forward pass
-    # to bfloat16). The CPU computes in ``dtype`` whatever this says.
+    # Matrix-product precision of the training steps: "fp32", "tf32" (CUDA only) or "bf16" (autocast);
+    # see losslab.train.precision. Evaluations always run in float32.
     precision: str = "fp32"
     device: str = "cpu"
     dead_epsilon: float = 1e-3
@@ -86,6 +85,9 @@ class TrainConfig:
     block_size: int | None = None
     threads_per_block: int | None = None
     matmul: str = "auto"
+    # Bytes one block may use; blocks are made small enough to fit. None: on CUDA, 60% of the GPU memory
+    # free at the start (and a block that still runs out of memory is split in two and retried); on CPU, no limit.
+    memory_limit: int | None = None
 
     def validate(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -98,6 +100,16 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
         if self.precision != "fp32" and self.dtype != "float32":
             raise ValueError(f"precision {self.precision!r} needs dtype 'float32', got {self.dtype!r}")
+        if self.precision == "bf16" and self.matmul == "numpy":
+            raise ValueError(
+                "precision 'bf16' needs torch's products (numpy has no bfloat16); use matmul='torch' or 'auto'"
+            )
+        if self.precision == "tf32" and not str(self.device).startswith("cuda"):
+            raise ValueError("precision 'tf32' applies to CUDA matmuls; on the CPU use 'fp32' or 'bf16'")
+        if self.memory_limit is not None and (
+            not isinstance(self.memory_limit, int) or isinstance(self.memory_limit, bool) or self.memory_limit < 1
+        ):
+            raise ValueError(f"memory_limit must be a positive number of bytes or None, got {self.memory_limit!r}")
         if self.matmul not in MATMUL_BACKENDS:
             raise ValueError(f"matmul must be one of {list(MATMUL_BACKENDS)}, got {self.matmul!r}")
         for name in ("batch_size", "epochs"):
@@ -125,3 +137,10 @@ class TrainConfig:
     @property
     def on_cpu(self) -> bool:
         return str(self.device) == "cpu"
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"``: CUDA when PyTorch sees a GPU, else the CPU; any other value is returned as given."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device

@@ -70,9 +70,13 @@ class TorchProducts(BatchedProducts):
     name = "torch"
 
     def product(self, out, a, b):
+        if torch.is_autocast_enabled(out.device.type):  # out= variants are not autocast: product, then store
+            return out.copy_(torch.bmm(a, b))
         return torch.bmm(a, b, out=out)
 
     def add_product(self, out, bias, a, b):
+        if torch.is_autocast_enabled(out.device.type):
+            return out.copy_(torch.baddbmm(bias, a, b))
         # baddbmm adds the bias inside the product (BLAS's beta), no extra pass over out.
         return torch.baddbmm(bias, a, b, out=out)
 

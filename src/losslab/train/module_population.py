@@ -73,8 +73,9 @@ def member_module(
     return module
 
 
-def check_module(name: str, module: nn.Module, input_shape: tuple[int, ...], num_outputs: int) -> None:
-    """Refuse what vmap cannot train as a population, and a module whose logits have the wrong shape."""
+def check_module(name: str, module: nn.Module, input_shape: tuple[int, ...], num_outputs: int) -> int:
+    """Refuse what vmap cannot train as a population, and a module whose logits have the wrong shape.
+    Returns the number of activation values one example produces (for sizing blocks to memory)."""
     for layer_name, layer in module.named_modules():
         if isinstance(layer, nn.modules.batchnorm._BatchNorm):
             raise ValueError(
@@ -88,6 +89,14 @@ def check_module(name: str, module: nn.Module, input_shape: tuple[int, ...], num
                 "global random generator, so a member would not equal its own plain run; set p=0 or remove it"
             )
     probe = torch.zeros(2, *input_shape, dtype=next(module.parameters()).dtype)
+    produced = []
+    hooks = [
+        m.register_forward_hook(
+            lambda _m, _i, out: produced.append(out.numel() if isinstance(out, torch.Tensor) else 0)
+        )
+        for m in module.modules()
+        if not list(m.children())
+    ]
     try:
         with torch.no_grad():
             out = module(probe)
@@ -96,12 +105,16 @@ def check_module(name: str, module: nn.Module, input_shape: tuple[int, ...], num
             f"model {name!r} failed on a batch of shape {list(probe.shape)}: {type(exc).__name__}: {exc}; "
             "check that it accepts [batch, *input_shape] inputs"
         ) from exc
+    finally:
+        for hook in hooks:
+            hook.remove()
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, num_outputs):
         shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(
             f"model {name!r} returned {shape} for a batch of shape {list(probe.shape)}; it must return logits of "
             f"shape [batch, num_classes] = [2, {num_outputs}]"
         )
+    return sum(produced) // 2
 
 
 class ModulePopulation:
@@ -111,8 +124,10 @@ class ModulePopulation:
     matmul_libraries: ClassVar[tuple[str, ...]] = ("torch",)
     matmul: ClassVar[str] = "torch"
 
-    def __init__(self, name: str, base: nn.Module, params: dict, buffers: dict, input_shape: tuple[int, ...]):
-        self.name, self.base, self.input_shape = name, base, tuple(input_shape)
+    def __init__(
+        self, name: str, base: nn.Module, params: dict, buffers: dict, input_shape: tuple[int, ...], activations: int
+    ):
+        self.name, self.base, self.input_shape, self.activations = name, base, tuple(input_shape), activations
         self._params, self._buffers = params, buffers
         self._call = vmap(self._member_call, in_dims=(0, 0, 0))
 
@@ -133,13 +148,13 @@ class ModulePopulation:
             member_module(name, factory, input_shape, num_outputs, s, c, hidden, dtype)
             for s, c in zip(seeds, logit_scales)
         ]
-        check_module(name, modules[0], tuple(input_shape), num_outputs)
+        activations = check_module(name, modules[0], tuple(input_shape), num_outputs)
         params, buffers = stack_module_state(modules)
         params = {k: v.detach().to(device) for k, v in params.items()}
         buffers = {k: v.to(device) for k, v in buffers.items()}
         # The module only lends its structure to functional_call: a copy on the meta device holds no memory.
         base = copy.deepcopy(modules[0]).to("meta")
-        return cls(name, base, params, buffers, input_shape)
+        return cls(name, base, params, buffers, input_shape, activations)
 
     def _member_call(self, params, buffers, x):
         return functional_call(self.base, (params, buffers), (x,))
@@ -170,19 +185,22 @@ class ModulePopulation:
         buffers = {k: v[members].clone() for k, v in self._buffers.items()}
         # functional_call swaps tensors into the module object while it runs, so blocks that may run on
         # different threads at once each get their own (parameter-free) copy of it.
-        return ModulePopulation(self.name, copy.deepcopy(self.base), params, buffers, self.input_shape)
+        return ModulePopulation(
+            self.name, copy.deepcopy(self.base), params, buffers, self.input_shape, self.activations
+        )
 
     @classmethod
     def concatenate(cls, parts: list[ModulePopulation]) -> ModulePopulation:
         first = parts[0]
         params = {k: torch.cat([p._params[k] for p in parts]) for k in first._params}
         buffers = {k: torch.cat([p._buffers[k] for p in parts]) for k in first._buffers}
-        return cls(first.name, first.base, params, buffers, first.input_shape)
+        return cls(first.name, first.base, params, buffers, first.input_shape, first.activations)
 
     def member_bytes(self, batch: int) -> int:
         n_params = sum(v[0].numel() for v in self._params.values())
         element = next(iter(self._params.values())).element_size()
-        return element * (3 * n_params + 4 * batch * math.prod(self.input_shape))
+        # Parameters, gradients and optimiser state; inputs, and every layer's output with its gradient.
+        return element * (3 * n_params + batch * (math.prod(self.input_shape) + 2 * self.activations))
 
     def member_state(self, i: int) -> dict[str, torch.Tensor]:
         """Member i's parameters by the module's own names (``module.load_state_dict`` takes them)."""

@@ -25,23 +25,34 @@ class PopulationOptimizer:
         self.steps = 0
 
     def step(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+        # torch._foreach_* ops update all parameter tensors in one call each: fewer dispatches on CPU,
+        # fewer kernel launches on a GPU, the same arithmetic as the per-tensor loop.
         self.steps += 1
         if self.kind == "sgd":
             momentum = self.config.momentum
-            for p, g, buf, lr in zip(params, grads, self.state, self.lr):
-                if momentum == 0:
-                    buf = g
-                elif self.steps == 1:
-                    buf.copy_(g)  # torch.optim.SGD starts the momentum buffer at the first gradient
-                else:
-                    buf.mul_(momentum).add_(g)
-                p.addcmul_(buf, lr, value=-1.0)
+            if momentum == 0:
+                update = grads
+            elif self.steps == 1:
+                torch._foreach_copy_(self.state, grads)  # torch.optim.SGD starts the buffer at the first gradient
+                update = self.state
+            else:
+                torch._foreach_mul_(self.state, momentum)
+                torch._foreach_add_(self.state, grads)
+                update = self.state
+            torch._foreach_addcmul_(params, update, self.lr, value=-1.0)
             return
         beta1, beta2 = self.config.betas
         t = self.steps
         correction1, correction2_sqrt = 1 - beta1**t, math.sqrt(1 - beta2**t)
-        for p, g, m, v, lr in zip(params, grads, self.state, self.state2, self.lr):
-            m.lerp_(g, 1 - beta1)
-            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-            denom = (v.sqrt() / correction2_sqrt).add_(self.config.adam_eps)
-            p.sub_(m / denom * (lr / correction1))
+        torch._foreach_lerp_(self.state, grads, 1 - beta1)
+        torch._foreach_mul_(self.state2, beta2)
+        torch._foreach_addcmul_(self.state2, grads, grads, value=1 - beta2)
+        denom = torch._foreach_sqrt(self.state2)
+        torch._foreach_div_(denom, correction2_sqrt)
+        torch._foreach_add_(denom, self.config.adam_eps)
+        update = torch._foreach_div(self.state, denom)
+        torch._foreach_mul_(update, self.step_sizes(correction1))
+        torch._foreach_sub_(params, update)
+
+    def step_sizes(self, correction1: float) -> list[torch.Tensor]:
+        return [lr / correction1 for lr in self.lr]

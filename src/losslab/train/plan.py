@@ -76,6 +76,13 @@ class ExecutionPlan:
         )
 
 
+def _memory_cap(config: TrainConfig, member_bytes: int) -> int:
+    """The most members a block of ``config.memory_limit`` bytes holds (at least one)."""
+    if config.memory_limit is None:
+        return 2**62
+    return max(1, config.memory_limit // max(1, member_bytes))
+
+
 def _layout(config: TrainConfig, n_members: int, member_bytes: int, threads: int, cores: int) -> tuple[int, int]:
     """(block size, workers) for blocks of ``threads`` intra-op threads each."""
     if config.block_size is not None:
@@ -83,7 +90,7 @@ def _layout(config: TrainConfig, n_members: int, member_bytes: int, threads: int
     else:
         cache_cap = max(MIN_BLOCK_MEMBERS, BLOCK_BYTES // max(1, member_bytes))
         parallel = cores if threads == 1 else 1
-        block = max(1, min(cache_cap, math.ceil(n_members / parallel)))
+        block = max(1, min(cache_cap, math.ceil(n_members / parallel), _memory_cap(config, member_bytes)))
     blocks = math.ceil(n_members / block)
     # Blocks with several intra-op threads each run one after another: torch's thread pool is per process.
     workers = 1 if threads > 1 else min(config.workers or cores, blocks)
@@ -97,7 +104,7 @@ def default_plan(config: TrainConfig, n_members: int, member_bytes: int, splitta
     given = any(getattr(config, f) is not None for f in ("block_size", "threads_per_block", "workers"))
     source = "given" if given or config.matmul != "auto" else "default"
     if not config.on_cpu or not splittable:
-        block = min(config.block_size or n_members, n_members)
+        block = min(config.block_size or n_members, n_members, _memory_cap(config, member_bytes))
         parallel = (config.workers or 1) > 1  # workers asked for: one thread per block unless told otherwise
         threads = config.threads_per_block or (cores if config.on_cpu and not parallel else 1)
         blocks = math.ceil(n_members / block)

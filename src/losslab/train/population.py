@@ -44,6 +44,7 @@ from losslab.train.loss_groups import LossGroups
 from losslab.train.models import PopulationModel, build_model
 from losslab.train.optimizer import PopulationOptimizer
 from losslab.train.plan import ExecutionPlan, choose_plan
+from losslab.train.precision import step_precision
 
 __all__ = [
     "LINKS",
@@ -178,19 +179,25 @@ def train_population(
     binary, resolved = check_population(dataset, members, config)
     if config.on_cpu:
         keep_freed_memory_in_heap()
-    model = build_population(dataset, members, binary, config)
-    shapes = [tuple(p.shape) for p in model.params]
-    if initial_params is not None:
-        if len(initial_params) != len(shapes) or any(tuple(a.shape) != b for a, b in zip(initial_params, shapes)):
-            raise ValueError(
-                "initial_params must match the model's parameters: shapes "
-                f"{[list(s) for s in shapes]}, got {[list(p.shape) for p in initial_params]}"
-            )
-        for p, source in zip(model.params, initial_params):
-            p.copy_(source)
+
+    def fresh_model() -> PopulationModel:
+        model = build_population(dataset, members, binary, config)
+        if initial_params is not None:
+            shapes = [tuple(p.shape) for p in model.params]
+            if len(initial_params) != len(shapes) or any(tuple(a.shape) != b for a, b in zip(initial_params, shapes)):
+                raise ValueError(
+                    "initial_params must match the model's parameters: shapes "
+                    f"{[list(s) for s in shapes]}, got {[list(p.shape) for p in initial_params]}"
+                )
+            for p, source in zip(model.params, initial_params):
+                p.copy_(source)
+        return model
+
+    model = fresh_model()
     data = evaluation.prepare(dataset, binary, config)
     n_train = dataset.x_train.shape[0]
     total_steps = (n_train // config.batch_size) * config.epochs
+    plan_config = replace(config, memory_limit=_memory_limit(config))
 
     def time_plan(candidate: ExecutionPlan, warmup: int, steps: int) -> float:
         """Seconds for ``steps`` steps of the candidate's first round of blocks, after ``warmup`` steps."""
@@ -210,19 +217,63 @@ def train_population(
         "dtype": config.dtype,
     }
     plan, probe_timings = choose_plan(
-        config,
+        plan_config,
         len(members),
         model.member_bytes(config.batch_size),
         model.splittable,
-        model.matmul_libraries,
+        model.matmul_libraries if config.precision == "fp32" else ("torch",),
         total_steps,
         shape_key,
         time_plan,
     )
-    blocks = plan.blocks(len(members))
     bar = _progress(total_steps, description, progress)
-    stop = threading.Event()
     started = time.perf_counter()
+    try:
+        while True:
+            try:
+                parts = _run_plan(model, plan, data, members, resolved, binary, config, bar, started)
+                break
+            except _OUT_OF_MEMORY:
+                if config.on_cpu or plan.block_size == 1:
+                    raise
+                # The estimate of a block's memory was short: halve the blocks and start again from scratch.
+                plan = replace(
+                    plan, block_size=math.ceil(plan.block_size / 2), source=f"{plan.source}, halved after out of memory"
+                )
+                model = fresh_model()
+                if bar is not None:
+                    bar.reset(0)
+    finally:
+        if bar is not None:
+            bar.stop()
+    blocks = plan.blocks(len(members))
+    frames = []
+    for block, (rows, _) in zip(blocks, parts):
+        frame = pd.DataFrame(rows)
+        frame["member"] += block.start
+        frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True).sort_values(["step", "member"], kind="stable")
+    frame = frame.drop_duplicates(subset=["member", "step"], keep="last").reset_index(drop=True)
+    trained = [part for _, part in parts]
+    model = trained[0] if len(trained) == 1 else type(trained[0]).concatenate(trained)
+    return PopulationResult(frame, model, config, list(members), time.perf_counter() - started, plan, probe_timings)
+
+
+_OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
+def _memory_limit(config: TrainConfig) -> int | None:
+    """Bytes a block may use: the configured limit, else 60% of the GPU memory free now; None on CPU."""
+    if config.memory_limit is not None or config.on_cpu:
+        return config.memory_limit
+    free, _ = torch.cuda.mem_get_info(torch.device(config.device))
+    return int(0.6 * free)
+
+
+def _run_plan(model, plan: ExecutionPlan, data, members, resolved, binary, config, bar, started) -> list:
+    """Train the plan's blocks; returns (rows, trained block model) per block, in block order."""
+    blocks = plan.blocks(len(members))
+    stop = threading.Event()
 
     def train_block(block: slice):
         def on_step():
@@ -237,21 +288,7 @@ def train_population(
         rows = _train_block(part, data, members[block], resolved[block], binary, config, on_step, started)
         return rows, part
 
-    try:
-        parts = run_blocks(blocks, plan.workers, plan.threads_per_block, train_block, stop)
-    finally:
-        if bar is not None:
-            bar.stop()
-    frames = []
-    for block, (rows, _) in zip(blocks, parts):
-        frame = pd.DataFrame(rows)
-        frame["member"] += block.start
-        frames.append(frame)
-    frame = pd.concat(frames, ignore_index=True).sort_values(["step", "member"], kind="stable")
-    frame = frame.drop_duplicates(subset=["member", "step"], keep="last").reset_index(drop=True)
-    trained = [part for _, part in parts]
-    model = trained[0] if len(trained) == 1 else type(trained[0]).concatenate(trained)
-    return PopulationResult(frame, model, config, list(members), time.perf_counter() - started, plan, probe_timings)
+    return run_blocks(blocks, plan.workers, plan.threads_per_block, train_block, stop)
 
 
 def _train_block(
@@ -300,7 +337,8 @@ def _train_block(
     evaluate(0)
     step = 0
     for xb, tb in _batches(data, members, binary, config):
-        _, grads = model.forward_backward(xb, _logit_gradient(groups, tb, binary, batch))
+        with step_precision(config.precision, device):
+            _, grads = model.forward_backward(xb, _logit_gradient(groups, tb, binary, batch))
         optimizer.step(params, grads)
         step += 1
         on_step()
@@ -354,7 +392,8 @@ def _time_steps(model, data, members, resolved, binary, config: TrainConfig, war
             started = time.perf_counter()
         if done == warmup + steps:
             break
-        _, grads = model.forward_backward(xb, _logit_gradient(groups, tb, binary, config.batch_size))
+        with step_precision(config.precision, torch.device(config.device)):
+            _, grads = model.forward_backward(xb, _logit_gradient(groups, tb, binary, config.batch_size))
         optimizer.step(model.params, grads)
     return time.perf_counter() - started
 

@@ -73,9 +73,9 @@ def reference_model(dataset: Dataset, member: Member, config: TrainConfig, outpu
 
 def train_reference(dataset: Dataset, member: Member, config: TrainConfig, binary: bool = False):
     """Train one member the plain way; returns (model, test accuracy)."""
-    dtype = getattr(torch, config.dtype)
+    dtype, device = getattr(torch, config.dtype), torch.device(config.device)
     outputs = 1 if binary else dataset.num_classes
-    model = reference_model(dataset, member, config, outputs)
+    model = reference_model(dataset, member, config, outputs).to(device)
     if config.optimizer == "sgd":
         optimizer = torch.optim.SGD(model.parameters(), lr=member.lr, momentum=config.momentum)
     else:
@@ -83,6 +83,7 @@ def train_reference(dataset: Dataset, member: Member, config: TrainConfig, binar
     loss = get_loss(member.loss)
     params = loss.resolve_params(member.loss_params)
     values = loss.binary_values if binary else loss.values
+    dataset = dataset.to(device)
     x = dataset.x_train.reshape(dataset.x_train.shape[0], -1).to(dtype)
     # nn.Module models take [batch, *input_shape], as the population's torch.func path gives them.
     module_model = get_model(config.model).module_factory is not None
@@ -97,7 +98,7 @@ def train_reference(dataset: Dataset, member: Member, config: TrainConfig, binar
     for _ in range(config.epochs):
         order = torch.randperm(x.shape[0], generator=order_gen)
         for s in range(steps):
-            idx = order[s * config.batch_size : (s + 1) * config.batch_size]
+            idx = order[s * config.batch_size : (s + 1) * config.batch_size].to(device)
             logits = model(shaped(x[idx]))
             # The loss as a plain PyTorch expression (the unvalidated value function), as a user writes it.
             value = values(logits.squeeze(-1) if binary else logits, targets[idx], **params).mean()
