@@ -152,5 +152,6 @@ def test_demo_smoke_runs_end_to_end(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--size", "smoke"]) == 0
     out = capsys.readouterr().out
     assert (tmp_path / "demo" / "index.html").is_file()
+    assert '"spec":"saturation"' in (tmp_path / "demo" / "explorer.html").read_text()  # with the demo's measurements
     assert "report:" in out and "elapsed:" in out and "C4" in out and "not enough evidence" in out
     assert json.loads((tmp_path / "demo" / "results" / "saturation" / "manifest.json").read_text())["size"] == "smoke"

@@ -4,7 +4,8 @@
 2. writes the saturation figures,
 3. runs the saturation and comparison experiments at their ``small`` size on built-in data
    (scikit-learn digits and MNIST-1D: nothing to download),
-4. writes the self-contained report to ``<out>/index.html`` and prints the claims' verdicts.
+4. writes the self-contained report to ``<out>/index.html`` and prints the claims' verdicts, and the
+   interactive explorer with the saturation measurements to ``<out>/explorer.html``.
 
 Results go to ``<out>/results/<spec>``; a rerun reuses finished cells (delete the folder to start over).
 Part of the CLI layer: it calls the experiments (which train) and the report (which only reads).
@@ -23,6 +24,7 @@ DEMO_SPECS = ("saturation", "comparison")
 def run_demo(out: Path, size: str = "small", console: Console | None = None) -> int:
     from losslab.experiments.runner import run_spec
     from losslab.experiments.spec import load_spec
+    from losslab.explore import write_explorer
     from losslab.report.figures import FIGURES, write_figures
     from losslab.report.html import write_report
     from losslab.theory.ledger import ledger_exit_code, ledger_summary, verify_all
@@ -50,6 +52,7 @@ def run_demo(out: Path, size: str = "small", console: Console | None = None) -> 
         folders.append(folder)
 
     console.print("[bold]4/4[/] writing the report ...")
+    explorer = write_explorer(out, results=out / "results" / "saturation")
     path, claims = write_report(folders, out, ledger=ledger)
     console.print()
     colours = {
@@ -63,5 +66,6 @@ def run_demo(out: Path, size: str = "small", console: Console | None = None) -> 
         console.print(f"  {claim.id:4s} [{colours[claim.verdict]}]{claim.verdict:22s}[/] {claim.title}")
     console.print()
     console.print(f"report: {path.resolve()}")
+    console.print(f"explorer: {explorer.resolve()}")
     console.print(f"elapsed: {time.perf_counter() - started:.0f} s")
     return ledger_exit_code(ledger)

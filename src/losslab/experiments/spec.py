@@ -26,7 +26,7 @@ from pathlib import Path
 
 from losslab.core import get_loss
 from losslab.train.config import EXECUTION_FIELDS, Member, TrainConfig
-from losslab.train.datasets import DATASET_OPTIONS, DATASETS
+from losslab.train.datasets import dataset_option_names, resolve_dataset_name
 from losslab.train.models import MODELS
 
 TOP_KEYS = {"name", "description", "claims", "train", "grid", "sizes"}
@@ -123,6 +123,7 @@ class Spec:
     claims: list[str]
     source: str
     data: dict  # the parsed TOML, kept to expand sizes
+    folder: str | None = None  # the spec file's folder: relative file: datasets are found from here
 
     def cells(self, size: str | None = None, device: str = "cpu") -> list[Cell]:
         return expand(self, size, device)
@@ -266,7 +267,7 @@ def load_spec(path_or_name: str | Path) -> Spec:
         _check_keys(source, f"grid[{i}]", grid, GRID_KEYS)
     for size_name, size in data.get("sizes", {}).items():
         _check_keys(source, f"sizes.{size_name}", size, SIZE_KEYS)
-    spec = Spec(name, data.get("description", ""), list(data.get("claims", [])), source, data)
+    spec = Spec(name, data.get("description", ""), list(data.get("claims", [])), source, data, str(path.parent))
     for size in [None, *spec.sizes]:  # every size must expand: bad names fail here, before any training
         expand(spec, size)
     return spec
@@ -281,9 +282,10 @@ def expand(spec: Spec, size: str | None = None, device: str = "cpu") -> list[Cel
     for i, grid in enumerate(data["grid"]):
         where = f"grid[{i}]"
         label = _check_type(source, f"{where}.label", grid.get("label", f"grid{i}"), str, "a string")
-        dataset = grid.get("dataset")
-        if dataset not in DATASETS:
-            _fail(source, f"{where}.dataset", f"unknown dataset {dataset!r}; valid datasets: {', '.join(DATASETS)}")
+        try:  # a registered name, or file:PATH relative to the spec's folder (made absolute here)
+            dataset = resolve_dataset_name(grid.get("dataset"), spec.folder)
+        except ValueError as exc:
+            _fail(source, f"{where}.dataset", str(exc))
         classes = grid.get("classes")
         if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, int) for c in classes)):
             _fail(source, f"{where}.classes", f"must be a list of class indices, got {classes!r}")
@@ -326,7 +328,8 @@ def expand(spec: Spec, size: str | None = None, device: str = "cpu") -> list[Cel
         options = grid.get("dataset_options", {})
         if not isinstance(options, dict):
             _fail(source, f"{where}.dataset_options", f"must be a table, got {options!r}")
-        _check_keys(source, f"{where}.dataset_options", options, DATASET_OPTIONS[dataset])
+        allowed = dataset_option_names(dataset)  # None: a user loader taking **kwargs accepts any
+        _check_keys(source, f"{where}.dataset_options", options, allowed if allowed is not None else set(options))
         keys = sorted(options)
         combos = itertools.product(*[options[k] if isinstance(options[k], list) else [options[k]] for k in keys])
         for combo in combos:

@@ -1,0 +1,155 @@
+"""Build the explorer page: the template, its CSS and JavaScript inlined, and the measured rows as JSON.
+
+The page computes the gradient explorer and Nielsen's neuron itself (``explorer.js`` ports the closed
+forms of ``losslab.core.losses``); the only data it carries is a saturation experiment's rows, reduced
+to the mean, minimum and maximum over seeds per cell, loss, learning rate, initial logit scale and
+evaluation step. It reads result folders and never trains.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import re
+from importlib import resources
+from pathlib import Path
+
+from losslab import __version__
+
+FILENAME = "explorer.html"
+# Measurements are rounded to this many significant digits: far below the seed-to-seed spread, and
+# it keeps the embedded data a few tens of kilobytes.
+DIGITS = 6
+_MEASURED = {"test_accuracy": "acc", "grad_norm": "grad", "dead_fraction": "dead"}
+_REQUIRED = ["cell", "loss", "lr", "init_scale", "step", "member", *_MEASURED]
+
+
+def _asset(name: str) -> str:
+    return resources.files("losslab.explore").joinpath(name).read_text(encoding="utf-8")
+
+
+def _load_rows(folder: Path):
+    """The one place that reads result rows (the results store will take this over)."""
+    from losslab.experiments.runner import load_results
+
+    return load_results(folder)
+
+
+def _round(value) -> float | None:
+    value = float(value)
+    if not math.isfinite(value):
+        return None
+    return float(f"{value:.{DIGITS}g}")
+
+
+def measured_data(folder: Path) -> dict:
+    """The rows of a results folder, reduced for the page's scrubber.
+
+    Returns ``{"source", "spec", "size", "command", "cells": [...]}``; each cell has its evaluation
+    ``steps`` and one series per (loss, loss_params, lr, init_scale) with, for every step, the mean,
+    minimum and maximum over seeds of the test accuracy and the logit-gradient norm, and the mean
+    dead fraction (None where a series has no row at that step).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"results folder {folder} does not exist; create it with 'losslab run saturation --smoke --out {folder}'"
+        )
+    manifest, rows = _load_rows(folder)
+    if rows.empty:
+        raise ValueError(
+            f"results folder {folder} has no finished cells; run 'losslab run {manifest.get('spec', 'saturation')} "
+            f"--out {folder}' to finish it"
+        )
+    missing = [c for c in _REQUIRED if c not in rows.columns]
+    if missing:
+        raise ValueError(f"results folder {folder} lacks the columns {missing}; rerun it with this losslab version")
+    if "phase" in rows.columns:
+        rows = rows[rows["phase"].fillna("main") == "main"]
+    if "loss_params" not in rows.columns:
+        rows = rows.assign(loss_params="{}")
+    rows = rows.assign(loss_params=rows["loss_params"].fillna("{}").replace("", "{}"))
+    targets = {
+        g.get("label"): g.get("target_accuracy") for g in manifest.get("spec_data", {}).get("grid", []) if "label" in g
+    }
+    size = manifest.get("size", "full")
+    flag = "" if size == "full" else (" --smoke" if size == "smoke" else f" --size {size}")
+    cells = []
+    for cell, cell_rows in rows.groupby("cell", sort=False):
+        steps = sorted(int(s) for s in cell_rows["step"].unique())
+        index = {s: i for i, s in enumerate(steps)}
+        first = cell_rows.iloc[0]
+        series = []
+        keys = ["loss", "loss_params", "lr", "init_scale"]
+        for (loss, params, lr, scale), group in cell_rows.groupby(keys, sort=True):
+            stats = group.groupby("step")[list(_MEASURED)].agg(["mean", "min", "max"])
+            entry = {
+                "loss": str(loss),
+                "params": json.loads(params),
+                "lr": float(lr),
+                "init_scale": float(scale),
+                "seeds": int(group["member"].nunique()),
+            }
+            for column, short in _MEASURED.items():
+                for stat, suffix in (("mean", ""), ("min", "_lo"), ("max", "_hi")):
+                    if short == "dead" and stat != "mean":
+                        continue
+                    values = [None] * len(steps)
+                    for step, value in stats[(column, stat)].items():
+                        values[index[int(step)]] = _round(value)
+                    entry[short + suffix] = values
+            series.append(entry)
+        cells.append(
+            {
+                "cell": str(cell),
+                "dataset": str(first.get("dataset", "")),
+                "model": str(first.get("model", "")),
+                "num_classes": int(first["num_classes"]) if "num_classes" in cell_rows else None,
+                "target": targets.get(first.get("grid", cell)),
+                "steps": steps,
+                "series": series,
+            }
+        )
+    return {
+        "source": str(folder),
+        "spec": str(manifest.get("spec", "")),
+        "size": size,
+        "command": f"losslab run {manifest.get('spec', 'saturation')}{flag}",
+        "cells": cells,
+    }
+
+
+def _json_for_script(data) -> str:
+    # Inside <script> the text "</script" would end the element; \u003c keeps the JSON valid and inert.
+    return json.dumps(data, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
+
+
+def build_explorer(results: Path | None = None) -> str:
+    """The explorer page as one HTML string: CSS and JavaScript inlined, nothing loaded from elsewhere.
+
+    ``results``: a saturation results folder (``losslab run saturation``) whose rows the page's third
+    section embeds; None leaves that section with instructions for getting data.
+    """
+    data = {
+        "version": __version__,
+        "generated": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "measured": None if results is None else measured_data(Path(results)),
+    }
+    page = _asset("explorer.html")
+    parts = {"/*@CSS@*/": _asset("explorer.css"), "@DATA@": _json_for_script(data), "/*@JS@*/": _asset("explorer.js")}
+    for token in parts:
+        if page.count(token) != 1:
+            raise RuntimeError(f"the explorer template must contain {token} exactly once")
+    # One pass, so that nothing inserted (a folder name in the data, say) is itself replaced.
+    return re.sub("|".join(re.escape(t) for t in parts), lambda m: parts[m.group(0)], page)
+
+
+def write_explorer(out: Path, results: Path | None = None) -> Path:
+    """Write ``out/explorer.html`` (see ``build_explorer``) and return its path."""
+    html = build_explorer(results)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / FILENAME
+    path.write_text(html, encoding="utf-8")
+    return path
