@@ -8,7 +8,9 @@ override fields so the same spec runs in seconds or at full size.
 
 Top-level keys: name, description, claims, train, grid (array of tables), sizes.
 Grid keys: label, dataset, dataset_options, classes, model, losses, lrs, init_scales, seeds, train,
-warmstart, target_accuracy (read by the report: steps until a member first reaches it). Size keys: train, seeds, init_scales, lrs, grids (labels to keep), dataset_options.
+warmstart, target_accuracy (read by the report: steps until a member first reaches it), role (which
+question of the report the grid answers: one of ``ROLES``; the report's claims read grids by role,
+never by label). Size keys: train, seeds, init_scales, lrs, grids (labels to keep), dataset_options.
 """
 
 from __future__ import annotations
@@ -41,6 +43,19 @@ GRID_KEYS = {
     "train",
     "warmstart",
     "target_accuracy",
+    "role",
+}
+#: The roles a grid can play in the report (``losslab.report.claims`` reads grids by these names).
+ROLES = {
+    "saturation-binary": "one sigmoid logit, normal and confidently wrong starts, MSE vs binary CE (claim C4)",
+    "saturation-softmax": "softmax outputs, normal and confidently wrong starts, MSE vs CE (claim C5)",
+    "loss-comparison": "each loss over its own learning-rate grid on one dataset (C11, Hui & Belkin, Nielsen, calibration)",
+    "many-classes": "the same losses as the number of classes grows (C5, Hui & Belkin)",
+    "warm-start": "continue a cross-entropy solution with each loss (Golik et al. 2013)",
+    "from-scratch": "the warm-start losses trained from a random start for the same total epochs (Golik et al. 2013)",
+    "reference-linear": "MNIST-1D logistic regression as published by Greydanus (32%)",
+    "reference-mlp": "MNIST-1D MLP as published by Greydanus (68%)",
+    "reference-cnn": "MNIST-1D CNN as published by Greydanus (94%)",
 }
 SIZE_KEYS = {"train", "seeds", "init_scales", "lrs", "grids", "dataset_options"}
 WARMSTART_KEYS = {"loss", "epochs", "lr"}
@@ -293,6 +308,9 @@ def expand(spec: Spec, size: str | None = None, device: str = "cpu") -> list[Cel
         else:
             shared = _numbers(source, f"{where}.lrs", lrs_value)
             lrs = {e.label: shared for e in losses}
+        role = grid.get("role")
+        if role is not None and role not in ROLES:
+            _fail(source, f"{where}.role", f"unknown role {role!r}; valid roles: {', '.join(ROLES)}")
         target = grid.get("target_accuracy")
         if target is not None and (
             isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1
