@@ -153,5 +153,6 @@ def test_demo_smoke_runs_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     assert (tmp_path / "demo" / "index.html").is_file()
     assert '"spec":"saturation"' in (tmp_path / "demo" / "explorer.html").read_text()  # with the demo's measurements
+    assert 'href="explorer.html"' in (tmp_path / "demo" / "index.html").read_text()  # the report links it
     assert "report:" in out and "elapsed:" in out and "C4" in out and "not enough evidence" in out
     assert json.loads((tmp_path / "demo" / "results" / "saturation" / "manifest.json").read_text())["size"] == "smoke"

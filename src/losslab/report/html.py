@@ -513,10 +513,10 @@ def _banners(manifests: list[dict], evidence: Evidence, tables: list[dict]) -> l
     return banners
 
 
-def build_report(result_dirs: list[Path], ledger=None) -> tuple[str, list]:
+def build_report(result_dirs: list[Path], ledger=None, explorer_href: str | None = None) -> tuple[str, list]:
     """Render the report from result folders; returns (html, claims)."""
     results, manifests = _read_results(result_dirs)
-    return render_report(results, ledger, manifests, [str(d) for d in result_dirs])
+    return render_report(results, ledger, manifests, [str(d) for d in result_dirs], explorer_href)
 
 
 def _describe_run(manifest: dict) -> dict:
@@ -537,8 +537,10 @@ def render_report(
     ledger=None,
     manifests: list[dict] | None = None,
     sources: list[str] | None = None,
+    explorer_href: str | None = None,
 ) -> tuple[str, list]:
-    """Render the report from results already read (spec name -> (manifest, rows)); returns (html, claims)."""
+    """Render the report from results already read (spec name -> (manifest, rows)); returns (html, claims).
+    ``explorer_href``: where the interactive explorer page is, relative to the report, to link it."""
     if manifests is None:
         manifests = [_describe_run(manifest) for manifest, _ in results.values()]
     ledger = ledger if ledger is not None else verify_all(seed=0, trials=100)
@@ -592,17 +594,21 @@ def render_report(
         methods=[S.INTERVAL_METHOD, S.BOOTSTRAP_METHOD, S.SELECTION_RULE],
         notes=evidence.notes,
         manifests=manifests,
+        explorer_href=explorer_href,
     )
     return html, claims
 
 
 def write_report(result_dirs: list[Path], out: Path, ledger=None) -> tuple[Path, list]:
-    """Write ``out/index.html``; returns its path and the claims with their verdicts."""
+    """Write ``out/index.html`` (linking ``out/explorer.html`` when there is one); returns its path and the
+    claims with their verdicts."""
     for folder in result_dirs:
         if not Path(folder).is_dir():
             raise FileNotFoundError(f"results folder {folder} does not exist; run 'losslab run SPEC --out {folder}'")
-    html, claims = build_report([Path(d) for d in result_dirs], ledger)
     out = Path(out)
+    # The explorer written beside the report (as the demo does) is linked from it.
+    explorer = "explorer.html" if (out / "explorer.html").is_file() else None
+    html, claims = build_report([Path(d) for d in result_dirs], ledger, explorer)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "index.html"
     path.write_text(html, encoding="utf-8")
