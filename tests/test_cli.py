@@ -35,3 +35,16 @@ def test_bad_usage_prints_one_line_and_exits_2(args, message, capsys):
 def test_no_command_prints_help_and_exits_2(capsys):
     assert main([]) == 2
     assert "usage: losslab" in capsys.readouterr().out
+
+
+def test_import_losslab_stays_free_of_torch_and_exports_the_plugin_api_lazily():
+    code = (
+        "import sys, losslab; assert 'torch' not in sys.modules; "
+        "f = losslab.register_loss; assert 'torch' in sys.modules; "
+        "print(sorted(n for n in ('register_loss', 'register_dataset', 'register_model', 'check_loss') if hasattr(losslab, n)))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['check_loss', 'register_dataset', 'register_loss', 'register_model']"
+    help_text = run_cli("--help").stdout
+    assert "check-loss" in help_text and "list" in help_text

@@ -254,3 +254,71 @@ def test_print_worst_autograd_gap():  # runs last in this module; -s shows the f
         print(f"largest |closed form - autograd| for {name}: {gap:.3g}")
     assert max(WORST.values()) < 1e-10
     np.testing.assert_array_less(list(WORST.values()), 1e-10)
+
+
+# --- focal loss against an independent reference ------------------------------------------------------
+# The gradient tests above compare the closed-form gradient with autograd of the same value function, so
+# a wrong value would pass them. These tests compute the value from Lin et al.'s (2017) definition,
+# FL = -sum_i y_i (1 - p_i)^gamma log p_i with p = softmax(z), in 60-digit arithmetic (mpmath), and check
+# hand-computed cases.
+
+
+def focal_reference(z, y, gamma: float) -> list[float]:
+    """Lin et al.'s focal loss per example, straight from the definition, in mpmath (60 digits)."""
+    import mpmath
+
+    with mpmath.workdps(60):
+        out = []
+        for logits, target in zip(z.tolist(), y.tolist()):
+            logits = [mpmath.mpf(v) for v in logits]
+            norm = mpmath.fsum(mpmath.exp(v) for v in logits)
+            p = [mpmath.exp(v) / norm for v in logits]
+            g = mpmath.mpf(gamma)
+            out.append(float(-mpmath.fsum(t * (1 - pi) ** g * mpmath.log(pi) for t, pi in zip(target, p))))
+        return out
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 1.0, 2.0, 5.0])
+def test_focal_value_matches_an_independent_high_precision_reference(gamma):
+    gen = torch.Generator().manual_seed(11)
+    z = torch.randn(40, 5, generator=gen, dtype=torch.float64) * 4
+    labels = torch.randint(0, 5, (40,), generator=gen)
+    onehot = F.one_hot(labels, 5).double()
+    soft = torch.softmax(torch.randn(40, 5, generator=gen, dtype=torch.float64), -1)  # probability targets
+    for targets in (onehot, soft):
+        ours = focal(z, labels if targets is onehot else targets, reduction="none", gamma=gamma)
+        np.testing.assert_allclose(ours.numpy(), focal_reference(z, targets, gamma), rtol=1e-12, atol=0)
+
+
+def test_focal_value_at_extreme_logits_matches_the_reference():
+    # Confidently right (1 - p ~ e^-30: the focal factor is ~1e-26), wrong by 30, and wrong by 1e4 (log p = -1e4).
+    z = torch.tensor([[30.0, 0.0], [0.0, 30.0], [1e4, 0.0]], dtype=torch.float64)
+    y = torch.tensor([0, 0, 1])
+    ours = focal(z, y, reduction="none", gamma=2.0)
+    reference = focal_reference(z, F.one_hot(y, 2).double(), 2.0)
+    np.testing.assert_allclose(ours.numpy(), reference, rtol=1e-10, atol=0)
+    assert reference[2] == pytest.approx(1e4, rel=1e-12) and 0 < reference[0] < 1e-38
+
+
+def test_focal_value_hand_computed_cases():
+    ln = np.log
+    # Two equal logits: p = 1/2, FL = (1/2)^gamma log 2.
+    z = torch.tensor([[0.0, 0.0]], dtype=torch.float64)
+    y = torch.tensor([0])
+    for gamma, expected in ((0.0, ln(2)), (1.0, ln(2) / 2), (2.0, ln(2) / 4)):
+        assert focal(z, y, reduction="none", gamma=gamma).item() == pytest.approx(expected, rel=1e-14)
+    # z = [log 3, 0]: p = 3/4 for the true class, FL = (1/4)^2 log(4/3) with gamma = 2; 1/4 log 4 for class 1.
+    z = torch.tensor([[ln(3.0), 0.0], [ln(3.0), 0.0]], dtype=torch.float64)
+    values = focal(z, torch.tensor([0, 1]), reduction="none", gamma=2.0)
+    np.testing.assert_allclose(values.numpy(), [ln(4 / 3) / 16, (3 / 4) ** 2 * ln(4)], rtol=1e-14)
+    # Three classes, soft target [1/2, 1/2, 0] on z = 0: p = 1/3 each, FL = (2/3)^2 log 3 (gamma = 2).
+    z3 = torch.zeros(1, 3, dtype=torch.float64)
+    soft = torch.tensor([[0.5, 0.5, 0.0]], dtype=torch.float64)
+    assert focal(z3, soft, reduction="none", gamma=2.0).item() == pytest.approx((2 / 3) ** 2 * ln(3), rel=1e-14)
+    # gamma = 0 is cross-entropy, value for value, against torch's own implementation.
+    gen = torch.Generator().manual_seed(12)
+    zr = torch.randn(25, 7, generator=gen, dtype=torch.float64) * 5
+    yr = torch.randint(0, 7, (25,), generator=gen)
+    torch.testing.assert_close(
+        focal(zr, yr, reduction="none", gamma=0.0), F.cross_entropy(zr, yr, reduction="none"), rtol=1e-14, atol=0
+    )

@@ -44,3 +44,38 @@ def test_plot_cli_writes_lists_and_rejects(tmp_path, capsys):
     assert "exists and is not a folder" in capsys.readouterr().err
     assert main(["plot", "sigmoid", "--format", "jpg"]) == 2
     assert "invalid choice: 'jpg'" in capsys.readouterr().err
+
+
+def test_plot_draws_a_user_loss_beside_the_built_ins(tmp_path, capsys):
+    plugin = tmp_path / "my_losses.py"
+    plugin.write_text(
+        "import torch\n\n\ndef tempered_ce(z, y, t=2.0):\n"
+        "    return -(y * torch.log_softmax(z / t, dim=-1)).sum(dim=-1)\n\n\n"
+        "def scalar(z, y):\n    return (z - y).square().mean()\n",
+        encoding="utf-8",
+    )
+    fig = figures.multiclass_gradient_norm(losses=["squentropy", figures.prepare_losses([f"{plugin}:tempered_ce"])[0]])
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels[5:7] == ["squentropy", "tempered_ce (yours)"] and len(fig.axes[0].get_lines()) == 8
+    plt.close(fig)
+    fig = figures.logit_plane_heatmap(losses=["squentropy"])
+    assert [ax.get_title() for ax in fig.axes[:3]] == [figures.LOSS_LABELS["mse"], "cross-entropy", "squentropy"]
+    plt.close(fig)
+    out = tmp_path / "figs"
+    assert main(["plot", "--loss", f"{plugin}:tempered_ce", "--loss", "squentropy", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["gradient-norm.png", "logit-plane.png", "loss-margin.png"]
+    capsys.readouterr()
+    # Bad input: one line, exit 2, nothing written.
+    for args, message in [
+        (["--loss", f"{plugin}:scalar"], "loss 'scalar': values(z, y) returned shape [] for logits of shape [2, 3]"),
+        (["--loss", f"{plugin}:missing"], "has no 'missing'; it defines: scalar, tempered_ce"),
+        (["--loss", "binary_cross_entropy"], "loss 'binary_cross_entropy' has only a one-logit (sigmoid) form"),
+        (
+            ["sigmoid", "--loss", "squentropy"],
+            "--loss is drawn only in the figures gradient-norm, logit-plane, loss-margin",
+        ),
+    ]:
+        assert main(["plot", *args, "--out", str(tmp_path / "none")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "none").exists()

@@ -141,8 +141,15 @@ def test_temperature_edge_cases():
     flat = torch.zeros(1, 4, 3, dtype=torch.float64)
     assert metrics.fit_temperature(flat, labels).item() == 1.0  # no information: leave the logits alone
     perfect = 5 * torch.nn.functional.one_hot(labels, 3).double().unsqueeze(0)
-    sharp = metrics.fit_temperature(perfect, labels)  # every example right: sharpen until the NLL is ~0
-    assert sharp.item() < 0.5 and metrics.negative_log_likelihood(metrics.scaled(perfect, sharp), labels).item() < 1e-10
+    # Every example right: the NLL has no minimiser (it falls as T -> 0), so T is not identified: left at 1,
+    # the same whatever the logits' last bits.
+    assert metrics.fit_temperature(perfect, labels).item() == 1.0
+    assert metrics.fit_temperature(perfect * (1 + 1e-15), labels).item() == 1.0
+    nearly = perfect.clone()
+    nearly[0, 0] = torch.tensor([0.0, 5.0, 0.0])  # one mistake: a finite sharpest temperature exists
+    t = metrics.fit_temperature(nearly, labels)
+    nll = lambda temperature: metrics.negative_log_likelihood(metrics.scaled(nearly, temperature), labels).item()  # noqa: E731
+    assert nll(t) <= min(nll(t * 1.01), nll(t / 1.01)) and t.item() != 1.0
 
 
 def test_bootstrap_replicates_equal_direct_resampling():

@@ -104,6 +104,9 @@ def test_report_is_self_contained_and_complete(report):
     assert external == [], f"the report must not load anything from outside: {external}"
     assert "Golik, Doetsch &amp; Ney" in html and "Hui &amp; Belkin" in html
     assert "losslab run saturation --smoke" in html
+    # Smoke results: said at the top, and the experiment verdicts cannot be decided from 2 seeds.
+    assert html.index('id="smoke-banner"') < html.index('id="claims-ledger"')
+    assert {c.id: c.verdict for c in claims}["C5"] == "not enough evidence"
 
 
 def find_chromium():
@@ -150,5 +153,6 @@ def test_demo_smoke_runs_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     assert (tmp_path / "demo" / "index.html").is_file()
     assert '"spec":"saturation"' in (tmp_path / "demo" / "explorer.html").read_text()  # with the demo's measurements
-    assert "report:" in out and "elapsed:" in out and "C4" in out
+    assert 'href="explorer.html"' in (tmp_path / "demo" / "index.html").read_text()  # the report links it
+    assert "report:" in out and "elapsed:" in out and "C4" in out and "not enough evidence" in out
     assert json.loads((tmp_path / "demo" / "results" / "saturation" / "manifest.json").read_text())["size"] == "smoke"

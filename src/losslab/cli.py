@@ -85,6 +85,15 @@ def _add_plot(sub) -> None:
     p.add_argument("--out", default="losslab-figures", help="folder to write into (default ./losslab-figures)")
     p.add_argument("--format", choices=["png", "svg"], default="png", help="image format (default png)")
     p.add_argument("--list", action="store_true", help="list the figure names and exit")
+    p.add_argument(
+        "--loss",
+        action="append",
+        default=[],
+        metavar="LOSS",
+        help="also draw this loss (MODULE:FUNCTION, file.py:FUNCTION or a registered name) in the figures "
+        "that compare losses; repeatable (default figures then: those)",
+    )
+    _add_plugin_option(p)
     p.set_defaults(func=_cmd_plot)
 
 
@@ -95,8 +104,114 @@ def _cmd_plot(args) -> int:
         for name, fig in FIGURES.items():
             print(f"{name:24s} {fig.description}")
         return 0
-    for path in write_figures(args.names or list(FIGURES), Path(args.out), fmt=args.format):
+    _import_plugins(args)
+    names = args.names or [n for n, f in FIGURES.items() if f.takes_losses or not args.loss]
+    for path in write_figures(names, Path(args.out), fmt=args.format, losses=args.loss):
         print(f"wrote {path}")
+    return 0
+
+
+def _add_plugin_option(p) -> None:
+    p.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="PLUGIN",
+        help="import a plugin first (a module name or a .py file that registers losses or datasets); repeatable",
+    )
+
+
+def _import_plugins(args) -> None:
+    from losslab.plugins import import_plugins
+
+    import_plugins(args.plugin)
+
+
+def _parse_param(text: str) -> tuple[str, object]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise UsageError(f"--param must be NAME=VALUE, got {text!r}")
+    raw = raw.strip()
+    for kind in (int, float):
+        try:
+            return key.strip(), kind(raw)
+        except ValueError:
+            pass
+    if raw.lower() in ("true", "false"):
+        return key.strip(), raw.lower() == "true"
+    return key.strip(), raw
+
+
+def _add_check_loss(sub) -> None:
+    p = sub.add_parser(
+        "check-loss",
+        help="run the built-in losses' battery on a loss: finiteness, gradient, propriety, dead zone, convexity",
+        description="Exit code: 0 all checks pass, 1 a check fails (per-example values, finiteness at +-1e4, "
+        "closed-form gradient vs autograd), 2 bad input. Propriety, dead zone and convexity are findings "
+        "(INFO): they never change the exit code.",
+    )
+    p.add_argument("loss", metavar="LOSS", help="MODULE:FUNCTION, path/to/file.py:FUNCTION, or a registered loss name")
+    p.add_argument("--grad", metavar="GRAD", help="its closed-form logit gradient, MODULE:FUNCTION or file.py:FUNCTION")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a loss parameter; repeatable")
+    p.add_argument("--binary", action="store_true", help="the function takes one logit per example (z, y: [batch])")
+    p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
+    _add_plugin_option(p)
+    p.set_defaults(func=_cmd_check_loss)
+
+
+def _cmd_check_loss(args) -> int:
+    params = dict(_parse_param(t) for t in args.param)
+    _import_plugins(args)
+    from losslab.analysis.check import check_loss, print_loss_check
+
+    result = check_loss(args.loss, grad=args.grad, params=params, binary=args.binary)
+    if args.json:
+        print(result.to_json())
+    else:
+        print_loss_check(result)
+    return result.exit_code
+
+
+def _add_list(sub) -> None:
+    p = sub.add_parser("list", help="list the losses, datasets or models: built-ins and plugins")
+    p.add_argument("kind", choices=["losses", "datasets", "models"], help="what to list")
+    _add_plugin_option(p)
+    p.set_defaults(func=_cmd_list)
+
+
+def _cmd_list(args) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    _import_plugins(args)
+    from losslab.plugins import origin_of
+
+    table = Table(title=f"losslab {args.kind}")
+    for column in ("name", "summary", "from"):
+        table.add_column(column)
+    if args.kind == "losses":
+        from losslab.core import LOSSES
+
+        for name, loss in LOSSES.items():
+            forms = [f for f, ok in (("K classes", loss.accepts_multiclass), ("one logit", loss.accepts_binary)) if ok]
+            params = ", ".join(f"{k}={v}" for k, v in loss.defaults.items())
+            summary = loss.summary + f" [{'; '.join(forms)}" + (f"; {params}" if params else "") + "]"
+            table.add_row(name, escape(summary), escape(origin_of(loss.module)))
+    elif args.kind == "datasets":
+        from losslab.train.datasets import DATASETS
+
+        for name, entry in DATASETS.items():
+            table.add_row(name, escape(entry.summary), escape(entry.origin))
+        table.add_row("file:PATH", "a .npz, .csv or .parquet file (see the README)", "built-in")
+    else:
+        from losslab.train.models import MODELS
+
+        for name in MODELS:  # a dict name -> entry (iterating gives the names)
+            entry = MODELS[name]
+            origin = "built-in" if getattr(entry, "builtin", True) else "registered (register_model)"
+            table.add_row(name, escape(getattr(entry, "summary", "")), origin)
+    Console().print(table)
     return 0
 
 
@@ -222,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"losslab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for add in (_add_verify, _add_plot, _add_run, _add_report, _add_explore, _add_demo):
+    for add in (_add_verify, _add_plot, _add_check_loss, _add_list, _add_run, _add_report, _add_explore, _add_demo):
         add(sub)
     return parser
 

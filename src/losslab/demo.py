@@ -28,7 +28,7 @@ def run_demo(out: Path, size: str = "small", console: Console | None = None) -> 
     from losslab.explore import write_explorer
     from losslab.report.figures import FIGURES, write_figures
     from losslab.report.html import write_report
-    from losslab.theory.ledger import ledger_exit_code, verify_all
+    from losslab.theory.ledger import ledger_exit_code, ledger_summary, verify_all
 
     console = console or Console(soft_wrap=True)  # long verdict lines stay whole in logs
     started = time.perf_counter()
@@ -44,8 +44,7 @@ def run_demo(out: Path, size: str = "small", console: Console | None = None) -> 
 
     console.print("[bold]1/4[/] checking the article's equations ...")
     ledger = verify_all(seed=0, trials=100)
-    counts = {s: sum(r.status == s for r in ledger) for s in ("holds", "erratum", "FAILS")}
-    console.print(f"    {len(ledger)} rows: {counts['holds']} hold, {counts['erratum']} errata, {counts['FAILS']} fail")
+    console.print(f"    {len(ledger)} rows: {ledger_summary(ledger)}")
 
     console.print("[bold]2/4[/] drawing the saturation figures ...")
     written = write_figures(list(FIGURES), out / "figures")
@@ -63,7 +62,13 @@ def run_demo(out: Path, size: str = "small", console: Console | None = None) -> 
     explorer = write_explorer(out, results=out / "results" / "saturation")
     path, claims = write_report(folders, out, ledger=ledger)
     console.print()
-    colours = {"supported": "green", "supported with caveat": "yellow", "not supported": "red", "not tested": "dim"}
+    colours = {
+        "supported": "green",
+        "supported with caveat": "yellow",
+        "not supported": "red",
+        "not enough evidence": "blue",
+        "not tested": "dim",
+    }
     for claim in claims:
         console.print(f"  {claim.id:4s} [{colours[claim.verdict]}]{claim.verdict:22s}[/] {claim.title}")
     console.print()

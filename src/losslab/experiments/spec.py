@@ -8,7 +8,9 @@ override fields so the same spec runs in seconds or at full size.
 
 Top-level keys: name, description, claims, train, grid (array of tables), sizes.
 Grid keys: label, dataset, dataset_options, classes, model, losses, lrs, init_scales, seeds, train,
-warmstart, target_accuracy (read by the report: steps until a member first reaches it). Size keys: train, seeds, init_scales, lrs, grids (labels to keep), dataset_options.
+warmstart, target_accuracy (read by the report: steps until a member first reaches it), role (which
+question of the report the grid answers: one of ``ROLES``; the report's claims read grids by role,
+never by label). Size keys: train, seeds, init_scales, lrs, grids (labels to keep), dataset_options.
 
 Names become file names, so the spec's ``name``, grid labels and size names are checked identifiers
 (letters, digits, '-' and '_', starting with a letter or digit), and so is every cell id. A seed is an
@@ -31,7 +33,7 @@ from pathlib import Path
 from losslab.core import get_loss
 from losslab.experiments.store import CELL_ID_RULE, MAX_SEED, NAME_RULE, is_cell_id, is_name
 from losslab.train.config import EXECUTION_FIELDS, Member, TrainConfig
-from losslab.train.datasets import DATASET_OPTIONS, DATASETS
+from losslab.train.datasets import dataset_option_names, resolve_dataset_name
 from losslab.train.models import MODELS
 
 TOP_KEYS = {"name", "description", "claims", "train", "grid", "sizes"}
@@ -48,6 +50,19 @@ GRID_KEYS = {
     "train",
     "warmstart",
     "target_accuracy",
+    "role",
+}
+#: The roles a grid can play in the report (``losslab.report.claims`` reads grids by these names).
+ROLES = {
+    "saturation-binary": "one sigmoid logit, normal and confidently wrong starts, MSE vs binary CE (claim C4)",
+    "saturation-softmax": "softmax outputs, normal and confidently wrong starts, MSE vs CE (claim C5)",
+    "loss-comparison": "each loss over its own learning-rate grid on one dataset (C11, Hui & Belkin, Nielsen, calibration)",
+    "many-classes": "the same losses as the number of classes grows (C5, Hui & Belkin)",
+    "warm-start": "continue a cross-entropy solution with each loss (Golik et al. 2013)",
+    "from-scratch": "the warm-start losses trained from a random start for the same total epochs (Golik et al. 2013)",
+    "reference-linear": "MNIST-1D logistic regression as published by Greydanus (32%)",
+    "reference-mlp": "MNIST-1D MLP as published by Greydanus (68%)",
+    "reference-cnn": "MNIST-1D CNN as published by Greydanus (94%)",
 }
 SIZE_KEYS = {"train", "seeds", "init_scales", "lrs", "grids", "dataset_options"}
 WARMSTART_KEYS = {"loss", "epochs", "lr"}
@@ -117,6 +132,7 @@ class Spec:
     claims: list[str]
     source: str
     data: dict  # the parsed TOML, kept to expand sizes
+    folder: str | None = None  # the spec file's folder: relative file: datasets are found from here
     path: str | None = None  # what 'losslab run' takes to run it again: a built-in name or the file's path
 
     def cells(self, size: str | None = None, device: str = "cpu") -> list[Cell]:
@@ -356,7 +372,7 @@ def load_spec(path_or_name: str | Path) -> Spec:
     for size_name, size in sizes.items():
         _check_name(source, f"sizes.{size_name}", size_name, "a size name")
         _check_keys(source, f"sizes.{size_name}", size, SIZE_KEYS)
-    spec = Spec(name, description, list(claims), source, data, given)
+    spec = Spec(name, description, list(claims), source, data, folder=str(path.parent), path=given)
     for size in [None, *spec.sizes]:  # every size must expand: bad names fail here, before any training
         expand(spec, size)
     return spec
@@ -371,9 +387,10 @@ def expand(spec: Spec, size: str | None = None, device: str = "cpu") -> list[Cel
     for i, grid in enumerate(data["grid"]):
         where = f"grid[{i}]"
         label = _check_name(source, f"{where}.label", grid.get("label", f"grid{i}"), "a grid label")
-        dataset = grid.get("dataset")
-        if not isinstance(dataset, str) or dataset not in DATASETS:
-            _fail(source, f"{where}.dataset", f"unknown dataset {dataset!r}; valid datasets: {', '.join(DATASETS)}")
+        try:  # a registered name, or file:PATH relative to the spec's folder (made absolute here)
+            dataset = resolve_dataset_name(grid.get("dataset"), spec.folder)
+        except ValueError as exc:
+            _fail(source, f"{where}.dataset", str(exc))
         classes = grid.get("classes")
         if classes is not None and (
             not isinstance(classes, list)
@@ -410,6 +427,9 @@ def expand(spec: Spec, size: str | None = None, device: str = "cpu") -> list[Cel
         else:
             shared = _numbers(source, f"{where}.lrs", lrs_value)
             lrs = {e.label: shared for e in losses}
+        role = grid.get("role")
+        if role is not None and role not in ROLES:
+            _fail(source, f"{where}.role", f"unknown role {role!r}; valid roles: {', '.join(ROLES)}")
         target = grid.get("target_accuracy")
         if target is not None and (
             isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1
@@ -430,7 +450,8 @@ def expand(spec: Spec, size: str | None = None, device: str = "cpu") -> list[Cel
         options = grid.get("dataset_options", {})
         if not isinstance(options, dict):
             _fail(source, f"{where}.dataset_options", f"must be a table, got {options!r}")
-        _check_keys(source, f"{where}.dataset_options", options, DATASET_OPTIONS[dataset])
+        allowed = dataset_option_names(dataset)  # None: a user loader taking **kwargs accepts any
+        _check_keys(source, f"{where}.dataset_options", options, allowed if allowed is not None else set(options))
         for key, value in options.items():
             if isinstance(value, list) and not value:
                 _fail(source, f"{where}.dataset_options.{key}", "an empty list selects no value; give at least one")

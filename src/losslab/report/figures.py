@@ -1,6 +1,9 @@
 """Figures of the optimisation view. Each function returns a matplotlib Figure (usable in notebooks).
 
-``FIGURES`` is the registry behind ``losslab plot``; ``write_figures`` saves a selection. Colours are
+``FIGURES`` is the registry behind ``losslab plot``; ``write_figures`` saves a selection. The figures
+that compare losses (gradient norm and loss against the margin, the K = 3 logit plane) also draw any
+extra losses given to them (``losses=[...]``: registered names or ``Loss`` objects, e.g. a user's loss
+via ``losslab plot --loss my_losses.py:my_loss``) beside the built-ins. Colours are
 the Okabe-Ito palette (distinguishable with the common colour-vision deficiencies), heatmaps use
 viridis, and every line also differs in dash style so the figures survive greyscale printing.
 """
@@ -8,7 +11,7 @@ viridis, and every line also differs in dash style so the figures survive greysc
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +23,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from losslab.analysis import landscape  # noqa: E402
-from losslab.core import get_loss  # noqa: E402
+from losslab.core import Loss, get_loss  # noqa: E402
 
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 DASHES = ["-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (3, 1, 1, 1, 1, 1))]
@@ -33,6 +36,15 @@ LOSS_LABELS = {
     "label_smoothing_cross_entropy": "label-smoothed CE (eps = 0.1)",
 }
 MULTICLASS_LOSSES = ["cross_entropy", "mse", "square_logits", "focal", "label_smoothing_cross_entropy"]
+
+
+def _label(loss) -> str:
+    loss = get_loss(loss)
+    return LOSS_LABELS.get(loss.name, loss.name) if loss.module.startswith("losslab.") else f"{loss.name} (yours)"
+
+
+def _extra(losses: Sequence[str | Loss]) -> list[Loss]:
+    return [get_loss(loss) for loss in losses]
 
 
 def style(i: int) -> dict:
@@ -98,19 +110,19 @@ def binary_gradient_curves() -> plt.Figure:
     return fig
 
 
-def _per_loss_vs_margin(values, margins, yscale: str):
+def _per_loss_vs_margin(values, margins, yscale: str, losses: Sequence[str | Loss] = ()):
     """One line per multiclass loss of ``values(loss, margins, K=10)``, wrong predictions shaded."""
     fig, ax = _figure()
-    for i, name in enumerate(MULTICLASS_LOSSES):
-        ax.plot(margins, values(name, margins, 10), label=LOSS_LABELS[name], **style(i))
+    for i, loss in enumerate([*MULTICLASS_LOSSES, *_extra(losses)]):
+        ax.plot(margins, values(loss, margins, 10), label=_label(loss), **style(i))
     ax.set_yscale(yscale)
     ax.axvspan(margins[0], 0, color="0.92", zorder=0, label="wrongly classified (margin < 0)")
     return fig, ax
 
 
-def multiclass_gradient_norm() -> plt.Figure:
-    """||dL/dz|| against the true-class margin, K = 10, one line per loss (log scale)."""
-    fig, ax = _per_loss_vs_margin(landscape.gradient_norm_vs_margin, np.linspace(-15, 15, 601), "log")
+def multiclass_gradient_norm(losses: Sequence[str | Loss] = ()) -> plt.Figure:
+    """||dL/dz|| against the true-class margin, K = 10, one line per loss (log scale), ``losses`` added."""
+    fig, ax = _per_loss_vs_margin(landscape.gradient_norm_vs_margin, np.linspace(-15, 15, 601), "log", losses)
     ax.axhline(1e-3, color="0.4", linewidth=0.8, linestyle=":")
     ax.set(
         xlabel="true-class margin z_true - max_other (logit units)",
@@ -123,17 +135,18 @@ def multiclass_gradient_norm() -> plt.Figure:
     return fig
 
 
-def logit_plane_heatmap() -> plt.Figure:
-    """K = 3, true class 0 at logit 0: log10 ||dL/dz|| over (z_1, z_2) for softmax-MSE and CE."""
+def logit_plane_heatmap(losses: Sequence[str | Loss] = ()) -> plt.Figure:
+    """K = 3, true class 0 at logit 0: log10 ||dL/dz|| over (z_1, z_2) for softmax-MSE, CE and ``losses``."""
     grid = np.linspace(-12, 12, 241)
     z1, z2 = np.meshgrid(grid, grid)
     logits = np.stack([np.zeros_like(z1), z1, z2], -1).reshape(-1, 3)
-    fig, axes = _figure(11, 4.8, ncols=2)
+    panels = ["mse", "cross_entropy", *_extra(losses)]
+    fig, axes = _figure(5.5 * len(panels), 4.8, ncols=len(panels))
     zt = torch.from_numpy(logits)
     y = torch.zeros(len(logits), dtype=torch.long)
     images = []
-    for ax, name in zip(axes, ("mse", "cross_entropy")):
-        norm = get_loss(name).gradient(zt, y, reduction="none").norm(dim=-1).numpy().reshape(z1.shape)
+    for ax, loss in zip(axes, panels):
+        norm = get_loss(loss).gradient(zt, y, reduction="none").norm(dim=-1).numpy().reshape(z1.shape)
         images.append(
             ax.imshow(
                 np.log10(norm + 1e-300),
@@ -148,7 +161,7 @@ def logit_plane_heatmap() -> plt.Figure:
         ax.contour(z1, z2, np.log10(norm + 1e-300), levels=[-3], colors="white", linewidths=1.2)
         # Class 0 is predicted only where both rivals are below it: the lower-left quadrant.
         ax.plot([-12, 0, 0], [0, 0, -12], color="white", linewidth=1.0, linestyle="--")
-        ax.set(xlabel="z_1 - z_0 (logit units)", ylabel="z_2 - z_0 (logit units)", title=LOSS_LABELS[name])
+        ax.set(xlabel="z_1 - z_0 (logit units)", ylabel="z_2 - z_0 (logit units)", title=_label(loss))
         ax.text(6, 6, "wrong: a rival ahead", color="white", ha="center", va="center", fontsize=9)
         ax.text(-6, -2, "right", color="white", ha="center", va="center", fontsize=9)
     fig.colorbar(images[0], ax=axes, label="log10 ||dL/dz||  (white line: 1e-3)")
@@ -156,9 +169,9 @@ def logit_plane_heatmap() -> plt.Figure:
     return fig
 
 
-def loss_vs_margin_curves() -> plt.Figure:
-    """L against the true-class margin, K = 10, one line per loss."""
-    fig, ax = _per_loss_vs_margin(landscape.loss_vs_margin, np.linspace(-10, 10, 401), "log")
+def loss_vs_margin_curves(losses: Sequence[str | Loss] = ()) -> plt.Figure:
+    """L against the true-class margin, K = 10, one line per loss, ``losses`` added."""
+    fig, ax = _per_loss_vs_margin(landscape.loss_vs_margin, np.linspace(-10, 10, 401), "log", losses)
     ax.set(
         xlabel="true-class margin z_true - max_other (logit units)",
         ylabel="loss per example (nats or squared units)",
@@ -189,16 +202,21 @@ def curvature() -> plt.Figure:
 
 @dataclass(frozen=True)
 class FigureSpec:
-    make: Callable[[], plt.Figure]
+    make: Callable[..., plt.Figure]
     description: str
+    takes_losses: bool = False  # make(losses=[...]) draws extra losses beside the built-ins
 
 
 FIGURES: dict[str, FigureSpec] = {
     "sigmoid": FigureSpec(sigmoid_and_derivative, "the sigmoid and its derivative (the article's figure)"),
     "binary-gradient": FigureSpec(binary_gradient_curves, "dL/dz vs z, sigmoid MSE vs BCE, dead zone shaded"),
-    "gradient-norm": FigureSpec(multiclass_gradient_norm, "||dL/dz|| vs true-class margin, K = 10, per loss"),
-    "logit-plane": FigureSpec(logit_plane_heatmap, "K = 3 logit-plane heatmap of ||dL/dz||, MSE vs CE"),
-    "loss-margin": FigureSpec(loss_vs_margin_curves, "loss vs true-class margin, K = 10, per loss"),
+    "gradient-norm": FigureSpec(
+        multiclass_gradient_norm, "||dL/dz|| vs true-class margin, K = 10, per loss", takes_losses=True
+    ),
+    "logit-plane": FigureSpec(
+        logit_plane_heatmap, "K = 3 logit-plane heatmap of ||dL/dz||, MSE vs CE", takes_losses=True
+    ),
+    "loss-margin": FigureSpec(loss_vs_margin_curves, "loss vs true-class margin, K = 10, per loss", takes_losses=True),
     "curvature": FigureSpec(curvature, "smallest Hessian eigenvalue in logit space vs margin, K = 3"),
 }
 
@@ -210,11 +228,40 @@ def get_figure(name: str) -> FigureSpec:
         raise ValueError(f"unknown figure {name!r}; valid figures: {', '.join(FIGURES)}") from None
 
 
-def write_figures(names: list[str], out: Path, fmt: str = "png") -> list[Path]:
-    """Render the named figures into ``out`` as ``NAME.fmt``; unknown names fail before anything is drawn."""
+def prepare_losses(refs: Sequence[str | Loss]) -> list[Loss]:
+    """Resolve ``--loss`` arguments (a registered name, ``MODULE:FUNCTION`` or ``file.py:FUNCTION``) into
+    multiclass losses, each checked once at ordinary logits; a bad one is a one-line ValueError."""
+    from losslab.analysis.check import resolve_loss
+
+    losses = []
+    for ref in refs:
+        loss, _ = resolve_loss(ref)
+        if not loss.accepts_multiclass:
+            raise ValueError(
+                f"--loss {ref}: loss {loss.name!r} has only a one-logit (sigmoid) form; these figures need "
+                "values(z, y) for logits z of shape [..., K]"
+            )
+        probe = torch.tensor([[2.0, -1.0, 0.5], [-3.0, 4.0, 0.0]], dtype=torch.float64)
+        target = torch.eye(3, dtype=torch.float64)[[0, 2]]
+        params = loss.resolve_params({})
+        loss.values_fn()(probe, target, **params)
+        loss.logit_gradient_fn()(probe, target, **params)
+        losses.append(loss)
+    return losses
+
+
+def write_figures(names: list[str], out: Path, fmt: str = "png", losses: Sequence[str | Loss] = ()) -> list[Path]:
+    """Render the named figures into ``out`` as ``NAME.fmt``; unknown names fail before anything is drawn.
+
+    ``losses`` are drawn beside the built-ins in the figures that compare losses.
+    """
     if fmt not in ("png", "svg"):
         raise ValueError(f"format must be 'png' or 'svg', got {fmt!r}")
     specs = [(name, get_figure(name)) for name in names]
+    losses = prepare_losses(losses)
+    if losses and not any(spec.takes_losses for _, spec in specs):
+        taking = ", ".join(n for n, f in FIGURES.items() if f.takes_losses)
+        raise ValueError(f"--loss is drawn only in the figures {taking}; none of {', '.join(names)} is one of them")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} exists and is not a folder; choose another path")
@@ -226,7 +273,7 @@ def write_figures(names: list[str], out: Path, fmt: str = "png") -> list[Path]:
         raise PermissionError(f"cannot write into {out}: permission denied; choose a writable folder with --out")
     written = []
     for name, spec in specs:
-        fig = spec.make()
+        fig = spec.make(losses=losses) if spec.takes_losses and losses else spec.make()
         path = out / f"{name}.{fmt}"
         fig.savefig(path, dpi=110)
         plt.close(fig)

@@ -18,7 +18,7 @@ LOSS_DASH = {"mse": "--", "cross_entropy": "-", "binary_cross_entropy": "-"}
 def saturation_curves(rows: pd.DataFrame) -> plt.Figure:
     """Test accuracy and logit-gradient norm over steps, per cell, loss and initial logit scale."""
     cells = list(dict.fromkeys(rows["cell"]))
-    fig, axes = plt.subplots(2, len(cells), figsize=(5 * len(cells), 7), constrained_layout=True, squeeze=False)
+    fig, axes = plt.subplots(2, len(cells), figsize=(max(8, 5 * len(cells)), 7), constrained_layout=True, squeeze=False)
     acc = S.curves(rows[rows["phase"] == "main"], "test_accuracy", ["cell", "loss_label", "init_scale"])
     grad = S.curves(rows[rows["phase"] == "main"], "grad_norm", ["cell", "loss_label", "init_scale"])
     scales = sorted(rows["init_scale"].unique())
@@ -50,73 +50,127 @@ def saturation_curves(rows: pd.DataFrame) -> plt.Figure:
             ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7, loc="lower right")
     fig.suptitle(
-        "Saturation experiment: solid = cross-entropy, dashed = MSE on probabilities; colour = initial "
+        "Saturation experiment: solid = cross-entropy, dashed = MSE on probabilities;\ncolour = initial "
         "logit scale (mean over seeds)"
     )
     return fig
 
 
-def comparison_bars(best: pd.DataFrame) -> plt.Figure:
-    """Best-learning-rate test accuracy with 95% intervals, per dataset and loss."""
-    cells = list(dict.fromkeys(best["cell"]))
-    losses = list(dict.fromkeys(best["loss"]))
-    fig, ax = plt.subplots(figsize=(max(7, 2.2 * len(cells)), 4.5), constrained_layout=True)
-    width = 0.8 / len(losses)
-    for i, loss in enumerate(losses):
-        sub = best[best["loss"] == loss].set_index("cell").reindex(cells)
-        means = np.array([a.mean if isinstance(a, S.Interval) else np.nan for a in sub["accuracy"]]) * 100
-        errors = (
-            np.array(
-                [
-                    [a.mean - a.low, a.high - a.mean] if isinstance(a, S.Interval) and a.n > 1 else [0, 0]
-                    for a in sub["accuracy"]
-                ]
-            ).T
-            * 100
-        )
-        ax.bar(
-            np.arange(len(cells)) + (i - (len(losses) - 1) / 2) * width,
-            means,
-            width,
-            yerr=errors,
-            capsize=3,
-            color=OKABE_ITO[i % len(OKABE_ITO)],
-            label=loss,
-        )
-    ax.set_xticks(np.arange(len(cells)), cells)
-    low = np.nanmin([a.low for a in best["accuracy"] if a.n > 1] or [0.5]) * 100
+def comparison_differences(rows: pd.DataFrame) -> plt.Figure:
+    """Test accuracy of each loss minus cross-entropy's, paired by seed, per dataset, with 95% intervals.
+
+    Each loss at its learning rate chosen on validation. Drawn as differences (zero = cross-entropy) so
+    that no truncated accuracy axis can exaggerate a gap; the band marks +-2 points, the difference the
+    verdicts treat as practical.
+    """
+    chosen = S.selected_rows(rows)
+    cells = sorted(chosen["cell"].unique())
+    losses = [l for l in dict.fromkeys(sorted(chosen["loss_label"])) if l != "cross_entropy"]
+    fig, ax = plt.subplots(figsize=(max(7, 2.4 * len(cells)), 4.8), constrained_layout=True)
+    width = 0.8 / max(1, len(losses))
+    ticks, labelled = [], set()
+    for j, cell in enumerate(cells):
+        group = chosen[chosen["cell"] == cell]
+        ce = group[group["loss_label"] == "cross_entropy"]
+        ce_acc = S.interval(ce["test_accuracy"], "proportion")
+        ticks.append(f"{cell}\nCE {ce_acc.mean * 100:.1f}%" if ce_acc.n else f"{cell}\n(no CE)")
+        for i, loss in enumerate(losses):
+            if ce.empty or loss not in set(group["loss_label"]):
+                continue
+            d = S.paired_difference(group, "test_accuracy", {"loss_label": loss}, {"loss_label": "cross_entropy"})
+            x = j + (i - (len(losses) - 1) / 2) * width
+            err = [[100 * (d.mean - d.low)], [100 * (d.high - d.mean)]] if d.has_interval else None
+            ax.errorbar(
+                x,
+                100 * d.mean,
+                yerr=err,
+                fmt="o",
+                capsize=4,
+                color=OKABE_ITO[i % len(OKABE_ITO)],
+                label=None if loss in labelled else loss,
+            )
+            labelled.add(loss)
+    ax.axhline(0, color="0.2", linewidth=1)
+    ax.axhspan(-2, 2, color="0.9", zorder=0, label="+-2 points")
+    ax.set_xticks(np.arange(len(cells)), ticks)
     ax.set(
-        ylabel="test accuracy (%), best learning rate each",
-        ylim=(max(0, low - 5), 100),
-        title="Loss comparison: mean and 95% interval over seeds",
+        ylabel="test accuracy minus cross-entropy's (points)",
+        title=f"Each loss against cross-entropy, paired by seed: mean and 95% interval\n({S.chosen_phrase(chosen['chosen_on'])})",
     )
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: bars fill the axes
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3, axis="y")
     return fig
 
 
 def classes_curve(rows: pd.DataFrame) -> plt.Figure:
-    """Final test accuracy against the number of classes K, one line per loss at its best learning rate."""
-    final = S.best_lr_rows(rows)
+    """Final test accuracy against the number of classes K, one line per loss at its rate chosen on validation."""
+    best = S.selection_table(rows)
     fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
-    for i, (label, group) in enumerate(final.groupby("loss_label")):
-        stats = group.groupby("num_classes")["test_accuracy"].agg(["mean", "std", "count"]).reset_index()
-        ax.errorbar(
-            stats["num_classes"],
-            100 * stats["mean"],
-            yerr=100 * stats["std"] / np.sqrt(stats["count"]),
-            label=label,
-            capsize=3,
-            **style(i),
-        )
+    for i, (label, group) in enumerate(best.groupby("loss")):
+        group = group.sort_values("num_classes")
+        means = np.array([a.mean for a in group["accuracy"]])
+        errors = np.array(
+            [[a.mean - a.low, a.high - a.mean] if a.has_interval else [0.0, 0.0] for a in group["accuracy"]]
+        ).T
+        ax.errorbar(group["num_classes"], 100 * means, yerr=100 * errors, label=label, capsize=3, **style(i))
     ax.set(
         xscale="log",
         xlabel="number of classes K (log scale)",
         ylabel="test accuracy (%)",
-        title="Blobs with K classes: accuracy at the best learning rate (mean +- s.e.)",
+        ylim=(0, 100),
+        title=f"Blobs with K classes: test accuracy, mean and 95% interval over seeds\n({S.chosen_phrase(best['chosen_on'])})",
     )
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
+    return fig
+
+
+def reliability_diagrams(rows: pd.DataFrame, cell: str) -> plt.Figure:
+    """Reliability diagrams of one cell: one column per loss at its chosen setting, raw and temperature-scaled.
+
+    Top: accuracy per equal-width confidence bin (15 bins; bars: raw softmax, outline: after temperature
+    scaling) against the diagonal of perfect calibration. Bottom: how many test examples fall in each
+    bin, summed over seeds (log scale). Bins are aggregated over seeds, weighted by their counts.
+    """
+    chosen = S.selected_rows(rows)
+    chosen = chosen[chosen["cell"] == cell]
+    losses = sorted(chosen["loss_label"].unique())
+    fig, axes = plt.subplots(
+        2,
+        len(losses),
+        figsize=(2.9 * len(losses), 5.2),
+        constrained_layout=True,
+        squeeze=False,
+        gridspec_kw={"height_ratios": [3, 1.2]},
+        sharey="row",
+    )
+    for j, loss in enumerate(losses):
+        group = chosen[chosen["loss_label"] == loss]
+        raw, scaled = S.reliability(group), S.reliability(group, scaled=True)
+        top, bottom = axes[0, j], axes[1, j]
+        centres, width = (raw["lower"] + raw["upper"]) / 2, 1 / S.RELIABILITY_BINS
+        top.bar(centres, raw["accuracy"].fillna(0), width=width, color=OKABE_ITO[0], alpha=0.75, label="raw")
+        if scaled["count"].sum() > 0:
+            top.bar(
+                centres,
+                scaled["accuracy"].fillna(0),
+                width=width,
+                fill=False,
+                edgecolor=OKABE_ITO[1],
+                linewidth=1.5,
+                label="temperature-scaled",
+            )
+        top.plot([0, 1], [0, 1], color="0.3", linestyle="--", linewidth=1, label="perfect calibration")
+        top.set(xlim=(0, 1), ylim=(0, 1), title=f"{loss}\nlr {group['lr'].iloc[0]:g}", xticks=[0, 0.5, 1])
+        bottom.bar(centres - width / 4, raw["count"], width=width / 2, color=OKABE_ITO[0])
+        bottom.bar(centres + width / 4, scaled["count"], width=width / 2, color=OKABE_ITO[1])
+        bottom.set(xlim=(0, 1), yscale="symlog", xlabel="confidence (top-class probability)", xticks=[0, 0.5, 1])
+        for ax in (top, bottom):
+            ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("accuracy in bin")
+    axes[1, 0].set_ylabel("test examples")
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"{cell}: reliability diagrams ({S.chosen_phrase(chosen['chosen_on'])}; bins summed over seeds)")
     return fig
 
 

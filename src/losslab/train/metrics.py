@@ -140,9 +140,11 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, iterations: int 
 
     In beta = 1/T the NLL is convex (a log-partition function of beta z), with derivative
     g(beta) = mean(E_p[z] - z_y), which increases with beta. Safeguarded Newton on beta within a bracket
-    [1e-4, 1e4] that bisection (in log beta) keeps valid, until g is zero to rounding. Where the NLL keeps
-    falling as T shrinks (every example right), T stops where the NLL is zero to float64 precision (or at
-    1e-4); where it keeps falling as T grows (logits no better than chance), at 1e4; all-equal logits get 1.
+    [1e-4, 1e4] that bisection (in log beta) keeps valid, until g is zero to rounding. Where every
+    validation example is already right, the NLL falls all the way as T -> 0 and no temperature minimises
+    it: the validation split cannot identify T, so the logits are left as they are (T = 1; a T at the
+    bracket's end would turn any test mistake into an NLL in the thousands). Where the NLL keeps falling as
+    T grows (logits no better than chance), T is 1e4; all-equal logits get 1.
     """
     z = logits.double()
     members = z.shape[0]
@@ -165,9 +167,14 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, iterations: int 
         h = ((p * z * z).sum(-1) - expected.square()).mean(-1)
         return g, h
 
+    # Every example right: no minimiser (see above). Decided from the predictions, not from where g reaches
+    # rounding level on the way, which depends on the logits' last bits (and so on the thread count).
+    predicted = (z > 0).long() if z.dim() == 2 else z.argmax(-1)
+    separable = (predicted == labels.expand_as(predicted)).all(-1)
     for _ in range(iterations):
         g, h = derivatives(beta)
-        if bool((g.abs() <= 1e-12 * (1 + h.sqrt())).all()):  # converged (Newton is quadratic near the optimum)
+        done = separable | (g.abs() <= 1e-12 * (1 + h.sqrt()))
+        if bool(done.all()):  # converged (Newton is quadratic near the optimum)
             break
         lo = torch.where(g < 0, beta, lo)
         hi = torch.where(g > 0, beta, hi)
@@ -175,7 +182,7 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, iterations: int 
         bisect = torch.sqrt(lo * hi)
         inside = (newton > lo) & (newton < hi) & torch.isfinite(newton)
         beta = torch.where(g == 0, beta, torch.where(inside, newton, bisect))
-    return 1.0 / beta
+    return torch.where(separable, torch.ones_like(beta), 1.0 / beta)
 
 
 def scaled(logits: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:

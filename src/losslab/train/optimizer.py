@@ -3,6 +3,12 @@
 The updates are those of ``torch.optim.SGD`` and ``torch.optim.Adam`` (defaults: no weight decay,
 no Nesterov, no AMSGrad), applied to parameters stacked along a leading member axis; the tests check
 member i against torch.optim on the plain model in float64.
+
+SGD takes its learning rate early: the trainer multiplies each member's logit gradient by
+``gradient_scale`` (lr / batch for SGD, 1 / batch for Adam), and the gradients of the parameters are
+linear in it, so SGD receives lr x g. With b' = lr b the update of torch.optim.SGD, b = m b + g,
+p -= lr b, becomes b' = m b' + lr g, p -= b': the same numbers up to rounding, and three passes over
+the parameters with no per-member broadcast (which on large populations is memory-bound).
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ class PopulationOptimizer:
     def __init__(self, config: TrainConfig, params: list[torch.Tensor], lrs: torch.Tensor):
         self.kind, self.config = config.optimizer, config
         self.lr = [lrs.view(-1, *([1] * (p.dim() - 1))) for p in params]
+        # Multiplies the per-member logit gradient [M, B, ...] of the batch-summed loss (see the module doc).
+        self.gradient_scale = (lrs if self.kind == "sgd" else torch.ones_like(lrs)) / config.batch_size
         self.state = [torch.zeros_like(p) for p in params]
         self.state2 = [torch.zeros_like(p) for p in params] if self.kind == "adam" else None
         self.steps = 0
@@ -29,7 +37,7 @@ class PopulationOptimizer:
         # fewer kernel launches on a GPU, the same arithmetic as the per-tensor loop.
         self.steps += 1
         if self.kind == "sgd":
-            momentum = self.config.momentum
+            momentum = self.config.momentum  # grads arrive as lr x g: the buffer holds lr x b
             if momentum == 0:
                 update = grads
             elif self.steps == 1:
@@ -39,7 +47,7 @@ class PopulationOptimizer:
                 torch._foreach_mul_(self.state, momentum)
                 torch._foreach_add_(self.state, grads)
                 update = self.state
-            torch._foreach_addcmul_(params, update, self.lr, value=-1.0)
+            torch._foreach_sub_(params, update)
             return
         beta1, beta2 = self.config.betas
         t = self.steps

@@ -339,7 +339,7 @@ def _train_block(
     step = 0
     for xb, tb in _batches(data, members, binary, config):
         with step_precision(config.precision, device):
-            _, grads = model.forward_backward(xb, _logit_gradient(groups, tb, binary, batch))
+            _, grads = model.forward_backward(xb, _logit_gradient(groups, tb, binary, optimizer.gradient_scale))
         optimizer.step(params, grads)
         step += 1
         on_step()
@@ -368,12 +368,14 @@ def _batches(data: evaluation.PreparedData, members: list[Member], binary: bool,
             yield xb, tb
 
 
-def _logit_gradient(groups: LossGroups, targets: torch.Tensor, binary: bool, batch: int):
-    """d(batch-mean loss)/d(logits) of each member's own loss, as the models' ``logit_grad`` callback."""
+def _logit_gradient(groups: LossGroups, targets: torch.Tensor, binary: bool, scale: torch.Tensor):
+    """The models' ``logit_grad`` callback: each member's own per-example logit gradient times its ``scale``
+    ([M]; 1 / batch gives the gradient of the batch-mean loss, and SGD folds its learning rate in too)."""
+    shape = (-1, 1) if binary else (-1, 1, 1)
 
     def logit_grad(logits: torch.Tensor) -> torch.Tensor:
         z = logits.squeeze(-1) if binary else logits
-        g = groups.gradient(z, targets) / batch  # per-example gradients, for the batch-mean loss
+        g = groups.gradient(z, targets) * scale.view(shape)
         return g.unsqueeze(-1) if binary else g
 
     return logit_grad
@@ -394,6 +396,6 @@ def _time_steps(model, data, members, resolved, binary, config: TrainConfig, war
         if done == warmup + steps:
             break
         with step_precision(config.precision, torch.device(config.device)):
-            _, grads = model.forward_backward(xb, _logit_gradient(groups, tb, binary, config.batch_size))
+            _, grads = model.forward_backward(xb, _logit_gradient(groups, tb, binary, optimizer.gradient_scale))
         optimizer.step(model.params, grads)
     return time.perf_counter() - started
