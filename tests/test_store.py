@@ -122,7 +122,7 @@ def test_changed_spec_retrains_changed_cells_and_removes_dropped_ones(finished, 
     lines = []
     summary = run_spec(load_spec(tmp_path / "tiny.toml"), out, log=lines.append)
     assert summary.skipped == ["a"] and summary.trained == ["b", "d"]
-    assert "b: the spec's settings for this cell changed since it was trained; retraining it" in lines
+    assert "b: its settings or data changed since it was trained; retraining it" in lines
     assert "c: no longer a cell of this spec; removed its results" in lines
     assert sorted(p.name for p in (out / "cells").iterdir()) == ["a.parquet", "b.parquet", "d.parquet"]
     store.verify(out)
@@ -222,3 +222,40 @@ def test_lock_left_on_another_host_is_not_taken_over(tmp_path):
         store.LockedError, match=r"pid 1 on elsewhere.example.*if that run is no longer running, delete"
     ):
         store.acquire_lock(tmp_path, log=quiet)
+
+
+def test_a_data_file_edited_in_place_makes_its_cells_train_again(tmp_path):
+    """A file: dataset's contents are part of each cell's fingerprint, so resume never keeps stale cells."""
+
+    def save(seed):
+        rng = np.random.default_rng(seed)
+        y_train, y_test = np.arange(120) % 2, np.arange(40) % 2
+        np.savez(
+            tmp_path / "data.npz",
+            x_train=y_train[:, None] * 2.0 + rng.normal(0, 1, (120, 3)),
+            y_train=y_train,
+            x_test=y_test[:, None] * 2.0 + rng.normal(0, 1, (40, 3)),
+            y_test=y_test,
+        )
+
+    spec_text = """
+    name = "onfile"
+    [train]
+    epochs = 1
+    batch_size = 20
+    model = "linear"
+    [[grid]]
+    label = "f"
+    dataset = "file:data.npz"
+    losses = ["cross_entropy"]
+    seeds = 1
+    """
+    (tmp_path / "onfile.toml").write_text("\n".join(line.strip() for line in spec_text.splitlines()))
+    save(0)
+    run_spec(load_spec(tmp_path / "onfile.toml"), tmp_path / "R", log=quiet)
+    again = run_spec(load_spec(tmp_path / "onfile.toml"), tmp_path / "R", log=quiet)
+    assert again.skipped == ["f"]
+    save(1)
+    lines = []
+    edited = run_spec(load_spec(tmp_path / "onfile.toml"), tmp_path / "R", log=lines.append)
+    assert edited.trained == ["f"] and any("settings or data changed" in line for line in lines)

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from losslab.core import get_loss
 from losslab.experiments.store import CELL_ID_RULE, MAX_SEED, NAME_RULE, is_cell_id, is_name
+from losslab.train import dataset_files
 from losslab.train.config import EXECUTION_FIELDS, Member, TrainConfig
 from losslab.train.datasets import dataset_option_names, resolve_dataset_name
 from losslab.train.models import MODELS
@@ -109,9 +110,20 @@ class Cell:
     warmstart: dict | None = None
 
     def fingerprint(self) -> str:
-        """Changes whenever anything that determines the results changes; used to resume safely."""
+        """Changes whenever anything that determines the results changes; used to resume safely.
+
+        For a ``file:`` dataset that includes the file's contents (its SHA-256): a file edited in
+        place makes the cells on it train again instead of being skipped as done."""
+        data_file = {}
+        if dataset_files.is_file_name(self.dataset):
+            digest = hashlib.sha256()
+            with open(dataset_files.file_path(self.dataset), "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            data_file = {"data_sha256": digest.hexdigest()}
         payload = json.dumps(
             {
+                **data_file,
                 "dataset": self.dataset,
                 "options": self.dataset_options,
                 "classes": self.classes,

@@ -864,7 +864,7 @@ def _open_store(folder: Path, header: dict, planned: list[dict], log) -> RunStor
         if old is not None and old["status"] == "done":
             path = cell_path(folder, plan["id"])
             if old["fingerprint"] != plan["fingerprint"]:
-                log(f"{plan['id']}: the spec's settings for this cell changed since it was trained; retraining it")
+                log(f"{plan['id']}: its settings or data changed since it was trained; retraining it")
             else:
                 problem = _file_problem(path, old, _read_bytes(path))
                 if problem is None:
