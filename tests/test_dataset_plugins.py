@@ -345,7 +345,7 @@ def test_a_spec_names_a_file_relative_to_its_folder(tmp_path, monkeypatch):
     ):
         load_spec(write_spec(tmp_path, "file:data/other.npz"))
     with pytest.raises(
-        SpecError, match=r"grid\[0\].dataset_options: unknown key\(s\) \['label'\]; valid keys: validation"
+        SpecError, match=r"grid\[0\].dataset_options: unknown key\(s\) \['label'\]; valid keys: standardise, validation"
     ):
         load_spec(write_spec(tmp_path, "file:data/mine.npz", '{ label = "y" }'))
     table().to_csv(tmp_path / "data" / "t.csv", index=False)

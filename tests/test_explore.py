@@ -247,6 +247,11 @@ def set_input(browser, element_id: str, value) -> None:
     )
 
 
+def current_hash(browser) -> str:
+    """The URL fragment once the page has written its latest state (it rate-limits URL updates)."""
+    return browser.execute_script("window.losslabFlushHash(); return location.hash")
+
+
 def console_problems(browser) -> list:
     return [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
 
@@ -338,7 +343,7 @@ def test_keyboard_moves_the_margin_slider(browser, page):
     open_page(browser, page + "#tab=gradient&margin=-3&K=3")
     browser.find_element(By.ID, "margin-range").send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT)
     assert browser.find_element(By.ID, "margin-num").get_attribute("value") == "-2.8"
-    assert "margin=-2.8&" in browser.execute_script("return location.hash")
+    assert "margin=-2.8&" in current_hash(browser)
     mse = next(r for r in browser.execute_script(READ_GRADIENT_TABLE) if r["row"] == "mse")
     assert_close(float(mse["norm"]), python_row("mse", -2.8, 3, PARAMS[0])[1], 3, "mse after two key presses")
 
@@ -384,7 +389,7 @@ def test_url_fragment_round_trips(browser, page):
         return browser.find_element(By.ID, element_id).get_attribute("value")
 
     open_page(browser, page + "#" + FRAGMENT)
-    assert browser.execute_script("return location.hash") == "#" + FRAGMENT  # read, and written back unchanged
+    assert current_hash(browser) == "#" + FRAGMENT  # read, and written back unchanged
     assert browser.find_element(By.ID, "panel-neuron").is_displayed()
     assert not browser.find_element(By.ID, "panel-gradient").is_displayed()
     assert [value(i) for i in ("w-num", "b-num", "eta-num", "epochs-num", "epoch-num")] == [
@@ -407,7 +412,7 @@ def test_url_fragment_round_trips(browser, page):
     assert value("focus") == "focal" and value("view") == "50" and value("vscale") == "lin"
     drawn = browser.execute_script("return [...document.querySelectorAll('#chart-grad path')].map(p => p.dataset.key)")
     assert set(drawn) == comparable_rows(10) - {"square_logits", "label_smoothing_cross_entropy"}
-    assert browser.execute_script("return location.hash") == "#" + FRAGMENT.replace("tab=neuron", "tab=gradient")
+    assert current_hash(browser) == "#" + FRAGMENT.replace("tab=neuron", "tab=gradient")
 
     browser.find_element(By.ID, "tab-measured").click()
     assert browser.find_element(By.ID, "step-out").get_attribute("data-value") == "30"
@@ -419,10 +424,10 @@ def test_url_fragment_round_trips(browser, page):
     assert browser.execute_script("return document.querySelectorAll('#chart-acc polygon').length") == 0  # no bands
     browser.find_element(By.ID, "bands").click()
     assert browser.execute_script("return document.querySelectorAll('#chart-acc polygon').length") == 2
-    assert "&bands=1" in browser.execute_script("return location.hash")
+    assert "&bands=1" in current_hash(browser)
 
     set_input(browser, "step-range", 0)
-    assert "&step=0&" in browser.execute_script("return location.hash")
+    assert "&step=0&" in current_hash(browser)
 
     # Pasting another link into the same tab: the page follows the fragment (hashchange).
     browser.execute_script("location.hash = '#margin=2&K=4'")
@@ -495,7 +500,7 @@ def test_neuron_presets_and_play(browser, page):
 
     open_page(browser, page + "#tab=neuron&w=-3&b=1&eta=1&epochs=50&epoch=10")
     browser.find_element(By.CSS_SELECTOR, "button.preset[data-w='0.6']").click()
-    assert "w=0.6&b=0.6&eta=0.15&epochs=300&epoch=300" in browser.execute_script("return location.hash")
+    assert "w=0.6&b=0.6&eta=0.15&epochs=300&epoch=300" in current_hash(browser)
     set_input(browser, "epochs-num", 60)
     browser.find_element(By.ID, "play").click()
     time.sleep(0.5)

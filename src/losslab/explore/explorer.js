@@ -396,7 +396,16 @@
 
   let state = defaults();
 
-  function writeHash() {
+  // Chromium drops URL updates beyond about 200 in 10 s (a fast slider drag makes more), so the fragment
+  // is written at most every 250 ms, and once more after the last change: it always ends up current.
+  const HASH_INTERVAL_MS = 250;
+  let hashTimer = null;
+  let lastHashWrite = -Infinity;
+
+  function flushHash() {
+    clearTimeout(hashTimer);
+    hashTimer = null;
+    lastHashWrite = performance.now();
     const hash = "#" + hashOf(state);
     if (location.hash === hash) return;
     try {
@@ -405,6 +414,13 @@
       location.replace(hash);
     }
   }
+
+  function writeHash() {
+    const wait = lastHashWrite + HASH_INTERVAL_MS - performance.now();
+    if (wait <= 0) flushHash();
+    else if (hashTimer === null) hashTimer = setTimeout(flushHash, wait);
+  }
+  window.losslabFlushHash = flushHash; // tests read the fragment at once rather than wait for the timer
 
   // =============================================================================================
   // 4. Formatting and SVG charts
