@@ -7,8 +7,8 @@ member i against torch.optim on the plain model in float64.
 SGD takes its learning rate early: the trainer multiplies each member's logit gradient by
 ``gradient_scale`` (lr / batch for SGD, 1 / batch for Adam), and the gradients of the parameters are
 linear in it, so SGD receives lr x g. With b' = lr b the update of torch.optim.SGD, b = m b + g,
-p -= lr b, becomes b' = m b' + lr g, p -= b': the same numbers up to rounding, and three passes over
-the parameters with no per-member broadcast (which on large populations is memory-bound).
+p -= lr b, becomes b' = lr g + m b', p -= b': the same numbers up to rounding, two passes over the
+parameters with no per-member broadcast (on large populations the update is memory-bound).
 """
 
 from __future__ import annotations
@@ -33,21 +33,23 @@ class PopulationOptimizer:
         self.steps = 0
 
     def step(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+        """Update ``params`` in place from ``grads`` (as scaled by ``gradient_scale``).
+
+        SGD with momentum takes ownership of the gradient tensors: ``grads`` (the list object the model
+        handed in) gets the previous momentum buffers in their place, which the model overwrites on its
+        next step. That makes the update two passes over the parameters: g += m b (the new buffer), p -= g.
+        """
         # torch._foreach_* ops update all parameter tensors in one call each: fewer dispatches on CPU,
         # fewer kernel launches on a GPU, the same arithmetic as the per-tensor loop.
         self.steps += 1
         if self.kind == "sgd":
             momentum = self.config.momentum  # grads arrive as lr x g: the buffer holds lr x b
-            if momentum == 0:
-                update = grads
-            elif self.steps == 1:
-                torch._foreach_copy_(self.state, grads)  # torch.optim.SGD starts the buffer at the first gradient
-                update = self.state
-            else:
-                torch._foreach_mul_(self.state, momentum)
-                torch._foreach_add_(self.state, grads)
-                update = self.state
-            torch._foreach_sub_(params, update)
+            if momentum != 0 and self.steps > 1:  # torch.optim.SGD starts the buffer at the first gradient
+                torch._foreach_add_(grads, self.state, alpha=momentum)
+            torch._foreach_sub_(params, grads)
+            if momentum != 0:
+                for i, (g, b) in enumerate(zip(grads, self.state)):
+                    self.state[i], grads[i] = g, b
             return
         beta1, beta2 = self.config.betas
         t = self.steps

@@ -354,11 +354,13 @@ def _batches(data: evaluation.PreparedData, members: list[Member], binary: bool,
     x_train, t_train = data.x_train, data.t_train
     n_members, n_train, batch = len(members), x_train.shape[0], config.batch_size
     order_generators = [data_order_generator(m.seed) for m in members]
+    steps = n_train // batch
     for _epoch in range(config.epochs):
-        # Each member's permutation from its own generator (on the CPU, so every device agrees).
-        order = torch.stack([torch.randperm(n_train, generator=g) for g in order_generators]).to(device)
-        for start in range(0, (n_train // batch) * batch, batch):
-            idx = order[:, start : start + batch].reshape(-1)
+        # Each member's permutation from its own generator (on the CPU, so every device agrees), laid out
+        # step-major once per epoch so that each step's indices are one contiguous row.
+        order = torch.stack([torch.randperm(n_train, generator=g)[: steps * batch] for g in order_generators])
+        order = order.view(n_members, steps, batch).transpose(0, 1).reshape(steps, n_members * batch).to(device)
+        for idx in order:
             # index_select is several times faster than fancy indexing X[idx] on CPU.
             xb = x_train.index_select(0, idx).view(n_members, batch, -1)
             if binary:
