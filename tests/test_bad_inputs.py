@@ -266,7 +266,21 @@ CLI_CASES = [
         ["run", "tiny.toml", "--size", "huge"],
         r"tiny.toml: sizes: no size 'huge'; this spec defines: smoke",
     ),
-    Case("run-bad-device", ["run", "tiny.toml", "--device", "tpu"], r"--device must be cpu or cuda, got 'tpu'"),
+    Case(
+        "run-bad-device",
+        ["run", "tiny.toml", "--device", "tpu"],
+        r"--device must be auto, cpu, cuda or cuda:N, got 'tpu'",
+    ),
+    Case(
+        "run-bad-cuda-index",
+        ["run", "tiny.toml", "--device", "cuda:x"],
+        r"--device must be auto, cpu, cuda or cuda:N, got 'cuda:x'",
+    ),
+    Case(
+        "demo-bad-device",
+        ["demo", "--out", "d", "--device", "gpu"],
+        r"--device must be auto, cpu, cuda or cuda:N, got 'gpu'",
+    ),
     Case(
         "run-cpus-without-ray",
         ["run", "tiny.toml", "--cpus-per-cell", "2"],

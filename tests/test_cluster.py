@@ -32,7 +32,11 @@ def test_a_ray_run_writes_the_results_of_a_local_run_and_resumes(tmp_path, ray_i
     run_spec(spec, tmp_path / "local", log=lambda *_: None)
     lines = []
     summary = run_spec(spec, tmp_path / "ray", log=lines.append, cluster=RayCluster(cpus_per_cell=1))
-    assert sorted(summary.trained) == ["a", "b-num_classes3", "b-num_classes4"] and len(lines) == 3
+    assert (
+        sorted(summary.trained) == ["a", "b-num_classes3", "b-num_classes4"]
+        and len([l for l in lines if l.startswith("[")]) == 3
+        and lines[0].startswith("device: ")
+    )
     local_manifest, local = load_results(tmp_path / "local")
     manifest, remote = load_results(tmp_path / "ray")
     # Ray workers train with one thread where the local run used all: the populations are

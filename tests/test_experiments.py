@@ -4,6 +4,7 @@ import json
 import textwrap
 
 import pytest
+import torch
 
 from losslab.experiments import runner
 from losslab.experiments.runner import run_spec
@@ -211,3 +212,14 @@ def test_run_cli_errors_are_one_line(tmp_path, capsys):
     assert "contradict" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "missing"), "--out", str(tmp_path / "r")]) == 2
     assert "results folder" in capsys.readouterr().err
+
+
+def test_the_manifest_records_the_device_and_each_cells_execution_plan(tmp_path):
+    lines = []
+    run_spec(load_spec(write_spec(tmp_path, GOOD)), tmp_path / "out", device="auto", log=lines.append)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert manifest["environment"]["device"] == expected and lines[0].startswith(f"device: {expected}")
+    execution = manifest["cells"][0]["config"]["execution"]["main"]
+    assert execution["device"] == expected and execution["precision"] == "fp32"
+    assert set(execution["plan"]) >= {"block_size", "threads_per_block", "workers", "matmul", "source"}

@@ -215,13 +215,20 @@ def _cmd_list(args) -> int:
     return 0
 
 
+def _check_device(device: str) -> None:
+    if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
+        raise UsageError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
+
+
 def _add_run(sub) -> None:
     p = sub.add_parser("run", help="run an experiment spec (a TOML file or a built-in name)")
     p.add_argument("spec", help="path to a spec TOML file, or a built-in name: saturation, comparison, ...")
     p.add_argument("--smoke", action="store_true", help="run the spec's seconds-long smoke size (= --size smoke)")
     p.add_argument("--size", default=None, help="a named size of the spec (e.g. small); default: full")
     p.add_argument("--out", default=None, help="results folder (default ./losslab-results/<spec name>)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument(
+        "--device", default="auto", help="auto (the GPU when PyTorch sees one, else the CPU), cpu, cuda or cuda:N"
+    )
     p.add_argument("--data-dir", default=None, help="folder with MNIST/Fashion-MNIST IDX files (or $LOSSLAB_DATA)")
     p.add_argument(
         "--ray",
@@ -250,8 +257,7 @@ def _cmd_run(args) -> int:
     if args.smoke and args.size not in (None, "smoke"):
         raise UsageError(f"--smoke and --size {args.size} contradict each other; give one")
     size = "smoke" if args.smoke else args.size
-    if args.device not in ("cpu", "cuda") and not args.device.startswith("cuda:"):
-        raise UsageError(f"--device must be cpu or cuda, got {args.device!r}")
+    _check_device(args.device)
     if not (math.isfinite(args.cpus_per_cell) and args.cpus_per_cell > 0):
         raise UsageError(f"--cpus-per-cell must be a positive number, got {args.cpus_per_cell}")
     cluster = None
@@ -319,13 +325,17 @@ def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="verify, plot, run small experiments and write ./losslab-demo/index.html")
     p.add_argument("--out", default="losslab-demo", help="demo folder (default ./losslab-demo)")
     p.add_argument("--size", choices=["smoke", "small"], default="small", help="experiment size (default small)")
+    p.add_argument(
+        "--device", default="auto", help="auto (the GPU when there is one, else the CPU), cpu, cuda or cuda:N"
+    )
     p.set_defaults(func=_cmd_demo)
 
 
 def _cmd_demo(args) -> int:
     from losslab.demo import run_demo
 
-    return run_demo(Path(args.out), size=args.size)
+    _check_device(args.device)
+    return run_demo(Path(args.out), size=args.size, device=args.device)
 
 
 def build_parser() -> argparse.ArgumentParser:

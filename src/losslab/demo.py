@@ -21,7 +21,7 @@ from rich.console import Console
 DEMO_SPECS = ("saturation", "comparison")
 
 
-def run_demo(out: Path, size: str = "small", console: Console | None = None) -> int:
+def run_demo(out: Path, size: str = "small", console: Console | None = None, device: str = "auto") -> int:
     from losslab.experiments import store
     from losslab.experiments.runner import run_spec
     from losslab.experiments.spec import load_spec
@@ -54,7 +54,7 @@ def run_demo(out: Path, size: str = "small", console: Console | None = None) -> 
     folders = []
     for name, spec in specs.items():
         folder = out / "results" / name
-        summary = run_spec(spec, folder, size=size, log=lambda line: console.print(f"    {line}"))
+        summary = run_spec(spec, folder, size=size, device=device, log=lambda line: console.print(f"    {line}"))
         console.print(f"    {name}: {summary.describe()}")
         folders.append(folder)
 

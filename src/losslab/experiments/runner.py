@@ -16,7 +16,7 @@ import json
 import shlex
 import time
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -27,6 +27,7 @@ from losslab.experiments.cluster import RayCluster
 from losslab.experiments.spec import Cell, Spec, SpecError
 from losslab.experiments.store import environment, load_results  # noqa: F401  (re-exported: the store reads)
 from losslab.train import Member, check_population, load_dataset, train_population
+from losslab.train.config import describe_device, resolve_device
 from losslab.train.datasets import check_available
 from losslab.train.models import build_model
 
@@ -71,11 +72,25 @@ def _warmstart_population(cell: Cell) -> tuple[list[tuple[int, float]], list[Mem
     return starts, first, config
 
 
+def _execution(result) -> dict:
+    """How a population ran (recorded with its cell): device, precision, and the plan with its measurements."""
+    return {
+        "device": str(result.config.device),
+        "precision": result.config.precision,
+        "plan": result.plan.describe() if result.plan else None,
+        "plan_measurements": result.plan_timings or [],
+        "seconds": round(result.seconds, 3),
+    }
+
+
 def run_cell(cell: Cell, dataset, progress: bool | None = None) -> pd.DataFrame:
-    """Train one cell (with its warm start, if any) and return its labelled rows."""
+    """Train one cell (with its warm start, if any) and return its labelled rows; ``frame.attrs["execution"]``
+    says how each population ran."""
     if cell.warmstart is None:
         result = train_population(dataset, cell.members, cell.train, progress=progress, description=cell.id)
-        return _label_rows(result.frame, cell, dataset, "main")
+        frame = _label_rows(result.frame, cell, dataset, "main")
+        frame.attrs["execution"] = {"main": _execution(result)}
+        return frame
     # Golik et al. (2013): first train with the warm-start loss, then continue each member from the
     # warm-start solution of its own seed and initial scale.
     starts, first, ws_config = _warmstart_population(cell)
@@ -89,10 +104,12 @@ def run_cell(cell: Cell, dataset, progress: bool | None = None) -> pd.DataFrame:
     offset = int(warm.frame.step.max())
     main["step"] += offset
     main["epoch"] += cell.warmstart["epochs"]
-    return pd.concat(
+    frame = pd.concat(
         [_label_rows(warm.frame, cell, dataset, "warmstart"), _label_rows(main, cell, dataset, "main")],
         ignore_index=True,
     )
+    frame.attrs["execution"] = {"warmstart": _execution(warm), "main": _execution(result)}
+    return frame
 
 
 def check_cell(cell: Cell, dataset) -> None:
@@ -123,7 +140,7 @@ def _prepare(spec: Spec, cell: Cell, data_dir, device: str, cache: dict):
     """Load and check one cell's dataset and members; errors name the spec file and the cell."""
     try:
         dataset = _load_cell_dataset(cell, data_dir, device, cache)
-        check_cell(cell, dataset)
+        check_cell(replace(cell, train=replace(cell.train, device="cpu")), dataset)  # checks need no GPU
     except (ValueError, TypeError) as exc:
         raise SpecError(f"{spec.source}: cell {cell.id!r}: {exc}") from None
     return dataset
@@ -150,7 +167,7 @@ def run_spec(
     spec: Spec,
     out: Path,
     size: str | None = None,
-    device: str = "cpu",
+    device: str = "auto",
     data_dir=None,
     progress: bool | None = None,
     log=print,
@@ -168,7 +185,12 @@ def run_spec(
     started = time.perf_counter()
     out = Path(out)
     size_name = size or "full"
-    cells = spec.cells(size, device)  # validates every name and value of the spec
+    device = resolve_device(device)  # "auto": the GPU when there is one
+    if cluster is not None and device.startswith("cuda"):
+        # The cells train on the cluster's GPUs, which this machine may not have: check them as CPU cells.
+        cells = [replace(c, train=replace(c.train, device=device)) for c in spec.cells(size, "cpu")]
+    else:
+        cells = spec.cells(size, device)  # validates every name and value of the spec
     for dataset in sorted({c.dataset for c in cells}):
         check_available(dataset, data_dir)  # missing MNIST files fail now, not after hours of other cells
     store.check_target(out, spec.name, size_name, wait=wait)
@@ -199,6 +221,7 @@ def run_spec(
     }
     summary = RunSummary(out)
     numbers = {cell.id: number for number, cell in enumerate(cells, 1)}
+    log(f"device: {describe_device(device)}")
     with ExitStack() as stack:
         results = stack.enter_context(store.open_run(out, header, planned, wait=wait, log=log))
         jobs = []
@@ -214,7 +237,8 @@ def run_spec(
         else:
             finished = _run_locally(jobs, progress)
         for cell, frame, seconds in finished:
-            results.record(cell.id, frame, seconds=seconds, config=_cell_config(cell))
+            execution = frame.attrs.pop("execution", None)  # kept in the manifest, not in the Parquet file
+            results.record(cell.id, frame, seconds=seconds, config={**_cell_config(cell), "execution": execution})
             summary.trained.append(cell.id)
             log(f"[{numbers[cell.id]}/{len(cells)}] {cell.id}: {len(cell.members)} members in {seconds:.1f} s")
     summary.seconds = time.perf_counter() - started

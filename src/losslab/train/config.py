@@ -144,3 +144,15 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+def describe_device(device: str) -> str:
+    """One line naming the device a run trains on, as it is printed at the start of the run."""
+    if str(device).startswith("cuda"):
+        index = torch.device(device).index or 0
+        return f"{device} ({torch.cuda.get_device_name(index)})"
+    return (
+        f"cpu ({torch.get_num_threads()} threads; no CUDA device seen by PyTorch)"
+        if not torch.cuda.is_available()
+        else "cpu"
+    )
