@@ -26,6 +26,28 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
+def _add_lang_option(p, what: str) -> None:
+    from losslab.i18n import LANGUAGES, LOCALE_VARIABLES
+
+    p.add_argument(
+        "--lang",
+        choices=LANGUAGES,
+        default=None,
+        help=f"language of {what}: {', '.join(LANGUAGES)} (default: from the locale, {' / '.join(LOCALE_VARIABLES)} "
+        "starting with zh gives zh, else en); zh needs a CJK font (apt-get install fonts-noto-cjk)",
+    )
+
+
+def _language(args) -> str:
+    """The --lang given, else the locale's; a language whose figures need a font this machine lacks fails now."""
+    from losslab.i18n import default_language
+    from losslab.report.fonts import require
+
+    lang = args.lang or default_language()
+    require(lang)
+    return lang
+
+
 def _add_verify(sub) -> None:
     p = sub.add_parser("verify", help="check every numbered equation of the article (the equation ledger)")
     p.add_argument("--seed", type=int, default=0, help="seed for the random numeric checks (default 0)")
@@ -94,19 +116,23 @@ def _add_plot(sub) -> None:
         "that compare losses; repeatable (default figures then: those)",
     )
     _add_plugin_option(p)
+    _add_lang_option(p, "the labels")
     p.set_defaults(func=_cmd_plot)
 
 
 def _cmd_plot(args) -> int:
+    from losslab.i18n import default_language, render
     from losslab.report.figures import FIGURES, write_figures
 
     if args.list:
+        lang = args.lang or default_language()
         for name, fig in FIGURES.items():
-            print(f"{name:24s} {fig.description}")
+            print(f"{name:24s} {render(fig.description, lang)}")
         return 0
+    lang = _language(args)
     _import_plugins(args)
     names = args.names or [n for n, f in FIGURES.items() if f.takes_losses or not args.loss]
-    for path in write_figures(names, Path(args.out), fmt=args.format, losses=args.loss):
+    for path in write_figures(names, Path(args.out), fmt=args.format, losses=args.loss, lang=lang):
         print(f"wrote {path}")
     return 0
 
@@ -282,19 +308,30 @@ def _add_report(sub) -> None:
     p = sub.add_parser("report", help="write the self-contained HTML report from result folders")
     p.add_argument("results", nargs="+", metavar="RESULTS_DIR", help="folders written by 'losslab run'")
     p.add_argument("--out", default="losslab-report", help="folder for index.html (default ./losslab-report)")
+    _add_lang_option(p, "the report")
     p.set_defaults(func=_cmd_report)
 
 
 def _cmd_report(args) -> int:
     if args.out == "":
         raise UsageError("--out is empty; give a folder for index.html")
+    lang = _language(args)
+    from losslab.i18n import render
+    from losslab.report.claims import verdict_word
     from losslab.report.html import write_report
 
-    path, verdicts = write_report([Path(r) for r in args.results], Path(args.out))
+    path, verdicts = write_report([Path(r) for r in args.results], Path(args.out), lang=lang)
     print(f"wrote {path}")
     for claim in verdicts:
-        print(f"  {claim.id:4s} {claim.verdict:26s} {claim.title}")
+        print(f"  {claim.id:4s} {_pad(verdict_word(claim.verdict).render(lang), 26)} {render(claim.title, lang)}")
     return 0
+
+
+def _pad(text: str, width: int) -> str:
+    """``text`` padded to ``width`` terminal cells (a Chinese character takes two)."""
+    from rich.cells import cell_len
+
+    return text + " " * max(0, width - cell_len(text))
 
 
 def _add_explore(sub) -> None:
@@ -328,6 +365,7 @@ def _add_demo(sub) -> None:
     p.add_argument(
         "--device", default="auto", help="auto (the GPU when there is one, else the CPU), cpu, cuda or cuda:N"
     )
+    _add_lang_option(p, "the report, the figures and this command's own lines")
     p.set_defaults(func=_cmd_demo)
 
 
@@ -335,7 +373,8 @@ def _cmd_demo(args) -> int:
     from losslab.demo import run_demo
 
     _check_device(args.device)
-    return run_demo(Path(args.out), size=args.size, device=args.device)
+    lang = _language(args)
+    return run_demo(Path(args.out), size=args.size, device=args.device, lang=lang)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,15 +21,26 @@ from rich.console import Console
 DEMO_SPECS = ("saturation", "comparison")
 
 
-def run_demo(out: Path, size: str = "small", console: Console | None = None, device: str = "auto") -> int:
+def run_demo(
+    out: Path, size: str = "small", console: Console | None = None, device: str = "auto", lang: str = "en"
+) -> int:
+    """Run the demo into ``out``; ``lang`` ('en' or 'zh') is the language of the report, the figures and the
+    demo's own lines (the training progress lines, from the experiments layer, stay English)."""
+    from rich.cells import cell_len
+
     from losslab.experiments import store
     from losslab.experiments.runner import run_spec
     from losslab.experiments.spec import load_spec
     from losslab.explore import write_explorer
+    from losslab.i18n import check_language, render, translator
+    from losslab.report.claims import verdict_word
     from losslab.report.figures import FIGURES, write_figures
+    from losslab.report.fonts import require
     from losslab.report.html import write_report
     from losslab.theory.ledger import ledger_exit_code, ledger_summary, verify_all
 
+    t = translator(check_language(lang))
+    require(lang)  # a missing CJK font fails here, before anything is written
     console = console or Console(soft_wrap=True)  # long verdict lines stay whole in logs
     started = time.perf_counter()
     out = Path(out)
@@ -40,17 +51,17 @@ def run_demo(out: Path, size: str = "small", console: Console | None = None, dev
     for name, spec in specs.items():
         spec.cells(size)
         store.check_target(out / "results" / name, spec.name, size)
-    console.print(f"[bold]losslab demo[/] ({size} size) -> {out}/")
+    console.print(f"[bold]losslab demo[/] {t('demo.size', size=size)} -> {out}/")
 
-    console.print("[bold]1/4[/] checking the article's equations ...")
+    console.print(f"[bold]1/4[/] {t('demo.step_verify')}")
     ledger = verify_all(seed=0, trials=100)
-    console.print(f"    {len(ledger)} rows: {ledger_summary(ledger)}")
+    console.print(f"    {t('demo.rows', rows=str(len(ledger)), summary=ledger_summary(ledger))}")
 
-    console.print("[bold]2/4[/] drawing the saturation figures ...")
-    written = write_figures(list(FIGURES), out / "figures")
-    console.print(f"    {len(written)} figures in {out / 'figures'}")
+    console.print(f"[bold]2/4[/] {t('demo.step_figures')}")
+    written = write_figures(list(FIGURES), out / "figures", lang=lang)
+    console.print(f"    {t('demo.figures', count=str(len(written)), folder=str(out / 'figures'))}")
 
-    console.print("[bold]3/4[/] training (populations of models at once) ...")
+    console.print(f"[bold]3/4[/] {t('demo.step_training')}")
     folders = []
     for name, spec in specs.items():
         folder = out / "results" / name
@@ -58,9 +69,9 @@ def run_demo(out: Path, size: str = "small", console: Console | None = None, dev
         console.print(f"    {name}: {summary.describe()}")
         folders.append(folder)
 
-    console.print("[bold]4/4[/] writing the report ...")
+    console.print(f"[bold]4/4[/] {t('demo.step_report')}")
     explorer = write_explorer(out, results=out / "results" / "saturation")
-    path, claims = write_report(folders, out, ledger=ledger)
+    path, claims = write_report(folders, out, ledger=ledger, lang=lang)
     console.print()
     colours = {
         "supported": "green",
@@ -70,9 +81,11 @@ def run_demo(out: Path, size: str = "small", console: Console | None = None, dev
         "not tested": "dim",
     }
     for claim in claims:
-        console.print(f"  {claim.id:4s} [{colours[claim.verdict]}]{claim.verdict:22s}[/] {claim.title}")
+        word = verdict_word(claim.verdict).render(lang)
+        padding = " " * max(0, 22 - cell_len(word))  # a Chinese character takes two cells
+        console.print(f"  {claim.id:4s} [{colours[claim.verdict]}]{word}{padding}[/] {render(claim.title, lang)}")
     console.print()
-    console.print(f"report: {path.resolve()}")
-    console.print(f"explorer: {explorer.resolve()}")
-    console.print(f"elapsed: {time.perf_counter() - started:.0f} s")
+    console.print(t("demo.report", path=str(path.resolve())))
+    console.print(t("demo.explorer", path=str(explorer.resolve())))
+    console.print(t("demo.elapsed", seconds=f"{time.perf_counter() - started:.0f}"))
     return ledger_exit_code(ledger)

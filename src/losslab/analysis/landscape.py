@@ -23,6 +23,7 @@ import torch
 from scipy.optimize import brentq
 
 from losslab.core import get_loss, two_class_logits
+from losslab.i18n import Message
 
 DTYPE = torch.float64
 
@@ -99,13 +100,25 @@ class DeadZone:
     measure: float  # length of the dead part of [lower, 0)
     lower: float
 
-    def describe(self) -> str:
-        model = "binary" if self.num_classes is None else f"K={self.num_classes}"
+    def describe(self) -> Message:
+        """One sentence (a catalogue message: English, or any language through ``losslab.i18n.render``)."""
+        if self.num_classes is None:
+            model = Message("deadzone.binary")
+        else:
+            model = Message("deadzone.classes", k=str(self.num_classes))
         if self.threshold is None:
-            return f"{self.loss} ({model}): no wrongly classified margin in [{self.lower:g}, 0) has gradient < {self.epsilon:g}"
-        return (
-            f"{self.loss} ({model}): every margin below {self.threshold:.2f} has gradient < {self.epsilon:g} "
-            f"({self.measure:.1f} of the {-self.lower:g} units of [{self.lower:g}, 0) are dead)"
+            return Message(
+                "deadzone.none", loss=self.loss, model=model, lower=f"{self.lower:g}", epsilon=f"{self.epsilon:g}"
+            )
+        return Message(
+            "deadzone.below",
+            loss=self.loss,
+            model=model,
+            threshold=f"{self.threshold:.2f}",
+            epsilon=f"{self.epsilon:g}",
+            measure=f"{self.measure:.1f}",
+            length=f"{-self.lower:g}",
+            lower=f"{self.lower:g}",
         )
 
 

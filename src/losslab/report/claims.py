@@ -33,6 +33,7 @@ import torch
 from losslab.analysis import landscape
 from losslab.core import mse as mse_loss
 from losslab.core import sigmoid, sigmoid_grad, softmax, softmax_jacobian
+from losslab.i18n import Message, Rule
 from losslab.report import summaries as S
 
 VERDICTS = ("supported", "supported with caveat", "not supported", "not enough evidence", "not tested")
@@ -42,10 +43,10 @@ FINDING_VERDICTS = ("agrees", "disagrees", "mixed", "not enough evidence", "not 
 MIN_SEEDS_LABELS = {
     "C4": "C4",
     "C5": "C5",
-    "golik": "Golik et al.",
-    "hui-belkin": "Hui & Belkin",
-    "nielsen-lr": "Nielsen's learning-rate ratio",
-    "mnist1d-reference": "MNIST-1D reproduction",
+    "golik": Message("seeds.golik"),
+    "hui-belkin": Message("seeds.hui_belkin"),
+    "nielsen-lr": Message("seeds.nielsen_lr"),
+    "mnist1d-reference": Message("seeds.mnist1d_reference"),
 }
 #: Fewest seeds per compared group (each loss at each setting) before an experiment may decide a verdict.
 MIN_SEEDS = {
@@ -68,8 +69,27 @@ MNIST1D_ROUNDING = 0.005  # the published numbers are whole percents
 NUMERIC_TOLERANCE = 1e-12
 
 
+def verdict_word(verdict: str) -> Message:
+    """A verdict ('not enough evidence', 'agrees', ...) as its catalogue message, for display."""
+    return Message("verdict." + verdict.replace(" ", "_"))
+
+
+def outcome_word(outcome: str) -> Message:
+    """'yes' / 'no' (the outcome rule's values) as catalogue messages."""
+    return Message(f"word.{outcome}")
+
+
+def chosen_word(chosen_on: str) -> Message:
+    """How a setting was chosen (``summaries.CHOSEN_ON_*``) as its catalogue message, for display."""
+    key = {S.CHOSEN_ON_VALIDATION: "validation", S.CHOSEN_ON_TEST: "test", S.ONLY_SETTING: "only"}[chosen_on]
+    return Message(f"chosen.{key}")
+
+
 @dataclass
 class Claim:
+    """A claim and its verdict. The texts (title, evidence, caveat, rule) are catalogue messages: English
+    strings that the report renders in its language; ``verdict`` and ``basis`` are plain values."""
+
     id: str
     title: str
     verdict: str
@@ -174,10 +194,7 @@ def grid_info(spec: str, manifest: dict, notes: list[str]) -> dict[str, dict]:
         role = g.get("role")
         if role is None and builtin.get(label):
             role = builtin[label]
-            note = (
-                f"{spec}: the results' manifest predates grid roles; each grid's role is taken from the built-in "
-                f"spec '{spec}', matched by grid label."
-            )
+            note = Message("claims.note_roles_from_builtin", spec=spec)
             if note not in notes:
                 notes.append(note)
         info[label] = {
@@ -192,8 +209,16 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def _pt(i: S.Interval) -> str:
-    return i.format(100, 1, " pt")
+def points(i: S.Interval, digits: int = 1) -> str:
+    """A difference in percentage points, '5.0 pt [4.0, 6.0] (n = 6)', with the unit a catalogue word."""
+    text = i.format(100, digits, "\0")
+    if "\0" not in text:
+        return Message("word.na") if text == "n/a" else text
+    value, _, rest = text.partition("\0")
+    return Message("unit.pt", value=value, rest=rest)
+
+
+_pt = points
 
 
 def _acc(i: S.Interval) -> str:
@@ -204,8 +229,8 @@ def rule(*helpers: Callable) -> Callable:
     """Attach the rule text shown in the report: the function's docstring, then its helpers' docstrings."""
 
     def attach(fn):
-        parts = [inspect.getdoc(fn) or ""] + [inspect.getdoc(h) or "" for h in helpers]
-        fn.rule_text = "\n\n".join(p for p in parts if p)
+        # In English the docstrings themselves; other languages translate each (losslab.i18n.Rule).
+        fn.rule_text = Rule([fn, *helpers])
         return fn
 
     return attach
@@ -217,7 +242,7 @@ def _seed_shortfall(frame: pd.DataFrame, by: list[str], minimum: int) -> str:
     short = counts[counts < minimum]
     if short.empty:
         return ""
-    return f"{int(short.min())} seed(s) in some compared group, fewer than the {minimum} this verdict requires"
+    return Message("claims.seed_shortfall", seeds=str(int(short.min())), minimum=str(minimum))
 
 
 # --- claims decided by the analysis ------------------------------------------------------------------------
@@ -266,14 +291,26 @@ def claim_c1(ev: Evidence) -> Claim:
     )
     return Claim(
         "C1",
-        "Classifiers map outputs to [0, 1] with sigmoid/softmax, and these maps saturate",
+        Message("claim.C1.title"),
         "supported" if ok else "not supported",
         [
-            f"Outputs in [0, 1] and softmax rows summing to 1 for logits up to +-1e4: {'yes' if outputs_ok else 'NO'}.",
-            f"sigmoid'(x) on {lo:g} <= |x| <= {hi:g}: at most {sigmoid_max:.1e} (threshold {eps:g}); it stays below "
-            f"the threshold from |x| = {sig_from:.2f} on.",
-            f"Softmax, K = 10, a rival class {lo:g} to {hi:g} logits ahead: Jacobian norm and MSE logit-gradient norm at "
-            f"most {softmax_max:.1e} (threshold {eps:g}); the Jacobian norm stays below it from a lead of {jac_from:.2f} on.",
+            Message("claim.C1.outputs", answer=Message("word.yes" if outputs_ok else "word.NO")),
+            Message(
+                "claim.C1.sigmoid",
+                lo=f"{lo:g}",
+                hi=f"{hi:g}",
+                largest=f"{sigmoid_max:.1e}",
+                threshold=f"{eps:g}",
+                flat_from=f"{sig_from:.2f}",
+            ),
+            Message(
+                "claim.C1.softmax",
+                lo=f"{lo:g}",
+                hi=f"{hi:g}",
+                largest=f"{softmax_max:.1e}",
+                threshold=f"{eps:g}",
+                flat_from=f"{jac_from:.2f}",
+            ),
         ],
         figures=["sigmoid", "gradient-norm"],
         basis="analysis",
@@ -318,14 +355,22 @@ def claim_c3(ev: Evidence) -> Claim:
     binary_mse = landscape.dead_zone("mse", epsilon=eps)
     bce = landscape.dead_zone("binary_cross_entropy", epsilon=eps)
     evidence = [
-        f"sigmoid'(x) < {eps:g} measured on [-50, {measured[0]:.2f}] and [{measured[1]:.2f}, 50] "
-        f"({_pct(fraction)} of [-50, 50]; flat ends {left:.1f} and {right:.1f} long, live middle "
-        f"{measured[1] - measured[0]:.1f}); derived boundary |x| = {exact:.3f}.",
-        f"Sigmoid-MSE with y = 1: {binary_mse.describe()}; binary cross-entropy: {bce.describe()}.",
+        Message(
+            "claim.C3.measured",
+            threshold=f"{eps:g}",
+            left_end=f"{measured[0]:.2f}",
+            right_end=f"{measured[1]:.2f}",
+            fraction=_pct(fraction),
+            left=f"{left:.1f}",
+            right=f"{right:.1f}",
+            middle=f"{measured[1] - measured[0]:.1f}",
+            derived=f"{exact:.3f}",
+        ),
+        Message("claim.C3.dead_zones", mse=binary_mse.describe(), bce=bce.describe()),
     ]
     return Claim(
         "C3",
-        "The sigmoid's gradient is close to 0 over wide ranges on both sides",
+        Message("claim.C3.title"),
         "supported" if ok else "not supported",
         evidence,
         figures=["sigmoid", "binary-gradient"],
@@ -353,7 +398,7 @@ def _ledger_claim(
         claim_id,
         title,
         when_holds if ok else "not supported",
-        [evidence.format(err=err)],
+        [Message(evidence, err=f"{err:.1e}")],
         caveat,
         list(figures),
         basis="equation ledger",
@@ -366,9 +411,9 @@ def claim_c2(ev: Evidence) -> Claim:
     return _ledger_claim(
         ev,
         "C2",
-        "Sigmoid: f(x) = 1/(1 + e^-x), f'(x) = e^-x/(1 + e^-x)^2 = f(x)(1 - f(x)) (eq. 1-4)",
+        Message("claim.C2.title"),
         {"1", "2", "3", "4"},
-        "Equations 1-4 checked symbolically (sympy) and numerically: largest error {err:.1e}.",
+        "claim.C2.evidence",
         figures=("sigmoid",),
     )
 
@@ -380,13 +425,11 @@ def claim_c6(ev: Evidence) -> Claim:
     return _ledger_claim(
         ev,
         "C6",
-        "MSE is maximum likelihood under Gaussian errors (a 'Gaussian prior' in Bayesian terms)",
+        Message("claim.C6.title"),
         {"26", "27", "28", "29", "30", "31"},
-        "Eq. 26-31 checked: -log N(y; y_hat, I) = MSE + (K/2) log 2 pi exactly (largest error {err:.1e}); "
-        "the article's printed (28) and (29) are errata (see the equation ledger).",
+        "claim.C6.evidence",
         when_holds="supported with caveat",
-        caveat="It is a Gaussian likelihood (an error model), not a prior: no distribution over parameters "
-        "is involved. Dropping log(2 pi sigma^2) is valid only with sigma fixed.",
+        caveat=Message("claim.C6.caveat"),
     )
 
 
@@ -396,10 +439,9 @@ def claim_c7(ev: Evidence) -> Claim:
     return _ledger_claim(
         ev,
         "C7",
-        "Cross-entropy is maximum likelihood for the multinomial (Bernoulli for two classes)",
+        Message("claim.C7.title"),
         {"5", "8", "19", "25"},
-        "Bernoulli NLL = binary cross-entropy and multinomial NLL = N x CE - log coefficient, checked "
-        "against scipy.stats over random inputs (largest relative error {err:.1e}).",
+        "claim.C7.evidence",
     )
 
 
@@ -409,10 +451,9 @@ def claim_c10(ev: Evidence) -> Claim:
     return _ledger_claim(
         ev,
         "C10",
-        "N x cross-entropy equals the multinomial log-likelihood objective (eq. 19-25)",
+        Message("claim.C10.title"),
         {"19", "20", "21", "22", "23", "24", "25"},
-        "Identity exact up to the constant log(N!/prod m_i!) (largest relative error {err:.1e}); the maximiser "
-        "theta_i = m_i/n, implied but not derived in the article, follows by a Lagrange multiplier (sympy).",
+        "claim.C10.evidence",
     )
 
 
@@ -422,7 +463,7 @@ def claim_c11(ev: Evidence) -> Claim:
     sum to 1, so they cannot be independent Gaussians), not supported otherwise. The comparison rows only
     add numbers (each loss at its learning rate chosen on validation); they do not decide this verdict."""
     ok, err = ev.ledger_status({"31"})
-    evidence = [f"Identity -log N(y; y_hat, I) = MSE + (K/2) log 2 pi holds exactly (largest error {err:.1e})."]
+    evidence = [Message("claim.C11.identity", err=f"{err:.1e}")]
     rows = ev.role_rows("loss-comparison")
     if rows is not None:
         best = S.selection_table(rows).set_index(["cell", "loss"])
@@ -430,18 +471,24 @@ def claim_c11(ev: Evidence) -> Claim:
             if (cell, "mse") in best.index and (cell, "cross_entropy") in best.index:
                 m, c = best.loc[(cell, "mse")], best.loc[(cell, "cross_entropy")]
                 evidence.append(
-                    f"{cell}, learning rate chosen on {m['chosen_on']}: test accuracy MSE {_acc(m['accuracy'])} vs "
-                    f"CE {_acc(c['accuracy'])}; test NLL {m['nll'].mean:.3f} vs {c['nll'].mean:.3f}; "
-                    f"ECE {m['ece'].mean:.3f} vs {c['ece'].mean:.3f}."
+                    Message(
+                        "claim.C11.cell",
+                        cell=cell,
+                        chosen_on=chosen_word(m["chosen_on"]),
+                        acc_mse=_acc(m["accuracy"]),
+                        acc_ce=_acc(c["accuracy"]),
+                        nll_mse=f"{m['nll'].mean:.3f}",
+                        nll_ce=f"{c['nll'].mean:.3f}",
+                        ece_mse=f"{m['ece'].mean:.3f}",
+                        ece_ce=f"{c['ece'].mean:.3f}",
+                    )
                 )
     return Claim(
         "C11",
-        "Training with MSE on the K probability outputs is Gaussian maximum likelihood (eq. 31)",
+        Message("claim.C11.title"),
         "supported with caveat" if ok else "not supported",
         evidence,
-        caveat="The identity holds, but the model it implies is misspecified: the K outputs lie on the "
-        "simplex (they sum to 1), so they are not independent Gaussians, and a Gaussian puts mass "
-        "outside [0, 1]. The same loss is also half the Brier score, a strictly proper scoring rule.",
+        caveat=Message("claim.C11.caveat"),
         basis="equation ledger",
     )
 
@@ -451,9 +498,9 @@ def claim_c12(ev: Evidence) -> Claim:
     """Always 'not tested': losslab runs no regression data."""
     return Claim(
         "C12",
-        "For regression the Gaussian noise assumption is reasonable",
+        Message("claim.C12.title"),
         "not tested",
-        ["losslab measures classification only; no regression data set is run."],
+        [Message("claim.C12.evidence")],
         basis="none",
     )
 
@@ -492,9 +539,14 @@ def _stall_verdict(rows: pd.DataFrame, mse: str, ce: str, min_seeds: int) -> tup
         for sc in scales:
             if sc not in usable:
                 evidence.append(
-                    f"{cell}, initial logit scale {sc:g}: cross-entropy fails too "
-                    f"({_pct(ce_mean[sc])} test accuracy against {_pct(ce_mean[base])} from scale {base:g}): "
-                    "large early gradients, not saturation; left out of the comparison."
+                    Message(
+                        "claim.stall.ce_fails",
+                        cell=cell,
+                        scale=f"{sc:g}",
+                        accuracy=_pct(ce_mean[sc]),
+                        base_accuracy=_pct(ce_mean[base]),
+                        base=f"{base:g}",
+                    )
                 )
         at_top = S.paired_difference(
             group, "test_accuracy", {"loss_label": ce, "init_scale": top}, {"loss_label": mse, "init_scale": top}
@@ -511,19 +563,16 @@ def _stall_verdict(rows: pd.DataFrame, mse: str, ce: str, min_seeds: int) -> tup
         )
         status = ""
         if not testable:
-            status = (
-                f" Fewer than {_pct(DEAD_THRESHOLD)} of the examples start saturated here, so this cell does not "
-                "test the claim."
-            )
+            status = Message("claim.stall.not_testable", fraction=_pct(DEAD_THRESHOLD))
         elif shortfall:
-            status = f" Undecided: {shortfall}."
+            status = Message("claim.stall.undecided_seeds", shortfall=shortfall)
             undecided += 1
         elif at_top.has_interval and at_top.low > 0:
             stalls.append(True)
         elif at_top.has_interval and at_top.high < PRACTICAL_DIFFERENCE:
             stalls.append(False)
         else:
-            status = " Undecided: the interval straddles both 0 and +2 points."
+            status = Message("claim.stall.undecided_interval")
             undecided += 1
         if testable and not status:
             normal_close.append(not at_base.excludes_zero or abs(at_base.mean) < PRACTICAL_DIFFERENCE)
@@ -532,36 +581,41 @@ def _stall_verdict(rows: pd.DataFrame, mse: str, ce: str, min_seeds: int) -> tup
             reached = S.steps_to_target(rows[rows["cell"] == cell], float(target))
             r_mse = reached[(reached["loss_label"] == mse) & (reached["init_scale"] == top)]["steps_to_target"]
             r_ce = reached[(reached["loss_label"] == ce) & (reached["init_scale"] == top)]["steps_to_target"]
-            reach = (
-                f" Reached {_pct(float(target))} test accuracy: MSE {int(r_mse.notna().sum())}/{len(r_mse)} members, "
-                f"CE {int(r_ce.notna().sum())}/{len(r_ce)}."
+            reach = Message(
+                "claim.stall.reached",
+                target=_pct(float(target)),
+                mse=f"{int(r_mse.notna().sum())}/{len(r_mse)}",
+                ce=f"{int(r_ce.notna().sum())}/{len(r_ce)}",
             )
         evidence.append(
-            f"{cell} (initial logit scale {top:g}): at the start {_pct(dead_mse)} of training examples are wrong with "
-            f"|dL/dz| < {eps:g} under MSE, {_pct(dead_ce)} under CE; mean logit-gradient norm {grad_mse:.2g} vs "
-            f"{grad_ce:.2g}. Final test accuracy MSE {_acc(t.loc[(mse, top), 'accuracy'])}, CE "
-            f"{_acc(t.loc[(ce, top), 'accuracy'])}; CE - MSE = {_pt(at_top)}.{reach} From a normal start "
-            f"(scale {base:g}): CE - MSE = {_pt(at_base)}.{status}"
+            Message(
+                "claim.stall.cell",
+                cell=cell,
+                scale=f"{top:g}",
+                dead_mse=_pct(dead_mse),
+                threshold=f"{eps:g}",
+                dead_ce=_pct(dead_ce),
+                grad_mse=f"{grad_mse:.2g}",
+                grad_ce=f"{grad_ce:.2g}",
+                acc_mse=_acc(t.loc[(mse, top), "accuracy"]),
+                acc_ce=_acc(t.loc[(ce, top), "accuracy"]),
+                difference=_pt(at_top),
+                reach=reach,
+                base=f"{base:g}",
+                base_difference=_pt(at_base),
+                status=status,
+            )
         )
-    caveat_implicit = (
-        "The stall belongs to squared error on the sigmoid/softmax output, which the article leaves implicit: "
-        "with cross-entropy the logit gradient is p - y and no example is dead."
-    )
     if not stalls and not undecided:
-        return "not tested", evidence, "No cell started with saturated (dead) examples, the claim's premise."
+        return "not tested", evidence, Message("claim.stall.caveat_no_premise")
     if not stalls:
         return "not enough evidence", evidence, ""
     if all(stalls):
         if all(normal_close):
-            return (
-                "supported with caveat",
-                evidence,
-                "Only from a confidently wrong start: from a normal start squared error trains to about the "
-                "same accuracy. " + caveat_implicit,
-            )
+            return "supported with caveat", evidence, Message("claim.stall.caveat_only_wrong_start")
         return "supported", evidence, ""
     if any(stalls):
-        return "supported with caveat", evidence, "The stall appears in some settings but not all (see the numbers)."
+        return "supported with caveat", evidence, Message("claim.stall.caveat_some_settings")
     return "not supported", evidence, ""
 
 
@@ -569,14 +623,14 @@ def _stall_verdict(rows: pd.DataFrame, mse: str, ce: str, min_seeds: int) -> tup
 def claim_c4(ev: Evidence) -> Claim:
     """Decided by the stall rule below on the grids with role 'saturation-binary' (one sigmoid logit; MSE
     against binary cross-entropy), with at least 5 seeds per loss and scale."""
-    title = "A class-1 example predicted as 0 gets ~0 gradient through the sigmoid, so training is hard"
+    title = Message("claim.C4.title")
     rows = ev.role_rows("saturation-binary")
     if rows is None:
         return Claim(
             "C4",
             title,
             "not tested",
-            ["No grid with role 'saturation-binary' in the results (run the saturation spec)."],
+            [Message("claim.C4.no_grid")],
             basis="experiments",
         )
     verdict, evidence, caveat = _stall_verdict(rows, "mse", "binary_cross_entropy", MIN_SEEDS["C4"])
@@ -590,10 +644,10 @@ def claim_c5(ev: Evidence) -> Claim:
     """Decided by the stall rule below on the grids with role 'saturation-softmax' (softmax outputs; MSE
     against cross-entropy), with at least 5 seeds per loss and scale. Grids with role 'many-classes' add
     numbers (each loss at its learning rate chosen on validation, per K) but do not decide the verdict."""
-    title = "Softmax generalises the sigmoid and has the same problem"
+    title = Message("claim.C5.title")
     rows = ev.role_rows("saturation-softmax")
     if rows is None:
-        verdict, evidence, caveat = "not tested", ["No grid with role 'saturation-softmax' in the results."], ""
+        verdict, evidence, caveat = "not tested", [Message("claim.C5.no_grid")], ""
     else:
         verdict, evidence, caveat = _stall_verdict(rows, "mse", "cross_entropy", MIN_SEEDS["C5"])
     classes = ev.role_rows("many-classes")
@@ -603,8 +657,13 @@ def claim_c5(ev: Evidence) -> Claim:
             acc = group.set_index("loss")
             if "mse" in acc.index and "cross_entropy" in acc.index:
                 evidence.append(
-                    f"Blobs, K = {k} (learning rate chosen on {acc.loc['mse', 'chosen_on']}): test accuracy CE "
-                    f"{_acc(acc.loc['cross_entropy', 'accuracy'])}, MSE {_acc(acc.loc['mse', 'accuracy'])}."
+                    Message(
+                        "claim.C5.blobs",
+                        k=str(k),
+                        chosen_on=chosen_word(acc.loc["mse", "chosen_on"]),
+                        acc_ce=_acc(acc.loc["cross_entropy", "accuracy"]),
+                        acc_mse=_acc(acc.loc["mse", "accuracy"]),
+                    )
                 )
     return Claim(
         "C5",
@@ -649,7 +708,7 @@ def verdicts(ev: Evidence) -> list[Claim]:
 def finding_nielsen_saturation(ev: Evidence) -> Finding:
     """Follows claim C5's verdict: agrees if C5 is supported (with or without caveat), disagrees if not
     supported, and not enough evidence / not tested when C5 is."""
-    statement = "Squared error on softmax outputs can fail to move a confidently wrong prediction."
+    statement = Message("finding.nielsen_saturation.statement")
     c5 = claim_c5(ev)
     verdict = {
         "supported": "agrees",
@@ -657,10 +716,10 @@ def finding_nielsen_saturation(ev: Evidence) -> Finding:
         "not supported": "disagrees",
     }.get(c5.verdict, c5.verdict)
     return Finding(
-        "Nielsen (2015) ch. 3; Goodfellow et al. (2016) 6.2.2",
+        Message("finding.nielsen_saturation.source"),
         statement,
         verdict,
-        [f"Claim C5 is '{c5.verdict}' (see the claims ledger)."],
+        [Message("finding.nielsen_saturation.evidence", verdict=verdict_word(c5.verdict))],
         key="nielsen-saturation",
     )
 
@@ -685,11 +744,8 @@ def finding_golik(ev: Evidence) -> Finding:
     one part measured is 'no'; mixed if one is 'yes' and the other 'no'; not tested if neither role is in
     the results, or only one is and its part is 'yes'; not enough evidence if a measured part is undecided
     (too few seeds, settings chosen on test accuracy, or an interval straddling both 0 and +2 points)."""
-    statement = (
-        "Trained from random initialisation, squared error gets stuck in a poor optimum; started from a "
-        "cross-entropy solution, a few squared-error epochs improve it."
-    )
-    source = "Golik, Doetsch & Ney (Interspeech 2013)"
+    statement = Message("finding.golik.statement")
+    source = Message("finding.golik.source")
     parts: dict[str, str | None] = {}
     evidence: list[str] = []
     for role, name, a, b in (
@@ -698,31 +754,41 @@ def finding_golik(ev: Evidence) -> Finding:
     ):
         rows = ev.role_rows(role)
         if rows is None:
-            evidence.append(f"No grid with role '{role}' in the results.")
+            evidence.append(Message("finding.no_role", role=role))
             continue
         chosen = S.selected_rows(rows)
         chosen = chosen[chosen["loss_label"].isin([a, b])]
         if chosen.empty or chosen["loss_label"].nunique() < 2:
-            evidence.append(f"Role '{role}': MSE and cross-entropy are not both present.")
+            evidence.append(Message("finding.golik.not_both", role=role))
             continue
         diff = S.paired_difference(chosen, "test_accuracy", {"loss_label": a}, {"loss_label": b})
         lrs = chosen.groupby("loss_label")["lr"].first()
-        how = ", ".join(f"{label} lr {lr:g}" for label, lr in lrs.items())
-        on = sorted(set(chosen["chosen_on"]) - {S.ONLY_SETTING}) or ["one rate per loss"]
-        label = {"improves": "From the CE solution: MSE - CE continued", "stuck": "From scratch: CE - MSE"}[name]
+        how = [Message("finding.golik.loss_lr", loss=label, lr=f"{lr:g}") for label, lr in lrs.items()]
+        on = sorted(set(chosen["chosen_on"]) - {S.ONLY_SETTING})
         shortfall = _seed_shortfall(chosen, ["loss_label"], MIN_SEEDS["golik"])
         outcome = None
         if shortfall:
             why = shortfall
         elif S.CHOSEN_ON_TEST in on:
-            why = "learning rates chosen on test accuracy (no validation split)"
+            why = Message("finding.golik.why_test")
         else:
             outcome = _practical_outcome(diff)
-            why = "" if outcome else "the interval straddles both 0 and +2 points"
+            why = "" if outcome else Message("finding.golik.why_interval")
         parts[name] = outcome
+        if outcome:
+            result = Message(
+                "finding.golik.decided", part=Message(f"finding.golik.{name}"), outcome=outcome_word(outcome)
+            )
+        else:
+            result = Message("finding.golik.undecided", why=why)
         evidence.append(
-            f"{label} = {_pt(diff)} test accuracy ({how}; rates chosen on: {', '.join(on)})"
-            + (f": {name} = {outcome}." if outcome else f": undecided ({why}).")
+            Message(
+                f"finding.golik.{name}_difference",
+                difference=_pt(diff),
+                how=how,
+                on=[chosen_word(x) for x in on] or [Message("finding.golik.one_rate")],
+                result=result,
+            )
         )
     values = [parts[k] for k in ("improves", "stuck") if k in parts]
     if not values:
@@ -749,11 +815,11 @@ def finding_hui_belkin(ev: Evidence) -> Finding:
     it is with too few seeds or rates chosen on test accuracy). Verdict: not tested without such cells;
     not enough evidence if none is decided; agrees if every decided cell matches or beats, disagrees if
     every decided cell is worse, mixed otherwise. Grids with role 'many-classes' add numbers only."""
-    statement = "Squared error on the logits (rescaled for many classes) matches or beats cross-entropy."
-    source = "Hui & Belkin (ICLR 2021)"
+    statement = Message("finding.hui_belkin.statement")
+    source = Message("finding.hui_belkin.source")
     rows = ev.role_rows("loss-comparison")
     if rows is None:
-        return Finding(source, statement, "not tested", ["No grid with role 'loss-comparison' in the results."])
+        return Finding(source, statement, "not tested", [Message("finding.no_role", role="loss-comparison")])
     chosen = S.selected_rows(rows)
     evidence, decided = [], []
     for cell, group in chosen.groupby("cell"):
@@ -766,18 +832,27 @@ def finding_hui_belkin(ev: Evidence) -> Finding:
             shortfall = _seed_shortfall(pair, ["loss_label"], MIN_SEEDS["hui-belkin"])
             on = sorted(set(pair["chosen_on"]))
             if shortfall:
-                outcome = f"undecided ({shortfall})"
+                outcome = Message("finding.hui_belkin.undecided_seeds", shortfall=shortfall)
             elif S.CHOSEN_ON_TEST in on:
-                outcome = "undecided (learning rates chosen on test accuracy: no validation split)"
+                outcome = Message("finding.hui_belkin.undecided_test")
             elif diff.has_interval and diff.low > -PRACTICAL_DIFFERENCE:
-                outcome = "matches or beats"
+                outcome = Message("finding.hui_belkin.matches")
                 decided.append(True)
             elif diff.has_interval and diff.high < -PRACTICAL_DIFFERENCE:
-                outcome = "worse"
+                outcome = Message("finding.hui_belkin.worse")
                 decided.append(False)
             else:
-                outcome = "undecided (the interval straddles -2 points)"
-            evidence.append(f"{cell}: {variant} - CE = {_pt(diff)} (chosen on {', '.join(on)}): {outcome}.")
+                outcome = Message("finding.hui_belkin.undecided_interval")
+            evidence.append(
+                Message(
+                    "finding.hui_belkin.cell",
+                    cell=cell,
+                    variant=variant,
+                    difference=_pt(diff),
+                    on=[chosen_word(x) for x in on],
+                    outcome=outcome,
+                )
+            )
     classes = ev.role_rows("many-classes")
     if classes is not None:
         best = S.selection_table(classes)
@@ -785,11 +860,17 @@ def finding_hui_belkin(ev: Evidence) -> Finding:
         rescaled = [label for label in top.index if str(label).startswith("square_logits(")]
         if "square_logits" in top.index and rescaled and "cross_entropy" in top.index:
             evidence.append(
-                f"Blobs with K = {int(top['num_classes'].iloc[0])}: square loss plain {_acc(top.loc['square_logits', 'accuracy'])}, "
-                f"rescaled {rescaled[0]} {_acc(top.loc[rescaled[0], 'accuracy'])}, CE {_acc(top.loc['cross_entropy', 'accuracy'])}."
+                Message(
+                    "finding.hui_belkin.blobs",
+                    k=str(int(top["num_classes"].iloc[0])),
+                    plain=_acc(top.loc["square_logits", "accuracy"]),
+                    variant=rescaled[0],
+                    rescaled=_acc(top.loc[rescaled[0], "accuracy"]),
+                    ce=_acc(top.loc["cross_entropy", "accuracy"]),
+                )
             )
     if not evidence:
-        return Finding(source, statement, "not tested", ["No comparison cell has both the square loss and CE."])
+        return Finding(source, statement, "not tested", [Message("finding.hui_belkin.no_cell")])
     if not decided:
         verdict = "not enough evidence"
     elif all(decided):
@@ -810,14 +891,11 @@ def finding_nielsen_lr(ev: Evidence) -> Finding:
     fewer than 5 seeds per loss, rates chosen on test accuracy, one rate per loss (nothing was searched),
     or a range open at both ends. Verdict: not tested without such cells; not enough evidence if none is
     decided; agrees / disagrees if every decided cell does; mixed otherwise."""
-    statement = (
-        "Squared error needs a larger learning rate than cross-entropy, about 3-6x, because sigma' averages "
-        "about 1/6 and multiplies its gradient."
-    )
-    source = "Nielsen (2015) ch. 3, learning rates"
+    statement = Message("finding.nielsen_lr.statement")
+    source = Message("finding.nielsen_lr.source")
     rows = ev.role_rows("loss-comparison")
     if rows is None:
-        return Finding(source, statement, "not tested", ["No grid with role 'loss-comparison' in the results."])
+        return Finding(source, statement, "not tested", [Message("finding.no_role", role="loss-comparison")])
     table = S.selection_table(rows).set_index(["cell", "loss"])
     evidence, decided = [], []
     lo, hi = NIELSEN_RATIO
@@ -827,34 +905,47 @@ def finding_nielsen_lr(ev: Evidence) -> Finding:
         m, c = table.loc[(cell, "mse")].to_dict(), table.loc[(cell, "cross_entropy")].to_dict()
         ratio = S.lr_ratio(m, c)
         shown = {
-            "value": f"{ratio['ratio']:.3g} (range {ratio['low']:.2g} to {ratio['high']:.2g})",
-            "lower bound": f">= {ratio['low']:.2g} (MSE's rate at the top of its grid or CE's at the bottom)",
-            "upper bound": f"<= {ratio['high']:.2g} (MSE's rate at the bottom of its grid or CE's at the top)",
-            "none": "unbounded (rates at opposite edges)",
+            "value": Message(
+                "finding.nielsen_lr.shown_value",
+                ratio=f"{ratio['ratio']:.3g}",
+                low=f"{ratio['low']:.2g}",
+                high=f"{ratio['high']:.2g}",
+            ),
+            "lower bound": Message("finding.nielsen_lr.shown_lower", low=f"{ratio['low']:.2g}"),
+            "upper bound": Message("finding.nielsen_lr.shown_upper", high=f"{ratio['high']:.2g}"),
+            "none": Message("finding.nielsen_lr.shown_none"),
         }[ratio["bound"]]
-        head = f"{cell}: MSE lr {m['best_lr']:g} / CE lr {c['best_lr']:g}: ratio {shown}"
         if min(m["seeds"], c["seeds"]) < MIN_SEEDS["nielsen-lr"]:
-            evidence.append(f"{head}; undecided: fewer than {MIN_SEEDS['nielsen-lr']} seeds.")
+            outcome = Message("finding.nielsen_lr.undecided_seeds", seeds=str(MIN_SEEDS["nielsen-lr"]))
         elif S.CHOSEN_ON_TEST in (m["chosen_on"], c["chosen_on"]):
-            evidence.append(f"{head}; undecided: rates chosen on test accuracy (no validation split).")
+            outcome = Message("finding.nielsen_lr.undecided_test")
         elif S.ONLY_SETTING in (m["chosen_on"], c["chosen_on"]):
-            evidence.append(f"{head}; undecided: one learning rate per loss, nothing was searched.")
+            outcome = Message("finding.nielsen_lr.undecided_one_rate")
         elif ratio["bound"] == "none":
-            evidence.append(f"{head}; undecided.")
+            outcome = Message("finding.nielsen_lr.undecided")
         else:
             agrees = ratio["low"] <= hi and ratio["high"] >= lo
             decided.append(agrees)
-            evidence.append(f"{head}; {'overlaps' if agrees else 'outside'} [{lo:g}, {hi:g}].")
+            outcome = Message(
+                "finding.nielsen_lr.overlaps" if agrees else "finding.nielsen_lr.outside", lo=f"{lo:g}", hi=f"{hi:g}"
+            )
+        evidence.append(
+            Message(
+                "finding.nielsen_lr.cell",
+                cell=cell,
+                mse_lr=f"{m['best_lr']:g}",
+                ce_lr=f"{c['best_lr']:g}",
+                shown=shown,
+                outcome=outcome,
+            )
+        )
     if not evidence:
-        return Finding(source, statement, "not tested", ["No comparison cell has both MSE and CE."])
+        return Finding(source, statement, "not tested", [Message("finding.nielsen_lr.no_cell")])
     if not decided:
         verdict = "not enough evidence"
     else:
         verdict = "agrees" if all(decided) else ("disagrees" if not any(decided) else "mixed")
-    evidence.append(
-        "Nielsen's argument is for sigmoid outputs; MSE here runs through a softmax. Learning-rate grids in steps "
-        "of about 3x resolve the ratio only to within a factor of about 3."
-    )
+    evidence.append(Message("finding.nielsen_lr.note"))
     return Finding(source, statement, verdict, evidence, key="nielsen-lr")
 
 
@@ -862,10 +953,10 @@ def finding_nielsen_lr(ev: Evidence) -> Finding:
 def finding_kornblith(ev: Evidence) -> Finding:
     """Always 'not tested': ImageNet is not run."""
     return Finding(
-        "Kornblith et al. (NeurIPS 2021)",
-        "On ImageNet, squared error reaches about the same top-1 accuracy as softmax cross-entropy.",
+        Message("finding.kornblith.source"),
+        Message("finding.kornblith.statement"),
         "not tested",
-        ["ImageNet is beyond these machines; see the Hui & Belkin row for the small-data analogue."],
+        [Message("finding.kornblith.evidence")],
         key="kornblith",
     )
 
@@ -928,10 +1019,7 @@ def finding_brier(ev: Evidence) -> Finding:
     sum_j q_j ||p - e_j||^2, exceeds S(q, q) by exactly ||p - q||^2 (the derivation: S(p, q) = ||p - q||^2 +
     1 - ||q||^2), within 1e-12 absolute, and the excess is > 0 wherever ||p - q||^2 > 1e-9; the log score's
     excess equals KL(q || p) within 1e-12 and is > 0 likewise."""
-    statement = (
-        "Squared error between the probability vector and the one-hot label is the Brier score, a strictly "
-        "proper scoring rule, like the log score."
-    )
+    statement = Message("finding.brier.statement")
     ks = ev.num_classes() or [2, 10]
     c = brier_checks(ks)
     identity_ok = c["identity_error"] <= NUMERIC_TOLERANCE
@@ -942,11 +1030,19 @@ def finding_brier(ev: Evidence) -> Finding:
         and c["min_excess_log"] > 0
     )
     evidence = [
-        f"2 x eq. (31) = Brier score (and = the trainer's test_brier metric) for K = {', '.join(map(str, ks))}: "
-        f"largest relative error {c['identity_error']:.1e} (tolerance {NUMERIC_TOLERANCE:g}).",
-        f"Strict propriety: S(p, q) - S(q, q) = ||p - q||^2 within {c['brier_propriety_error']:.1e} (smallest excess "
-        f"{c['min_excess_brier']:.2g} > 0); the log score's excess equals KL(q || p) within "
-        f"{c['log_propriety_error']:.1e} (smallest {c['min_excess_log']:.2g} > 0).",
+        Message(
+            "finding.brier.identity",
+            ks=", ".join(map(str, ks)),
+            error=f"{c['identity_error']:.1e}",
+            tolerance=f"{NUMERIC_TOLERANCE:g}",
+        ),
+        Message(
+            "finding.brier.propriety",
+            brier_error=f"{c['brier_propriety_error']:.1e}",
+            brier_excess=f"{c['min_excess_brier']:.2g}",
+            log_error=f"{c['log_propriety_error']:.1e}",
+            log_excess=f"{c['min_excess_log']:.2g}",
+        ),
     ]
     rows = ev.role_rows("loss-comparison")
     if rows is not None:
@@ -954,11 +1050,15 @@ def finding_brier(ev: Evidence) -> Finding:
         for cell in sorted({c_ for c_, _ in best.index}):
             if (cell, "mse") in best.index and (cell, "cross_entropy") in best.index:
                 evidence.append(
-                    f"{cell}: test Brier MSE {best.loc[(cell, 'mse'), 'brier'].format(1, 3)}, CE "
-                    f"{best.loc[(cell, 'cross_entropy'), 'brier'].format(1, 3)} (see the calibration table)."
+                    Message(
+                        "finding.brier.cell",
+                        cell=cell,
+                        mse=best.loc[(cell, "mse"), "brier"].format(1, 3),
+                        ce=best.loc[(cell, "cross_entropy"), "brier"].format(1, 3),
+                    )
                 )
     return Finding(
-        "Brier (1950); Gneiting & Raftery (2007)",
+        Message("finding.brier.source"),
         statement,
         "agrees" if identity_ok and proper_ok else "disagrees",
         evidence,
@@ -1025,23 +1125,27 @@ def finding_mnist1d(ev: Evidence) -> Finding:
     cross-entropy, at least 5 seeds): our mean final test accuracy agrees with the published 32% / 68% / 94%
     if it lies within the tolerance below. Verdict: not tested without such grids; not enough evidence if no
     model has enough seeds; agrees / disagrees if every decided model does; mixed otherwise."""
-    statement = "MNIST-1D reference test accuracy: logistic regression 32%, MLP 68%, CNN 94%."
-    source = "Greydanus (2020), MNIST-1D"
+    statement = Message("finding.mnist1d.statement")
+    source = Message("finding.mnist1d.source")
     table = reproduction_table(ev)
     if table.empty:
-        return Finding(
-            source,
-            statement,
-            "not tested",
-            ["No grid with a role 'reference-linear', 'reference-mlp' or 'reference-cnn' (run mnist1d-reference)."],
-            key="mnist1d-reference",
-        )
+        return Finding(source, statement, "not tested", [Message("finding.mnist1d.no_grid")], key="mnist1d-reference")
     evidence = [
-        f"{r.role} ({r.model}): ours {_acc(r.ours)} vs published {100 * r.published:.0f}%: difference "
-        f"{100 * r.difference:+.1f} pt, tolerance {100 * r.tolerance:.1f} pt: {r.outcome}."
+        Message(
+            "finding.mnist1d.model",
+            role=r.role,
+            model=r.model,
+            ours=_acc(r.ours),
+            published=f"{100 * r.published:.0f}%",
+            difference=f"{100 * r.difference:+.1f}",
+            tolerance=f"{100 * r.tolerance:.1f}",
+            outcome=verdict_word(r.outcome),
+        )
         for r in table.itertuples()
     ]
-    evidence += [f"{role}: not run." for role in MNIST1D_PUBLISHED if role not in set(table["role"])]
+    evidence += [
+        Message("finding.mnist1d.not_run", role=role) for role in MNIST1D_PUBLISHED if role not in set(table["role"])
+    ]
     decided = [o == "agrees" for o in table["outcome"] if o in ("agrees", "disagrees")]
     if not decided:
         verdict = "not enough evidence"

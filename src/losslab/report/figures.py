@@ -10,6 +10,7 @@ viridis, and every line also differs in dash style so the figures survive greysc
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,23 +25,43 @@ import torch  # noqa: E402
 
 from losslab.analysis import landscape  # noqa: E402
 from losslab.core import Loss, get_loss  # noqa: E402
+from losslab.i18n import Message, check_language, render, translator  # noqa: E402
+from losslab.report.fonts import figure_fonts  # noqa: E402
+from losslab.report.fonts import require as require_fonts  # noqa: E402
 
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 DASHES = ["-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (3, 1, 1, 1, 1, 1))]
+#: Legend labels of the built-in losses (catalogue messages: English strings, rendered in the figure's language).
 LOSS_LABELS = {
-    "cross_entropy": "cross-entropy",
-    "binary_cross_entropy": "binary cross-entropy",
-    "mse": "MSE on probabilities (eq. 31)",
-    "square_logits": "square loss on logits (Hui & Belkin)",
-    "focal": "focal (gamma = 2)",
-    "label_smoothing_cross_entropy": "label-smoothed CE (eps = 0.1)",
+    name: Message(f"figure.loss.{name}")
+    for name in (
+        "cross_entropy",
+        "binary_cross_entropy",
+        "mse",
+        "square_logits",
+        "focal",
+        "label_smoothing_cross_entropy",
+    )
 }
 MULTICLASS_LOSSES = ["cross_entropy", "mse", "square_logits", "focal", "label_smoothing_cross_entropy"]
 
 
-def _label(loss) -> str:
+def _label(loss, lang: str = "en") -> str:
     loss = get_loss(loss)
-    return LOSS_LABELS.get(loss.name, loss.name) if loss.module.startswith("losslab.") else f"{loss.name} (yours)"
+    if not loss.module.startswith("losslab."):
+        return Message("figure.yours", name=loss.name).render(lang)
+    return render(LOSS_LABELS.get(loss.name, loss.name), lang)
+
+
+def localized(make: Callable[..., plt.Figure]) -> Callable[..., plt.Figure]:
+    """Draw a figure function's text with the fonts of its ``lang`` keyword (a CJK font for Chinese)."""
+
+    @functools.wraps(make)
+    def draw(*args, lang: str = "en", **kwargs) -> plt.Figure:
+        with figure_fonts(lang):
+            return make(*args, lang=lang, **kwargs)
+
+    return draw
 
 
 def _extra(losses: Sequence[str | Loss]) -> list[Loss]:
@@ -56,35 +77,39 @@ def _figure(width=7.0, height=4.5, ncols=1):
     return fig, axes
 
 
-def sigmoid_and_derivative() -> plt.Figure:
+@localized
+def sigmoid_and_derivative(lang: str = "en") -> plt.Figure:
     """The article's figure: f(x) = 1/(1 + e^-x) and f'(x) = f(x)(1 - f(x)), with the flat tails marked."""
+    t = translator(lang)
     x = np.linspace(-10, 10, 801)
     f = 1 / (1 + np.exp(-x))
     fig, ax = _figure()
-    ax.plot(x, f, label="sigmoid f(x)", **style(0))
-    ax.plot(x, f * (1 - f), label="derivative f(x)(1 - f(x))", **style(1))
+    ax.plot(x, f, label=t("figure.sigmoid.curve"), **style(0))
+    ax.plot(x, f * (1 - f), label=t("figure.sigmoid.derivative"), **style(1))
     flat = np.abs(x) > 6.9  # f' < 1e-3 beyond |x| = 6.9
-    ax.fill_between(x, 0, 1, where=flat, color="0.85", label="f'(x) < 1e-3", zorder=0)
+    ax.fill_between(x, 0, 1, where=flat, color="0.85", label=t("figure.sigmoid.flat"), zorder=0)
     ax.set(
-        xlabel="logit x (dimensionless)",
-        ylabel="value",
-        title="Sigmoid and its derivative (eq. 1-4)",
+        xlabel=t("figure.sigmoid.xlabel"),
+        ylabel=t("figure.sigmoid.ylabel"),
+        title=t("figure.sigmoid.title"),
         ylim=(-0.02, 1.02),
     )
     ax.axhline(0.25, color="0.5", linewidth=0.8, linestyle=":")
-    ax.annotate("max f' = 1/4 at x = 0", (0, 0.25), (2.5, 0.12), arrowprops={"arrowstyle": "->"})
+    ax.annotate(t("figure.sigmoid.peak"), (0, 0.25), (2.5, 0.12), arrowprops={"arrowstyle": "->"})
     ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
     return fig
 
 
-def binary_gradient_curves() -> plt.Figure:
+@localized
+def binary_gradient_curves(lang: str = "en") -> plt.Figure:
     """dL/dz against z for sigmoid-MSE and BCE, y = 1 and y = 0, with the MSE dead zone shaded."""
+    t = translator(lang)
     z = np.linspace(-12, 12, 1201)
     fig, axes = _figure(11, 4.5, ncols=2)
     for ax, label in zip(axes, (1, 0)):
         for i, name in enumerate(["binary_cross_entropy", "mse"]):
-            ax.plot(z, landscape.binary_gradient(name, z, label), label=LOSS_LABELS[name], **style(i))
+            ax.plot(z, landscape.binary_gradient(name, z, label), label=_label(name, lang), **style(i))
         zone = landscape.dead_zone("mse", 1e-3)
         threshold = zone.threshold if label == 1 else -zone.threshold
         wrong = (z < threshold) if label == 1 else (z > threshold)
@@ -95,39 +120,41 @@ def binary_gradient_curves() -> plt.Figure:
             where=wrong,
             color="0.85",
             zorder=0,
-            label=f"MSE dead zone: wrong and |grad| < 1e-3 (z {'<' if label else '>'} {threshold:.1f})",
+            label=t("figure.binary.dead_zone", side="<" if label else ">", threshold=f"{threshold:.1f}"),
         )
         ax.axvline(0, color="0.4", linewidth=0.8)
         ax.set(
-            xlabel="logit z (p = sigmoid(z))",
-            ylabel="dL/dz (per example)",
+            xlabel=t("figure.binary.xlabel"),
+            ylabel=t("figure.binary.ylabel"),
             ylim=(-1.05, 1.05),
-            title=f"True label y = {label}: {'z < 0' if label else 'z > 0'} is wrong",
+            title=t("figure.binary.title", label=str(label), wrong="z < 0" if label else "z > 0"),
         )
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left" if label else "lower right", fontsize=8)
-    fig.suptitle("Binary gradients: cross-entropy gives p - y, MSE gives (p - y) p (1 - p)")
+    fig.suptitle(t("figure.binary.suptitle"))
     return fig
 
 
-def _per_loss_vs_margin(values, margins, yscale: str, losses: Sequence[str | Loss] = ()):
+def _per_loss_vs_margin(values, margins, yscale: str, losses: Sequence[str | Loss] = (), lang: str = "en"):
     """One line per multiclass loss of ``values(loss, margins, K=10)``, wrong predictions shaded."""
     fig, ax = _figure()
     for i, loss in enumerate([*MULTICLASS_LOSSES, *_extra(losses)]):
-        ax.plot(margins, values(loss, margins, 10), label=_label(loss), **style(i))
+        ax.plot(margins, values(loss, margins, 10), label=_label(loss, lang), **style(i))
     ax.set_yscale(yscale)
-    ax.axvspan(margins[0], 0, color="0.92", zorder=0, label="wrongly classified (margin < 0)")
+    ax.axvspan(margins[0], 0, color="0.92", zorder=0, label=translator(lang)("figure.margin.wrong"))
     return fig, ax
 
 
-def multiclass_gradient_norm(losses: Sequence[str | Loss] = ()) -> plt.Figure:
+@localized
+def multiclass_gradient_norm(losses: Sequence[str | Loss] = (), lang: str = "en") -> plt.Figure:
     """||dL/dz|| against the true-class margin, K = 10, one line per loss (log scale), ``losses`` added."""
-    fig, ax = _per_loss_vs_margin(landscape.gradient_norm_vs_margin, np.linspace(-15, 15, 601), "log", losses)
+    t = translator(lang)
+    fig, ax = _per_loss_vs_margin(landscape.gradient_norm_vs_margin, np.linspace(-15, 15, 601), "log", losses, lang)
     ax.axhline(1e-3, color="0.4", linewidth=0.8, linestyle=":")
     ax.set(
-        xlabel="true-class margin z_true - max_other (logit units)",
-        ylabel="||dL/dz||_2 (log scale)",
-        title="Gradient norm vs margin, K = 10 (one rival class ahead when wrong)",
+        xlabel=t("figure.margin.xlabel"),
+        ylabel=t("figure.gradient_norm.ylabel"),
+        title=t("figure.gradient_norm.title"),
         ylim=(1e-7, 10),
     )
     ax.legend(fontsize=8, loc="lower left")
@@ -135,8 +162,10 @@ def multiclass_gradient_norm(losses: Sequence[str | Loss] = ()) -> plt.Figure:
     return fig
 
 
-def logit_plane_heatmap(losses: Sequence[str | Loss] = ()) -> plt.Figure:
+@localized
+def logit_plane_heatmap(losses: Sequence[str | Loss] = (), lang: str = "en") -> plt.Figure:
     """K = 3, true class 0 at logit 0: log10 ||dL/dz|| over (z_1, z_2) for softmax-MSE, CE and ``losses``."""
+    t = translator(lang)
     grid = np.linspace(-12, 12, 241)
     z1, z2 = np.meshgrid(grid, grid)
     logits = np.stack([np.zeros_like(z1), z1, z2], -1).reshape(-1, 3)
@@ -161,21 +190,23 @@ def logit_plane_heatmap(losses: Sequence[str | Loss] = ()) -> plt.Figure:
         ax.contour(z1, z2, np.log10(norm + 1e-300), levels=[-3], colors="white", linewidths=1.2)
         # Class 0 is predicted only where both rivals are below it: the lower-left quadrant.
         ax.plot([-12, 0, 0], [0, 0, -12], color="white", linewidth=1.0, linestyle="--")
-        ax.set(xlabel="z_1 - z_0 (logit units)", ylabel="z_2 - z_0 (logit units)", title=_label(loss))
-        ax.text(6, 6, "wrong: a rival ahead", color="white", ha="center", va="center", fontsize=9)
-        ax.text(-6, -2, "right", color="white", ha="center", va="center", fontsize=9)
-    fig.colorbar(images[0], ax=axes, label="log10 ||dL/dz||  (white line: 1e-3)")
-    fig.suptitle("K = 3, true class 0: where the gradient vanishes")
+        ax.set(xlabel=t("figure.plane.xlabel"), ylabel=t("figure.plane.ylabel"), title=_label(loss, lang))
+        ax.text(6, 6, t("figure.plane.wrong"), color="white", ha="center", va="center", fontsize=9)
+        ax.text(-6, -2, t("figure.plane.right"), color="white", ha="center", va="center", fontsize=9)
+    fig.colorbar(images[0], ax=axes, label=t("figure.plane.colorbar"))
+    fig.suptitle(t("figure.plane.suptitle"))
     return fig
 
 
-def loss_vs_margin_curves(losses: Sequence[str | Loss] = ()) -> plt.Figure:
+@localized
+def loss_vs_margin_curves(losses: Sequence[str | Loss] = (), lang: str = "en") -> plt.Figure:
     """L against the true-class margin, K = 10, one line per loss, ``losses`` added."""
-    fig, ax = _per_loss_vs_margin(landscape.loss_vs_margin, np.linspace(-10, 10, 401), "log", losses)
+    t = translator(lang)
+    fig, ax = _per_loss_vs_margin(landscape.loss_vs_margin, np.linspace(-10, 10, 401), "log", losses, lang)
     ax.set(
-        xlabel="true-class margin z_true - max_other (logit units)",
-        ylabel="loss per example (nats or squared units)",
-        title="Loss vs margin, K = 10 (MSE is bounded: a wrong answer costs at most 1)",
+        xlabel=t("figure.margin.xlabel"),
+        ylabel=t("figure.loss_margin.ylabel"),
+        title=t("figure.loss_margin.title"),
         ylim=(1e-4, 30),
     )
     ax.legend(fontsize=8)
@@ -183,17 +214,19 @@ def loss_vs_margin_curves(losses: Sequence[str | Loss] = ()) -> plt.Figure:
     return fig
 
 
-def curvature() -> plt.Figure:
+@localized
+def curvature(lang: str = "en") -> plt.Figure:
     """The smallest Hessian eigenvalue in logit space against the margin, K = 3."""
+    t = translator(lang)
     m = np.linspace(-10, 10, 201)
     fig, ax = _figure()
     for i, name in enumerate(["cross_entropy", "mse", "square_logits"]):
-        ax.plot(m, landscape.curvature_vs_margin(name, m, 3), label=LOSS_LABELS[name], **style(i))
+        ax.plot(m, landscape.curvature_vs_margin(name, m, 3), label=_label(name, lang), **style(i))
     ax.axhline(0, color="0.4", linewidth=0.8)
     ax.set(
-        xlabel="true-class margin (logit units)",
-        ylabel="smallest eigenvalue of d^2L/dz^2",
-        title="Curvature in logit space, K = 3: below 0 means not convex",
+        xlabel=t("figure.curvature.xlabel"),
+        ylabel=t("figure.curvature.ylabel"),
+        title=t("figure.curvature.title"),
     )
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -208,16 +241,14 @@ class FigureSpec:
 
 
 FIGURES: dict[str, FigureSpec] = {
-    "sigmoid": FigureSpec(sigmoid_and_derivative, "the sigmoid and its derivative (the article's figure)"),
-    "binary-gradient": FigureSpec(binary_gradient_curves, "dL/dz vs z, sigmoid MSE vs BCE, dead zone shaded"),
+    "sigmoid": FigureSpec(sigmoid_and_derivative, Message("figure.description.sigmoid")),
+    "binary-gradient": FigureSpec(binary_gradient_curves, Message("figure.description.binary_gradient")),
     "gradient-norm": FigureSpec(
-        multiclass_gradient_norm, "||dL/dz|| vs true-class margin, K = 10, per loss", takes_losses=True
+        multiclass_gradient_norm, Message("figure.description.gradient_norm"), takes_losses=True
     ),
-    "logit-plane": FigureSpec(
-        logit_plane_heatmap, "K = 3 logit-plane heatmap of ||dL/dz||, MSE vs CE", takes_losses=True
-    ),
-    "loss-margin": FigureSpec(loss_vs_margin_curves, "loss vs true-class margin, K = 10, per loss", takes_losses=True),
-    "curvature": FigureSpec(curvature, "smallest Hessian eigenvalue in logit space vs margin, K = 3"),
+    "logit-plane": FigureSpec(logit_plane_heatmap, Message("figure.description.logit_plane"), takes_losses=True),
+    "loss-margin": FigureSpec(loss_vs_margin_curves, Message("figure.description.loss_margin"), takes_losses=True),
+    "curvature": FigureSpec(curvature, Message("figure.description.curvature")),
 }
 
 
@@ -250,13 +281,18 @@ def prepare_losses(refs: Sequence[str | Loss]) -> list[Loss]:
     return losses
 
 
-def write_figures(names: list[str], out: Path, fmt: str = "png", losses: Sequence[str | Loss] = ()) -> list[Path]:
+def write_figures(
+    names: list[str], out: Path, fmt: str = "png", losses: Sequence[str | Loss] = (), lang: str = "en"
+) -> list[Path]:
     """Render the named figures into ``out`` as ``NAME.fmt``; unknown names fail before anything is drawn.
 
-    ``losses`` are drawn beside the built-ins in the figures that compare losses.
+    ``losses`` are drawn beside the built-ins in the figures that compare losses. ``lang``: the language of
+    the labels ('en' or 'zh'; Chinese needs a CJK font, checked first).
     """
     if fmt not in ("png", "svg"):
         raise ValueError(f"format must be 'png' or 'svg', got {fmt!r}")
+    check_language(lang)
+    require_fonts(lang)
     specs = [(name, get_figure(name)) for name in names]
     losses = prepare_losses(losses)
     if losses and not any(spec.takes_losses for _, spec in specs):
@@ -273,9 +309,10 @@ def write_figures(names: list[str], out: Path, fmt: str = "png", losses: Sequenc
         raise PermissionError(f"cannot write into {out}: permission denied; choose a writable folder with --out")
     written = []
     for name, spec in specs:
-        fig = spec.make(losses=losses) if spec.takes_losses and losses else spec.make()
+        fig = spec.make(losses=losses, lang=lang) if spec.takes_losses and losses else spec.make(lang=lang)
         path = out / f"{name}.{fmt}"
-        fig.savefig(path, dpi=110)
+        with figure_fonts(lang):
+            fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
     return written

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
+import markupsafe
 import matplotlib.pyplot as plt
 import pandas as pd
 
@@ -21,10 +22,12 @@ from losslab import __version__
 from losslab.analysis import landscape
 from losslab.experiments import store
 from losslab.experiments.store import StoreError, read_results
+from losslab.i18n import Listing, Message, check_language, messages, meta, placeholders, render
 from losslab.report import claims as C
+from losslab.report import fonts
 from losslab.report import result_figures as RF
 from losslab.report import summaries as S
-from losslab.report.claims import Evidence, findings, verdict_counts, verdicts
+from losslab.report.claims import Evidence, chosen_word, findings, verdict_counts, verdict_word, verdicts
 from losslab.report.figures import FIGURES
 from losslab.theory.ledger import ledger_summary, verify_all
 
@@ -38,11 +41,22 @@ class EmbeddedFigure:
     caption: str
 
 
-def embed(fig, caption: str) -> EmbeddedFigure:
+def embed(fig, caption: str, lang: str = "en") -> EmbeddedFigure:
+    """The figure as base64 PNG, drawn with the language's fonts (a CJK font for Chinese labels)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
+    with fonts.figure_fonts(lang):
+        fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
     return EmbeddedFigure(base64.b64encode(buffer.getvalue()).decode("ascii"), caption)
+
+
+def _run_environment(env: dict) -> Message:
+    return Message(
+        "report.reproduce.env",
+        torch=str(env.get("torch")),
+        device=str(env.get("device")),
+        commit=str(env.get("git_commit", "unknown"))[:10],
+    )
 
 
 def _read_results(result_dirs: list[Path]) -> tuple[dict, list[dict]]:
@@ -62,8 +76,7 @@ def _read_results(result_dirs: list[Path]) -> tuple[dict, list[dict]]:
                 "command": f"losslab run {name}{flag}",
                 "cells": contributed,
                 "size": size,
-                "env": f"torch {env.get('torch')}, {env.get('device')}, "
-                f"commit {str(env.get('git_commit', 'unknown'))[:10]}",
+                "env": _run_environment(env),
             }
         )
     return combined.results, manifests
@@ -79,24 +92,29 @@ def _num(interval: S.Interval, digits=3, n=False) -> str:
 
 
 def _lr(record) -> str:
-    mark = {"low": " (lowest tried)", "high": " (highest tried)"}.get(S.edge_of(record) or "", "")
-    return f"{record['best_lr']:g}{mark}"
+    edge = S.edge_of(record)
+    if edge is None:
+        return f"{record['best_lr']:g}"
+    return Message(f"table.lr_{edge}", lr=f"{record['best_lr']:g}")
 
 
-def _chosen_on(table: pd.DataFrame) -> str:
+def _na(text: str) -> str:
+    """A table cell: 'n/a' (a missing number) as its catalogue word."""
+    return Message("word.na") if text == "n/a" else text
+
+
+def _chosen_on(table: pd.DataFrame) -> Message:
     """A sentence for a table note: how the settings of these rows were chosen."""
     ways = set(table["chosen_on"]) if "chosen_on" in table else set()
     if S.CHOSEN_ON_TEST in ways:
-        return (
-            "No validation split in these results: learning rates chosen on test accuracy, which this report "
-            "flags (the test numbers below are optimistic, and no verdict uses them)."
-        )
+        return Message("table.chosen_note_test")
     if S.CHOSEN_ON_VALIDATION in ways:
-        return (
-            "Learning rate chosen on validation: the highest mean final validation accuracy over seeds (ties: "
-            "lower validation NLL, then the smaller rate); test metrics are reported once, for that rate."
-        )
-    return "One learning rate per loss: nothing was chosen."
+        return Message("table.chosen_note_validation")
+    return Message("table.chosen_note_only")
+
+
+def _header(*keys: str) -> list[Message]:
+    return [Message(f"column.{key}") for key in keys]
 
 
 def _comparison_tables(rows: pd.DataFrame) -> list[dict]:
@@ -104,36 +122,33 @@ def _comparison_tables(rows: pd.DataFrame) -> list[dict]:
     tables = [
         {
             "id": "table-comparison",
-            "title": f"Loss comparison ({S.chosen_phrase(best['chosen_on'])})",
-            "note": f"{_chosen_on(best)} Final test metrics; mean [95% interval] over seeds (t on the logit scale "
-            "for accuracy, ECE and Brier / 2, the log scale for NLL). NLL, Brier and ECE use the softmax of the logits "
-            "for every loss. '(lowest tried)' / '(highest tried)': the chosen rate is at the edge of its grid, so "
-            "the best rate may lie outside it.",
-            "header": [
+            "title": Message("table.comparison.title", chosen=S.chosen_phrase(best["chosen_on"])),
+            "note": Message("table.comparison.note", chosen=_chosen_on(best)),
+            "header": _header(
                 "dataset",
                 "loss",
-                "chosen lr",
-                "rates tried",
-                "chosen on",
-                "val. accuracy",
-                "test accuracy",
-                "NLL",
-                "Brier",
-                "ECE (15 bins)",
+                "chosen_lr",
+                "rates_tried",
+                "chosen_on",
+                "val_accuracy",
+                "test_accuracy",
+                "nll",
+                "brier",
+                "ece15",
                 "seeds",
-            ],
+            ),
             "rows": [
                 [
                     r["cell"],
                     r["loss"],
                     _lr(r),
                     ", ".join(f"{x:g}" for x in r["lrs_tried"]),
-                    r["chosen_on"],
-                    "n/a" if r["val_accuracy"] != r["val_accuracy"] else f"{100 * r['val_accuracy']:.1f}%",
-                    _fmt(r["accuracy"]),
-                    _num(r["nll"]),
-                    _num(r["brier"]),
-                    _num(r["ece"]),
+                    chosen_word(r["chosen_on"]),
+                    Message("word.na") if r["val_accuracy"] != r["val_accuracy"] else f"{100 * r['val_accuracy']:.1f}%",
+                    _na(_fmt(r["accuracy"])),
+                    _na(_num(r["nll"])),
+                    _na(_num(r["brier"])),
+                    _na(_num(r["ece"])),
                     r["seeds"],
                 ]
                 for r in best.to_dict("records")
@@ -146,26 +161,25 @@ def _comparison_tables(rows: pd.DataFrame) -> list[dict]:
         if (cell, "mse") in indexed.index and (cell, "cross_entropy") in indexed.index:
             m, c = indexed.loc[(cell, "mse")].to_dict(), indexed.loc[(cell, "cross_entropy")].to_dict()
             ratio = S.lr_ratio(m, c)
+            overlaps = ratio["low"] <= C.NIELSEN_RATIO[1] and ratio["high"] >= C.NIELSEN_RATIO[0]
             ratios.append(
                 [
                     cell,
                     _lr(c),
                     _lr(m),
                     f"{ratio['ratio']:.3g}",
-                    ratio["bound"],
+                    Message("bound." + ratio["bound"].split()[0]),
                     f"[{ratio['low']:.2g}, {ratio['high']:.2g}]",
-                    "yes" if ratio["low"] <= C.NIELSEN_RATIO[1] and ratio["high"] >= C.NIELSEN_RATIO[0] else "no",
+                    Message("word.yes" if overlaps else "word.no"),
                 ]
             )
     if ratios:
         tables.append(
             {
                 "id": "table-lr-ratio",
-                "title": "Nielsen's learning-rate ratio: MSE's chosen rate over cross-entropy's",
-                "note": "Nielsen predicts about 3-6x (sigma' averages about 1/6). A rate chosen inside its grid stands "
-                "for a best rate within half a grid step; one at the edge of its grid is only a bound. The range "
-                "combines both; it overlaps [3, 6] or not. Rates chosen as in the comparison table.",
-                "header": ["dataset", "CE lr", "MSE lr", "ratio", "kind", "range of the ratio", "overlaps 3-6x"],
+                "title": Message("table.lr_ratio.title"),
+                "note": Message("table.lr_ratio.note"),
+                "header": _header("dataset", "ce_lr", "mse_lr", "ratio", "kind", "ratio_range", "overlaps"),
                 "rows": ratios,
             }
         )
@@ -177,50 +191,42 @@ def _calibration_tables(rows: pd.DataFrame) -> list[dict]:
     if table.empty:
         return []
     scaled = any(r.n for r in table["test_nll_ts"])
-    fair = (
-        "Temperature scaling divides each member's logits by one T > 0 fitted on the validation split (minimum "
-        "validation NLL). The square loss on logits is trained without a softmax, so its raw logits read through "
-        "an unscaled softmax look badly calibrated; after scaling every loss is read through its best softmax "
-        "temperature and the comparison is fair."
-    )
-    if not scaled:
-        fair = (
-            "These results have no temperature-scaled metrics (no validation split, or an older trainer): only "
-            "raw numbers are shown, and the square loss on logits, read through an unscaled softmax, looks worse "
-            "calibrated than it is."
-        )
+    fair = Message("table.calibration.fair" if scaled else "table.calibration.unscaled")
     tables = [
         {
             "id": "table-calibration",
-            "title": f"Calibration: raw and after temperature scaling ({S.chosen_phrase(table['chosen_on'])})",
-            "note": f"{fair} Test NLL, Brier score and ECE (15 equal-width bins [b/15, (b+1)/15), confidence 1 in the "
-            "last bin); mean [95% interval over seeds: log scale for NLL and T, logit scale for ECE and Brier / 2]; "
-            "T: the fitted temperature.",
-            "header": [
+            "title": Message("table.calibration.title", chosen=S.chosen_phrase(table["chosen_on"])),
+            "note": Message("table.calibration.note", fair=fair),
+            "header": _header(
                 "dataset",
                 "loss",
                 "lr",
-                "T",
-                "NLL raw",
-                "NLL scaled",
-                "Brier raw",
-                "Brier scaled",
-                "ECE raw",
-                "ECE scaled",
+                "temperature",
+                "nll_raw",
+                "nll_scaled",
+                "brier_raw",
+                "brier_scaled",
+                "ece_raw",
+                "ece_scaled",
                 "seeds",
-            ],
+            ),
             "rows": [
                 [
                     r["cell"],
                     r["loss"],
                     f"{r['best_lr']:g}",
-                    _num(r["temperature"], 2),
-                    _num(r["test_nll"]),
-                    _num(r["test_nll_ts"]),
-                    _num(r["test_brier"]),
-                    _num(r["test_brier_ts"]),
-                    _num(r["test_ece"]),
-                    _num(r["test_ece_ts"]),
+                    *(
+                        _na(_num(r[k], 2 if k == "temperature" else 3))
+                        for k in (
+                            "temperature",
+                            "test_nll",
+                            "test_nll_ts",
+                            "test_brier",
+                            "test_brier_ts",
+                            "test_ece",
+                            "test_ece_ts",
+                        )
+                    ),
                     r["seeds"],
                 ]
                 for r in table.to_dict("records")
@@ -231,30 +237,33 @@ def _calibration_tables(rows: pd.DataFrame) -> list[dict]:
         tables.append(
             {
                 "id": "table-calibration-errors",
-                "title": "Other calibration errors, raw and temperature-scaled",
-                "note": "Adaptive ECE: 15 equal-mass bins. Classwise ECE: the mean over classes of the 15-bin ECE of "
-                "p_k against 1[y = k]. MCE: the largest |accuracy - confidence| over non-empty equal-width bins. "
-                "Mean [95% interval over seeds, logit scale].",
-                "header": [
+                "title": Message("table.calibration_errors.title"),
+                "note": Message("table.calibration_errors.note"),
+                "header": _header(
                     "dataset",
                     "loss",
-                    "adaptive ECE raw",
+                    "adaptive_ece_raw",
                     "scaled",
-                    "classwise ECE raw",
+                    "classwise_ece_raw",
                     "scaled",
-                    "MCE raw",
+                    "mce_raw",
                     "scaled",
-                ],
+                ),
                 "rows": [
                     [
                         r["cell"],
                         r["loss"],
-                        _num(r["test_ece_adaptive"]),
-                        _num(r["test_ece_adaptive_ts"]),
-                        _num(r["test_ece_classwise"]),
-                        _num(r["test_ece_classwise_ts"]),
-                        _num(r["test_mce"]),
-                        _num(r["test_mce_ts"]),
+                        *(
+                            _na(_num(r[k]))
+                            for k in (
+                                "test_ece_adaptive",
+                                "test_ece_adaptive_ts",
+                                "test_ece_classwise",
+                                "test_ece_classwise_ts",
+                                "test_mce",
+                                "test_mce_ts",
+                            )
+                        ),
                     ]
                     for r in table.to_dict("records")
                 ],
@@ -265,15 +274,9 @@ def _calibration_tables(rows: pd.DataFrame) -> list[dict]:
         tables.append(
             {
                 "id": "table-bootstrap",
-                "title": "Test-set uncertainty: bootstrap intervals over test examples",
-                "note": "Mean over seeds of each metric on the full test set; then the mean and the 95% percentile "
-                "interval of 500 bootstrap resamples of the test examples (the same resamples for every member, so "
-                "replicate b of the mean over seeds is the mean of the members' replicate b). This is the "
-                "uncertainty from the finite test set, which the intervals over seeds above do not include. ECE is "
-                "biased upward on resamples (resampling adds noise to every bin, and |accuracy - confidence| counts "
-                "noise as miscalibration), so its interval can sit above the full-test-set value; NLL, a mean, has "
-                "no such bias.",
-                "header": ["dataset", "loss", "NLL raw", "NLL scaled", "ECE raw", "ECE scaled"],
+                "title": Message("table.bootstrap.title"),
+                "note": Message("table.bootstrap.note"),
+                "header": _header("dataset", "loss", "nll_raw", "nll_scaled", "ece_raw", "ece_scaled"),
                 "rows": [
                     [
                         r["cell"],
@@ -291,8 +294,14 @@ def _boot(record: dict, metric: str) -> str:
     """'0.016; resamples 0.025 [0.017, 0.034]': the full-test-set value, then the replicates' mean and interval."""
     i = record[metric]
     if not i.has_interval:
-        return _num(i)
-    return f"{i.mean:.3f}; resamples {record[metric + '_resampled']:.3f} [{i.low:.3f}, {i.high:.3f}]"
+        return _na(_num(i))
+    return Message(
+        "table.bootstrap.cell",
+        value=f"{i.mean:.3f}",
+        resampled=f"{record[metric + '_resampled']:.3f}",
+        low=f"{i.low:.3f}",
+        high=f"{i.high:.3f}",
+    )
 
 
 def _reproduction_tables(evidence: Evidence) -> list[dict]:
@@ -302,23 +311,21 @@ def _reproduction_tables(evidence: Evidence) -> list[dict]:
     tables = [
         {
             "id": "table-mnist1d-reference",
-            "title": "MNIST-1D: ours against the published numbers (cross-entropy)",
-            "note": "Published: Greydanus (2020), README and paper of MNIST-1D, one run per model, whole percents, no "
-            "spread reported. Tolerance: a 95% prediction interval for a single run from our seeds, t s sqrt(1 + "
-            "1/n), plus the published rounding of 0.5 points: the reference's own run-to-run spread, which our "
-            "seeds measure on the same test set. Agrees if |ours - published| <= tolerance (at least "
-            f"{C.MIN_SEEDS['mnist1d-reference']} seeds).",
-            "header": ["model", "role", "lr", "published", "ours", "difference", "tolerance", "outcome"],
+            "title": Message("table.mnist1d_reference.title"),
+            "note": Message("table.mnist1d_reference.note", seeds=str(C.MIN_SEEDS["mnist1d-reference"])),
+            "header": _header("model", "role", "lr", "published", "ours", "difference", "tolerance", "outcome"),
             "rows": [
                 [
                     r["model"],
                     r["role"],
                     f"{r['lr']:g}",
                     f"{100 * r['published']:.0f}%",
-                    _fmt(r["ours"], n=True),
-                    f"{100 * r['difference']:+.1f} pt",
-                    "n/a" if r["tolerance"] != r["tolerance"] else f"{100 * r['tolerance']:.1f} pt",
-                    r["outcome"],
+                    _na(_fmt(r["ours"], n=True)),
+                    Message("unit.pt", value=f"{100 * r['difference']:+.1f}", rest=""),
+                    Message("word.na")
+                    if r["tolerance"] != r["tolerance"]
+                    else Message("unit.pt", value=f"{100 * r['tolerance']:.1f}", rest=""),
+                    verdict_word(r["outcome"]),
                 ]
                 for r in table.to_dict("records")
             ],
@@ -341,19 +348,18 @@ def _reproduction_tables(evidence: Evidence) -> list[dict]:
                     role,
                     label,
                     f"{this['lr'].iloc[0]:g}",
-                    this["chosen_on"].iloc[0],
-                    _fmt(S.interval(this["test_accuracy"], "proportion"), n=True),
-                    "" if diff is None else diff.format(100, 1, " pt"),
+                    chosen_word(this["chosen_on"].iloc[0]),
+                    _na(_fmt(S.interval(this["test_accuracy"], "proportion"), n=True)),
+                    "" if diff is None else C.points(diff),
                 ]
             )
     if len(others) > len(table):
         tables.append(
             {
                 "id": "table-mnist1d-losses",
-                "title": "MNIST-1D reference models with each loss: does the article's claim hold beyond MLPs?",
-                "note": "Test accuracy, mean [95% interval over seeds]; the difference from cross-entropy is paired by "
-                "seed (atanh scale).",
-                "header": ["role", "loss", "lr", "chosen on", "test accuracy", "minus CE"],
+                "title": Message("table.mnist1d_losses.title"),
+                "note": Message("table.mnist1d_losses.note"),
+                "header": _header("role", "loss", "lr", "chosen_on", "test_accuracy", "minus_ce"),
                 "rows": others,
             }
         )
@@ -373,30 +379,35 @@ def _tables(results: dict, evidence: Evidence) -> list[dict]:
         tables.append(
             {
                 "id": "table-saturation",
-                "title": "Saturation: normal versus confidently wrong starts",
-                "note": f"Dead fraction: training examples misclassified with logit-gradient norm below the run's "
-                f"dead_epsilon ({', '.join(eps)}), at step 0. Final accuracy: mean [95% interval over seeds, logit "
-                "scale]. Steps to target: median over the members that reached the target test accuracy.",
-                "header": [
+                "title": Message("table.saturation.title"),
+                "note": Message("table.saturation.note", epsilon=", ".join(eps)),
+                "header": _header(
                     "cell",
                     "loss",
-                    "init scale",
-                    "final accuracy",
-                    "dead at start",
-                    "||dL/dz|| at start",
-                    "reached target",
-                    "median steps to target",
+                    "init_scale",
+                    "final_accuracy",
+                    "dead_at_start",
+                    "grad_at_start",
+                    "reached_target",
+                    "median_steps",
                     "seeds",
-                ],
+                ),
                 "rows": [
                     [
                         r.cell,
                         r.loss,
                         f"{r.init_scale:g}",
-                        _fmt(r.accuracy),
+                        _na(_fmt(r.accuracy)),
                         f"{100 * r.start_dead_fraction:.1f}%",
                         f"{r.start_grad_norm:.3g}",
-                        "" if r.target is None else f"{r.reached}/{r.members} (target {100 * r.target:.0f}%)",
+                        ""
+                        if r.target is None
+                        else Message(
+                            "table.saturation.reached",
+                            reached=str(r.reached),
+                            members=str(r.members),
+                            target=f"{100 * r.target:.0f}%",
+                        ),
                         ""
                         if r.median_steps_to_target is None or r.median_steps_to_target != r.median_steps_to_target
                         else f"{r.median_steps_to_target:.0f}",
@@ -412,12 +423,19 @@ def _tables(results: dict, evidence: Evidence) -> list[dict]:
         tables.append(
             {
                 "id": "table-classes",
-                "title": f"Many classes (blobs; {S.chosen_phrase(best['chosen_on'])})",
-                "note": f"{_chosen_on(best)} Final test accuracy and NLL per number of classes K; mean [95% interval "
-                "over seeds].",
-                "header": ["cell", "K", "loss", "chosen lr", "accuracy", "NLL", "seeds"],
+                "title": Message("table.classes.title", chosen=S.chosen_phrase(best["chosen_on"])),
+                "note": Message("table.classes.note", chosen=_chosen_on(best)),
+                "header": _header("cell", "k", "loss", "chosen_lr", "accuracy", "nll", "seeds"),
                 "rows": [
-                    [r["cell"], r["num_classes"], r["loss"], _lr(r), _fmt(r["accuracy"]), _num(r["nll"]), r["seeds"]]
+                    [
+                        r["cell"],
+                        r["num_classes"],
+                        r["loss"],
+                        _lr(r),
+                        _na(_fmt(r["accuracy"])),
+                        _na(_num(r["nll"])),
+                        r["seeds"],
+                    ]
                     for r in best.sort_values(["num_classes", "loss"]).to_dict("records")
                 ],
             }
@@ -429,50 +447,49 @@ def _tables(results: dict, evidence: Evidence) -> list[dict]:
         tables.append(
             {
                 "id": "table-warmstart",
-                "title": "Warm start",
-                "note": "Final test accuracy, every learning rate tried; mean [95% interval over seeds]. Role "
-                "'warm-start' continues a cross-entropy solution; the verdict compares each loss at its rate chosen "
-                "on validation.",
-                "header": ["role", "grid", "loss", "lr", "accuracy"],
-                "rows": [[role, g, l, f"{lr:g}", _fmt(S.interval(v, "proportion"))] for (role, g, l, lr), v in grouped],
+                "title": Message("table.warmstart.title"),
+                "note": Message("table.warmstart.note"),
+                "header": _header("role", "grid", "loss", "lr", "accuracy"),
+                "rows": [
+                    [role, g, l, f"{lr:g}", _na(_fmt(S.interval(v, "proportion")))] for (role, g, l, lr), v in grouped
+                ],
             }
         )
     return tables
 
 
-def _figures(evidence: Evidence) -> dict[str, EmbeddedFigure]:
-    figures = {name: embed(FIGURES[name].make(), FIGURES[name].description) for name in ANALYSIS_FIGURES}
+def _figures(evidence: Evidence, lang: str = "en") -> dict[str, EmbeddedFigure]:
+    figures = {name: embed(FIGURES[name].make(lang=lang), FIGURES[name].description, lang) for name in ANALYSIS_FIGURES}
     saturation = evidence.role_rows("saturation-binary", "saturation-softmax")
     if saturation is not None:
         figures["saturation-curves"] = embed(
-            RF.saturation_curves(saturation),
-            "Saturation experiment: accuracy and logit-gradient norm over training",
+            RF.saturation_curves(saturation, lang=lang), Message("caption.saturation_curves"), lang
         )
     comparison = evidence.role_rows("loss-comparison")
     if comparison is not None:
         figures["comparison"] = embed(
-            RF.comparison_differences(comparison),
-            "Each loss minus cross-entropy in test accuracy, paired by seed, per dataset: mean and 95% interval "
-            f"({S.chosen_phrase(S.selected_rows(comparison)['chosen_on'])}; zero is cross-entropy)",
+            RF.comparison_differences(comparison, lang=lang),
+            Message("caption.comparison", chosen=S.chosen_phrase(S.selected_rows(comparison)["chosen_on"])),
+            lang,
         )
     classes = evidence.role_rows("many-classes")
     if classes is not None:
-        figures["classes"] = embed(RF.classes_curve(classes), "Accuracy against the number of classes")
+        figures["classes"] = embed(RF.classes_curve(classes, lang=lang), Message("caption.classes"), lang)
     warm = evidence.role_rows("warm-start", "from-scratch")
     if warm is not None:
-        figures["warmstart"] = embed(RF.warmstart_curves(warm), "Warm start: MSE after a cross-entropy solution")
+        figures["warmstart"] = embed(RF.warmstart_curves(warm, lang=lang), Message("caption.warmstart"), lang)
     return figures
 
 
-def _reliability_figures(evidence: Evidence, roles: tuple[str, ...]) -> dict[str, EmbeddedFigure]:
+def _reliability_figures(evidence: Evidence, roles: tuple[str, ...], lang: str = "en") -> dict[str, EmbeddedFigure]:
     figures = {}
     rows = evidence.role_rows(*roles)
     if rows is not None and S.has_reliability(S.final_rows(rows)):
         for cell in list(dict.fromkeys(rows["cell"])):
             figures[f"reliability-{cell}"] = embed(
-                RF.reliability_diagrams(rows[rows["cell"] == cell], cell),
-                f"{cell}: reliability diagrams, raw (bars) and temperature-scaled (outlines), per loss at its "
-                "chosen learning rate; below, the test examples per bin (summed over seeds)",
+                RF.reliability_diagrams(rows[rows["cell"] == cell], cell, lang=lang),
+                Message("caption.reliability", cell=cell),
+                lang,
             )
     return figures
 
@@ -483,42 +500,27 @@ def _banners(manifests: list[dict], evidence: Evidence, tables: list[dict]) -> l
     smoke = [m["command"] for m in manifests if m["size"] == "smoke"]
     if smoke:
         banners.append(
-            {
-                "level": "alarm",
-                "id": "smoke-banner",
-                "text": "Smoke run: some results come from a seconds-long smoke size ("
-                + "; ".join(smoke)
-                + "). A few epochs and 2 seeds: experiment-based verdicts say 'not enough evidence', and no number "
-                "here describes the losses. Run without --smoke for results.",
-            }
+            {"level": "alarm", "id": "smoke-banner", "text": Message("banner.smoke", commands="; ".join(smoke))}
         )
     reduced = [m["command"] for m in manifests if m["size"] not in ("full", "smoke")]
     if reduced:
         banners.append(
-            {
-                "level": "warn",
-                "id": "size-banner",
-                "text": "Reduced size: " + "; ".join(reduced) + " (fewer datasets or epochs than the full specs).",
-            }
+            {"level": "warn", "id": "size-banner", "text": Message("banner.reduced", commands="; ".join(reduced))}
         )
     flagged = [t["title"] for t in tables if S.CHOSEN_ON_TEST in " ".join(str(c) for row in t["rows"] for c in row)]
     if flagged:
         banners.append(
-            {
-                "level": "warn",
-                "id": "validation-banner",
-                "text": "No validation split in some results: learning rates chosen on test accuracy, which this "
-                "report flags (tables: " + "; ".join(flagged) + "). Verdicts that depend on such a choice say "
-                "'not enough evidence'. Rerun with a current losslab to get a validation split.",
-            }
+            {"level": "warn", "id": "validation-banner", "text": Message("banner.validation", tables=Listing(flagged))}
         )
     return banners
 
 
-def build_report(result_dirs: list[Path], ledger=None, explorer_href: str | None = None) -> tuple[str, list]:
-    """Render the report from result folders; returns (html, claims)."""
+def build_report(
+    result_dirs: list[Path], ledger=None, explorer_href: str | None = None, lang: str = "en"
+) -> tuple[str, list]:
+    """Render the report from result folders in ``lang`` ('en' or 'zh'); returns (html, claims)."""
     results, manifests = _read_results(result_dirs)
-    return render_report(results, ledger, manifests, [str(d) for d in result_dirs], explorer_href)
+    return render_report(results, ledger, manifests, [str(d) for d in result_dirs], explorer_href, lang=lang)
 
 
 def _describe_run(manifest: dict) -> dict:
@@ -530,8 +532,36 @@ def _describe_run(manifest: dict) -> dict:
         "command": f"losslab run {manifest['spec']}{flag}",
         "cells": len(manifest.get("cells", [])),
         "size": size,
-        "env": f"torch {env.get('torch')}, {env.get('device')}, commit {str(env.get('git_commit', 'unknown'))[:10]}",
+        "env": _run_environment(env),
     }
+
+
+def _template_functions(lang: str) -> dict:
+    """What the template calls: ``t(id, **args)`` renders a catalogue message as HTML (arguments made with
+    ``code``/``link`` keep their markup, everything else is escaped); ``word(kind, value)`` shows a data value
+    (a verdict, a ledger status, a claim's basis) in the language."""
+
+    def t(id: str, /, **args) -> markupsafe.Markup:
+        template = messages(lang).get(id, messages("en").get(id))
+        if template is None or set(args) != placeholders(template):
+            Message(id, **{k: str(v) for k, v in args.items()})  # raises, naming the id and its arguments
+        values = {k: v if isinstance(v, markupsafe.Markup) else render(v, lang) for k, v in args.items()}
+        return markupsafe.Markup(markupsafe.escape(template)).format(**values)
+
+    def code(text) -> markupsafe.Markup:
+        return markupsafe.Markup("<code>{}</code>").format(render(text, lang))
+
+    def link(href: str, text) -> markupsafe.Markup:
+        return markupsafe.Markup('<a href="{}">{}</a>').format(href, render(text, lang))
+
+    def word(kind: str, value: str) -> str:
+        if kind == "verdict":
+            return verdict_word(value).render(lang)
+        if kind == "status":
+            return Message(f"status.{value}").render(lang)
+        return Message(f"{kind}.{value.replace(' ', '_')}").render(lang)
+
+    return {"t": t, "code": code, "link": link, "word": word}
 
 
 def render_report(
@@ -540,18 +570,23 @@ def render_report(
     manifests: list[dict] | None = None,
     sources: list[str] | None = None,
     explorer_href: str | None = None,
+    lang: str = "en",
 ) -> tuple[str, list]:
     """Render the report from results already read (spec name -> (manifest, rows)); returns (html, claims).
-    ``explorer_href``: where the interactive explorer page is, relative to the report, to link it."""
+    ``explorer_href``: where the interactive explorer page is, relative to the report, to link it.
+    ``lang``: the report's language ('en' or 'zh', ``losslab.i18n.LANGUAGES``); Chinese needs a CJK font for
+    the figures (``losslab.report.fonts``), checked before anything is computed."""
+    check_language(lang)
+    fonts.require(lang)
     if manifests is None:
         manifests = [_describe_run(manifest) for manifest, _ in results.values()]
     ledger = ledger if ledger is not None else verify_all(seed=0, trials=100)
     evidence = Evidence(ledger, results)
     claims = verdicts(evidence)
     later = findings(evidence)
-    figures = _figures(evidence)
-    reliability = _reliability_figures(evidence, ("loss-comparison",))
-    reference_reliability = _reliability_figures(evidence, tuple(C.MNIST1D_PUBLISHED))
+    figures = _figures(evidence, lang)
+    reliability = _reliability_figures(evidence, ("loss-comparison",), lang)
+    reference_reliability = _reliability_figures(evidence, tuple(C.MNIST1D_PUBLISHED), lang)
     figures.update(reliability)
     figures.update(reference_reliability)
     eps = evidence.dead_epsilon()
@@ -569,9 +604,17 @@ def render_report(
     reproduction = _reproduction_tables(evidence)
     environment = Path(__file__).parent / "templates"
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(environment), autoescape=True, undefined=jinja2.StrictUndefined
+        loader=jinja2.FileSystemLoader(environment),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        # Every {{ value }} that is a catalogue message (a claim's title, a table cell, a rule) is shown in the
+        # report's language; plain values (numbers, loss and dataset names, commands) are shown as they are.
+        finalize=lambda value: render(value, lang),
     )
+    env.globals.update(_template_functions(lang))
     html = env.get_template("report.html").render(
+        lang=lang,
+        html_lang=meta(lang, "html_lang"),
         version=__version__,
         generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         sources=sources or [],
@@ -592,7 +635,9 @@ def render_report(
         reference_reliability=list(reference_reliability),
         reproduction=reproduction,
         findings=later,
-        min_seeds={C.MIN_SEEDS_LABELS[k]: n for k, n in C.MIN_SEEDS.items()},
+        min_seeds=[
+            Message("report.methods.seed_item", what=C.MIN_SEEDS_LABELS[k], n=str(n)) for k, n in C.MIN_SEEDS.items()
+        ],
         methods=[S.INTERVAL_METHOD, S.BOOTSTRAP_METHOD, S.SELECTION_RULE],
         notes=evidence.notes,
         manifests=manifests,
@@ -601,19 +646,22 @@ def render_report(
     return html, claims
 
 
-def write_report(result_dirs: list[Path], out: Path, ledger=None) -> tuple[Path, list]:
-    """Write ``out/index.html`` (linking ``out/explorer.html`` when there is one); returns its path and the
-    claims with their verdicts.
+def write_report(result_dirs: list[Path], out: Path, ledger=None, lang: str = "en") -> tuple[Path, list]:
+    """Write ``out/index.html`` in ``lang`` (linking ``out/explorer.html`` when there is one); returns its path
+    and the claims with their verdicts.
 
     Every results folder is read and verified before anything is written; a folder that is missing,
-    incomplete, damaged or in conflict with another is a StoreError naming it and the fix.
+    incomplete, damaged or in conflict with another is a StoreError naming it and the fix. A language
+    whose figures need a font this machine lacks fails first, saying how to install one.
     """
+    check_language(lang)
+    fonts.require(lang)
     out = Path(out)
     path = out / "index.html"
     store.check_writable(out, "report folder")
     # The explorer written beside the report (as the demo does) is linked from it.
     explorer = "explorer.html" if (out / "explorer.html").is_file() else None
-    html, claims = build_report([Path(d) for d in result_dirs], ledger, explorer)
+    html, claims = build_report([Path(d) for d in result_dirs], ledger, explorer, lang)
     try:
         out.mkdir(parents=True, exist_ok=True)
         path.write_text(html, encoding="utf-8")

@@ -63,6 +63,8 @@ import pandas as pd
 import scipy.special
 import scipy.stats
 
+from losslab.i18n import Message
+
 CONFIDENCE = 0.95
 TIE_TOLERANCE = 1e-12
 KINDS = ("proportion", "positive", "difference", "real")
@@ -76,28 +78,10 @@ _RANGES = {
 #: A value may exceed its range by float rounding (an accuracy of 1 + 1e-16); beyond this it is an error.
 _RANGE_SLACK = 1e-9
 
-#: The methods in one paragraph each, for the report's "How the numbers are computed" section.
-INTERVAL_METHOD = (
-    "Intervals over seeds: every 'mean [low, high] (n = ...)' is a 95% Student-t interval over the n seeds, "
-    "computed on a scale where the quantity is unbounded and transformed back: logit for accuracies and "
-    "calibration errors (ECE, MCE: in [0, 1]) and for the Brier score (in [0, 2]), log for NLL and temperatures, "
-    "atanh for paired differences of accuracies. The centre is the "
-    "transformed arithmetic mean, the half-width t(0.975, n - 1) |g'(mean)| s / sqrt(n) (delta method). "
-    "So no interval leaves its range (no accuracy above 100%, no negative ECE), each contains the mean the "
-    "tables show, and seeds exactly at 100% need no continuity correction; when all seeds are equal (all at "
-    "100% included) the interval is the point itself: these seeds show no spread. n = 1 has no interval."
-)
-BOOTSTRAP_METHOD = (
-    "Intervals over test examples (NLL and ECE): the trainer evaluates each member on 500 bootstrap resamples "
-    "of the test set, the same resamples for every member; replicate b of a mean over seeds is the mean of "
-    "the members' replicate b, and the interval is the 2.5th to 97.5th percentile of the replicates."
-)
-SELECTION_RULE = (
-    "Selection: where a loss was trained at several learning rates, the report picks the one with the highest "
-    "mean final validation accuracy over seeds (ties: lower mean validation NLL, then the smaller rate) and "
-    "reports test metrics once, for it. A rate at the edge of its grid is flagged. Results without a "
-    "validation split fall back to test accuracy, say so, and decide no verdict."
-)
+#: The methods in one paragraph each, for the report's "How the numbers are computed" section (catalogue messages).
+INTERVAL_METHOD = Message("methods.intervals")
+BOOTSTRAP_METHOD = Message("methods.bootstrap")
+SELECTION_RULE = Message("methods.selection")
 
 CHOSEN_ON_VALIDATION = "validation"
 CHOSEN_ON_TEST = "test (no validation split)"
@@ -363,14 +347,14 @@ best_lr_table = selection_table
 best_lr_rows = selected_rows
 
 
-def chosen_phrase(chosen_on) -> str:
+def chosen_phrase(chosen_on) -> Message:
     """How the settings behind a table or figure were chosen, for its title: e.g. 'learning rates chosen on validation'."""
     ways = set(chosen_on)
     if CHOSEN_ON_TEST in ways:
-        return "learning rates chosen on TEST accuracy: no validation split"
+        return Message("chosen.phrase_test")
     if CHOSEN_ON_VALIDATION in ways:
-        return "learning rates chosen on validation"
-    return "one learning rate per loss"
+        return Message("chosen.phrase_validation")
+    return Message("chosen.phrase_only")
 
 
 def paired_difference(final: pd.DataFrame, metric: str, a: dict, b: dict, kind: str = "difference") -> Interval:

@@ -34,6 +34,7 @@ import scipy.stats
 import torch
 
 from losslab.core import mse, sigmoid, sigmoid_grad
+from losslab.i18n import Message
 from losslab.theory import distributions as dist
 from losslab.theory import identities as ids
 from losslab.theory import multinomial_theorem as mt
@@ -46,10 +47,11 @@ NUMERIC_TOLERANCE = 1e-9
 STATUSES = ("holds", "erratum", "transcription", "FAILS")
 
 #: What the article prints where it is wrong as a matter of presentation, transcribed from the source.
+#: Both texts are catalogue messages (``ledger.printed.*``): the report shows them in its language.
 PRINTED = {
-    "7": {"printed": "equation referred to as (7) has no number printed", "expected": "(7)"},
-    "12": {"printed": "underbrace with an empty label", "expected": "underbrace labelled 'n factors'"},
-    "17": {"printed": "a garbled symbol (ℝ𝔎) before '='", "expected": "'the expression =' before '='"},
+    "7": {"printed": Message("ledger.printed.eq7"), "expected": "(7)"},
+    "12": {"printed": Message("ledger.printed.eq12"), "expected": Message("ledger.printed.eq12_expected")},
+    "17": {"printed": Message("ledger.printed.eq17"), "expected": Message("ledger.printed.eq17_expected")},
     "29": {"printed": "(49)", "expected": "(29)"},
 }
 
@@ -244,67 +246,70 @@ def _gradient_errors(t: _Trials) -> dict[str, float]:
 # --- the ledger ---------------------------------------------------------------------------------------
 
 
+def _text(equation: str, part: str, **args) -> Message:
+    """The catalogue message ``ledger.eq<equation>.<part>`` (statement, detail or corrected)."""
+    return Message(f"ledger.eq{equation}.{part}", **args)
+
+
+#: How each row is checked, as its catalogue message.
+METHODS = {
+    name: Message(f"ledger.method.{key}")
+    for name, key in (
+        ("numeric", "numeric"),
+        ("symbolic", "symbolic"),
+        ("exact", "exact"),
+        ("symbolic + numeric", "symbolic_numeric"),
+        ("printed + numeric", "printed_numeric"),
+        ("printed + exact", "printed_exact"),
+    )
+}
+
+BINOMIAL_MAX_N = 8  # eq. (6) sums to 1 symbolically for n = 1..8
+
+
 def verify_all(seed: int = 0, trials: int = 200) -> list[LedgerRow]:
-    """Check every numbered equation; returns the ledger rows in the article's order."""
+    """Check every numbered equation; returns the ledger rows in the article's order.
+
+    Statements, methods, details and corrections are catalogue messages (``losslab.i18n``): English
+    strings that the report renders in its language.
+    """
     t = _Trials(seed, trials)
     rows: list[LedgerRow] = []
     add = rows.append
+    M = METHODS
 
-    add(
-        _holds(
-            "1",
-            "sigmoid f(x) = 1 / (1 + e^-x)",
-            "numeric",
-            True,
-            _sigmoid_error(t),
-            "losslab.core.sigmoid vs the formula on x in [-30, 30]",
-        )
-    )
+    add(_holds("1", _text("1", "statement"), M["numeric"], True, _sigmoid_error(t), _text("1", "detail")))
     eq2_num, eq4_num = _sigmoid_grad_errors(t)
     d2 = sym.sigmoid_derivative_eq2()
-    add(_holds("2", "f'(x) = e^-x / (1 + e^-x)^2", "symbolic + numeric", d2.holds, eq2_num, d2.note))
+    add(_holds("2", _text("2", "statement"), M["symbolic + numeric"], d2.holds, eq2_num, _text("2", "detail")))
     d3 = sym.sigmoid_derivative_eq3()
-    add(_holds("3", "f'(x) = f(x) (1 - f(x))", "symbolic", d3.holds, None, d3.note))
-    add(
-        _holds(
-            "4",
-            "f'(x) = f(x) (1 - f(x)) (restated)",
-            "symbolic + numeric",
-            d3.holds,
-            eq4_num,
-            "losslab.core.sigmoid_grad vs autograd",
-        )
-    )
+    add(_holds("3", _text("3", "statement"), M["symbolic"], d3.holds, None, _text("3", "detail")))
+    add(_holds("4", _text("4", "statement"), M["symbolic + numeric"], d3.holds, eq4_num, _text("4", "detail")))
     d5 = sym.bernoulli_is_binomial_with_one_trial()
     add(
         _holds(
-            "5",
-            "Bernoulli P(x|p) = p^x (1-p)^(1-x); its NLL is binary cross-entropy",
-            "symbolic + numeric",
-            d5.holds,
-            _bernoulli_error(t),
-            "vs scipy.stats.bernoulli and losslab binary_cross_entropy",
+            "5", _text("5", "statement"), M["symbolic + numeric"], d5.holds, _bernoulli_error(t), _text("5", "detail")
         )
     )
     binom_scipy, binom_trials = _binomial_errors(t)
-    d6 = sym.binomial_sums_to_one()
+    d6 = sym.binomial_sums_to_one(BINOMIAL_MAX_N)
     add(
         _holds(
             "6",
-            "Binomial P(X=k|n,p) = C(n,k) p^k (1-p)^(n-k), sums to 1",
-            "symbolic + numeric",
+            _text("6", "statement"),
+            M["symbolic + numeric"],
             d6.holds,
             binom_scipy,
-            f"vs scipy.stats.binom; {d6.note}",
+            _text("6", "detail", max_n=str(BINOMIAL_MAX_N)),
         )
     )
     add(
         _transcription(
             "7",
-            "Binomial = n independent Bernoulli trials (k successes)",
-            "printed + numeric",
+            _text("7", "statement"),
+            M["printed + numeric"],
             True,
-            "log C(n,k) + sum of n Bernoulli log-likelihoods = log Binomial",
+            _text("7", "corrected"),
             binom_trials,
             PRINTED["7"]["printed"],
         )
@@ -314,71 +319,44 @@ def verify_all(seed: int = 0, trials: int = 200) -> list[LedgerRow]:
     add(
         _holds(
             "8",
-            "Multinomial P(m|theta,n) = n!/prod m_k! prod theta_k^m_k",
-            "symbolic + numeric",
+            _text("8", "statement"),
+            M["symbolic + numeric"],
             d8.holds,
             multinomial_error,
-            "vs scipy.stats.multinomial.logpmf; sums to 1 symbolically",
+            _text("8", "detail"),
         )
     )
-    add(
-        _holds(
-            "9",
-            "sum_k theta_k = 1",
-            "symbolic",
-            d8.holds,
-            None,
-            "the pmf summed over all outcomes is (sum theta)^n: 1 exactly when (9) holds",
-        )
-    )
+    add(_holds("9", _text("9", "statement"), M["symbolic"], d8.holds, None, _text("9", "detail")))
     tenth = all(sum(r) == n for n in range(8) for k in range(1, 5) for r in mt.compositions(n, k))
-    add(_holds("10", "sum_k m_k = n", "exact", tenth, None, "every outcome enumerated for n <= 7, K <= 4"))
+    add(_holds("10", _text("10", "statement"), M["exact"], tenth, None, _text("10", "detail")))
     try:
         theorem = mt.check_multinomial_theorem(max_n=7, max_k=4)
-        theorem_ok, theorem_note = True, f"{theorem['terms']} terms, n <= 7, K <= 4, vs sympy expansion"
+        theorem_ok, theorem_note = True, _text("11", "detail", terms=str(theorem["terms"]))
     except AssertionError as exc:
-        theorem_ok, theorem_note = False, f"mismatch: {exc}"
-    add(_holds("11", "(x_1+...+x_K)^n = sum n!/prod r_i! prod x_i^r_i", "exact", theorem_ok, None, theorem_note))
+        theorem_ok, theorem_note = False, _text("11", "mismatch", error=str(exc))
+    add(_holds("11", _text("11", "statement"), M["exact"], theorem_ok, None, theorem_note))
     add(
         _transcription(
             "12",
-            "(x_1+...+x_K)^n is a product of n factors",
-            "printed + exact",
+            _text("12", "statement"),
+            M["printed + exact"],
             theorem_ok,
-            "(x_1+...+x_K)^n = (x_1+...+x_K)...(x_1+...+x_K), n factors",
+            _text("12", "corrected"),
             None,
             PRINTED["12"]["printed"],
         )
     )
-    add(
-        _holds(
-            "13",
-            "coefficient = C(n,r_1) C(n-r_1,r_2) ... (choose factors in turn)",
-            "exact",
-            theorem_ok,
-            None,
-            "sequential-choice product equals n!/prod r_i!",
-        )
-    )
-    add(_holds("14", "each C(.,.) written as factorials", "exact", theorem_ok, None, "exact rational arithmetic"))
-    add(
-        _holds(
-            "15",
-            "the product telescopes to n! / ((n - sum r)! prod r_i!)",
-            "exact",
-            theorem_ok,
-            None,
-            "exact rational arithmetic",
-        )
-    )
-    add(_holds("16", "sum_i r_i = n", "exact", theorem_ok, None, "only exponent tuples summing to n appear"))
+    add(_holds("13", _text("13", "statement"), M["exact"], theorem_ok, None, _text("13", "detail")))
+    add(_holds("14", _text("14", "statement"), M["exact"], theorem_ok, None, _text("14", "detail")))
+    add(_holds("15", _text("15", "statement"), M["exact"], theorem_ok, None, _text("15", "detail")))
+    add(_holds("16", _text("16", "statement"), M["exact"], theorem_ok, None, _text("16", "detail")))
     add(
         _transcription(
             "17",
-            "so (n - sum r)! = 0! and the coefficient is n!/prod r_i!",
-            "printed + exact",
+            _text("17", "statement"),
+            M["printed + exact"],
             theorem_ok,
-            "(the expression) = sum n!/(r_1! ... r_K! 0!) prod x_i^r_i",
+            _text("17", "corrected"),
             None,
             PRINTED["17"]["printed"],
         )
@@ -387,192 +365,113 @@ def verify_all(seed: int = 0, trials: int = 200) -> list[LedgerRow]:
     add(
         _erratum(
             "18",
-            "(x_1+...+x_K)^n = sum n!/prod r_i! x^r_1 ... x^r_K (as printed)",
-            "symbolic",
+            _text("18", "statement"),
+            M["symbolic"],
             printed18.holds,
             corrected18.holds,
-            "x_1^r_1 x_2^r_2 ... x_K^r_K (subscripts on x)",
+            _text("18", "corrected"),
             None,
-            "printed x^r_1 ... x^r_K (no subscripts) collapses to x^n: not the expansion",
+            _text("18", "detail"),
         )
     )
+    add(_holds("19", _text("19", "statement"), M["numeric"], True, multinomial_error, _text("19", "detail")))
     add(
-        _holds(
-            "19",
-            "L(theta) = n!/prod m_i! prod theta_i^m_i",
-            "numeric",
-            True,
-            multinomial_error,
-            "as a function of theta, vs scipy.stats.multinomial",
-        )
-    )
-    add(
-        _holds(
-            "20",
-            "theta* = argmax log L(theta)",
-            "numeric",
-            True,
-            _multinomial_mle_violation(t),
-            "theta* = m/n is never beaten by random theta on the simplex (error = largest excess)",
-        )
+        _holds("20", _text("20", "statement"), M["numeric"], True, _multinomial_mle_violation(t), _text("20", "detail"))
     )
     decomposition = _multinomial_decomposition_error(t)
-    add(
-        _holds(
-            "21",
-            "log L = log(n!/prod m_i!) + m_1 log theta_1 + ... + m_K log theta_K",
-            "numeric",
-            True,
-            decomposition,
-            "vs torch.distributions.Multinomial",
-        )
-    )
-    add(_holds("22", "log L = log(n!/prod m_i!) + sum_i m_i log theta_i", "numeric", True, decomposition))
+    add(_holds("21", _text("21", "statement"), M["numeric"], True, decomposition, _text("21", "detail")))
+    add(_holds("22", _text("22", "statement"), M["numeric"], True, decomposition))
     lagrange = sym.lagrange_multinomial_mle()
-    add(
-        _holds(
-            "23",
-            "argmax drops the constant: argmax sum m_i log theta_i",
-            "symbolic",
-            lagrange.holds,
-            None,
-            "the coefficient does not depend on theta",
-        )
-    )
+    add(_holds("23", _text("23", "statement"), M["symbolic"], lagrange.holds, None, _text("23", "detail")))
     add(
         _holds(
             "24",
-            "subject to sum theta_i = 1; solution theta_i = m_i / n (implied in the article)",
-            "symbolic",
+            _text("24", "statement"),
+            M["symbolic"],
             lagrange.holds,
             None,
-            f"Lagrange multiplier: {lagrange.note}",
+            _text("24", "detail", note=lagrange.note),
         )
     )
     add(
         _holds(
             "25",
-            "CE = -sum y_i log p_i; N x CE(m/N, theta) = multinomial NLL - log coefficient",
-            "numeric",
+            _text("25", "statement"),
+            M["numeric"],
             True,
             _cross_entropy_identity_error(t),
-            "exact identity, vs scipy.stats.multinomial",
+            _text("25", "detail"),
         )
     )
     gauss_density, gauss_identity = _gaussian_errors(t)
-    add(
-        _holds(
-            "26",
-            "Gaussian p(x) = exp(-(x-mu)^2 / (2 sigma^2)) / sqrt(2 pi sigma^2)",
-            "numeric",
-            True,
-            gauss_density,
-            "vs scipy.stats.norm.logpdf",
-        )
-    )
-    add(
-        _holds(
-            "27",
-            "theta* = argmax log L; -log L = sum (x-mu)^2/(2 sigma^2) + (n/2) log(2 pi sigma^2)",
-            "numeric",
-            True,
-            gauss_identity,
-            "fixed-sigma identity",
-        )
-    )
+    add(_holds("26", _text("26", "statement"), M["numeric"], True, gauss_density, _text("26", "detail")))
+    add(_holds("27", _text("27", "statement"), M["numeric"], True, gauss_identity, _text("27", "detail")))
     printed28, corrected28 = sym.gaussian_eq28_printed(), sym.gaussian_eq28_corrected()
     add(
         _erratum(
             "28",
-            "argmax [-1/2 log(2 pi sigma^2) - (x-mu)^2 / 2] (first form of (28), as printed)",
-            "symbolic",
+            _text("28", "statement"),
+            M["symbolic"],
             printed28.holds,
             corrected28.holds,
-            "-1/2 log(2 pi sigma^2) - (x - mu)^2 / (2 sigma^2)",
+            _text("28", "corrected"),
             None,
-            "the first printed form divides (x - mu)^2 by 2, not 2 sigma^2",
+            _text("28", "detail"),
         )
     )
     fixed, free = sym.gaussian_drop_constant_fixed_sigma(), sym.gaussian_drop_constant_free_sigma()
     # The status rests on sympy alone (the printed argmax over theta fails, the one over mu holds); the
     # misprinted number is a transcription, recorded in the detail, and does not decide anything.
-    numbering = (
-        "" if _printed_matches("29") else f"printed with the number {PRINTED['29']['printed']} (a transcription); "
-    )
+    numbering = "" if _printed_matches("29") else _text("29", "numbering", printed=PRINTED["29"]["printed"])
     add(
         _erratum(
             "29",
-            "argmax_theta -(x-mu)^2 / (2 sigma^2) (as printed)",
-            "symbolic",
+            _text("29", "statement"),
+            M["symbolic"],
             free.holds,
             fixed.holds,
-            "argmax over mu with sigma fixed; over theta = [mu, sigma] the log(2 pi sigma^2) term stays",
+            _text("29", "corrected"),
             None,
-            f"{numbering}dropping -1/2 log(2 pi sigma^2) is valid for mu only (d/dsigma differs)",
+            _text("29", "detail", numbering=numbering),
         )
     )
     g30 = sym.gaussian_mle()
     add(
         _holds(
             "30",
-            "theta = [mu, sigma]: MLE mu = mean, sigma^2 = mean squared deviation",
-            "symbolic + numeric",
+            _text("30", "statement"),
+            M["symbolic + numeric"],
             g30.holds,
             _gaussian_mle_error(t),
-            "sympy stationary point; vs scipy.stats.norm.fit",
+            _text("30", "detail"),
         )
     )
-    add(
-        _holds(
-            "31",
-            "MSE = sum ||y_hat - y||^2 / (2n) = Gaussian NLL of y under N(y_hat, I) - (K/2) log 2 pi",
-            "numeric",
-            True,
-            _mse_gaussian_error(t),
-            "losslab mse vs torch.distributions.Normal",
-        )
-    )
+    add(_holds("31", _text("31", "statement"), M["numeric"], True, _mse_gaussian_error(t), _text("31", "detail")))
 
     grads = _gradient_errors(t)
     ce = sym.cross_entropy_gradient()
-    add(
-        _holds(
-            "G1",
-            "softmax cross-entropy: dL/dz = p - y",
-            "symbolic + numeric",
-            ce.holds,
-            grads["ce"],
-            "sympy K = 3; closed form vs autograd",
-        )
-    )
-    add(
-        _holds(
-            "G2",
-            "sigmoid cross-entropy: dL/dz = p - y (the sigmoid factor cancels)",
-            "symbolic",
-            sym.sigmoid_cross_entropy_gradient().holds,
-        )
-    )
+    add(_holds("G1", _text("G1", "statement"), M["symbolic + numeric"], ce.holds, grads["ce"], _text("G1", "detail")))
+    add(_holds("G2", _text("G2", "statement"), M["symbolic"], sym.sigmoid_cross_entropy_gradient().holds))
     smse = sym.sigmoid_mse_gradient()
     add(
         _holds(
             "G3",
-            "sigmoid MSE: dL/dz = (p - y) p (1 - p)",
-            "symbolic + numeric",
+            _text("G3", "statement"),
+            M["symbolic + numeric"],
             smse.holds,
             grads["sigmoid_mse"],
-            "the sigmoid derivative (eq. 4) is a factor: it saturates",
+            _text("G3", "detail"),
         )
     )
     softmse = sym.softmax_mse_gradient()
     add(
         _holds(
             "G4",
-            "softmax MSE: dL/dz = (diag p - p p^T)(p - y)",
-            "symbolic + numeric",
+            _text("G4", "statement"),
+            M["symbolic + numeric"],
             softmse.holds,
             grads["softmax_mse"],
-            "sympy K = 3; closed form vs autograd",
+            _text("G4", "detail"),
         )
     )
     return rows
@@ -594,10 +493,16 @@ def ledger_counts(rows: list[LedgerRow]) -> dict[str, int]:
     return {s: sum(r.status == s for r in rows) for s in STATUSES}
 
 
-def ledger_summary(rows: list[LedgerRow]) -> str:
-    """One line: '28 hold, 3 errata, 3 transcriptions, 0 fail'."""
+def ledger_summary(rows: list[LedgerRow]) -> Message:
+    """One line: '28 hold, 3 errata, 3 transcriptions, 0 fail' (a catalogue message)."""
     c = ledger_counts(rows)
-    return f"{c['holds']} hold, {c['erratum']} errata, {c['transcription']} transcriptions, {c['FAILS']} fail"
+    return Message(
+        "ledger.summary",
+        holds=str(c["holds"]),
+        errata=str(c["erratum"]),
+        transcriptions=str(c["transcription"]),
+        fails=str(c["FAILS"]),
+    )
 
 
 def ledger_exit_code(rows: list[LedgerRow]) -> int:
