@@ -26,3 +26,9 @@ def shared_data() -> Path:
 def _private_plan_cache(tmp_path_factory):
     # Execution plans measured by tests go to a throwaway cache, not the user's ~/.cache/losslab.
     os.environ["LOSSLAB_CACHE_DIR"] = str(tmp_path_factory.mktemp("losslab-cache"))
+
+
+@pytest.fixture(autouse=True)
+def _english_locale(monkeypatch):
+    # The CLI's --lang defaults to the locale's language: tests that read English output run in an English one.
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")

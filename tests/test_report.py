@@ -12,6 +12,7 @@ import pytest
 from losslab.experiments.runner import run_spec
 from losslab.experiments.spec import load_spec
 from losslab.report import claims as C
+from losslab.report import fonts
 from losslab.report.html import write_report
 from losslab.theory.ledger import verify_all
 
@@ -156,3 +157,18 @@ def test_demo_smoke_runs_end_to_end(tmp_path, capsys):
     assert 'href="explorer.html"' in (tmp_path / "demo" / "index.html").read_text()  # the report links it
     assert "report:" in out and "elapsed:" in out and "C4" in out and "not enough evidence" in out
     assert json.loads((tmp_path / "demo" / "results" / "saturation" / "manifest.json").read_text())["size"] == "smoke"
+
+
+@pytest.mark.skipif(fonts.find_cjk_font("zh") is None, reason="no CJK font installed (apt-get install fonts-noto-cjk)")
+def test_report_cli_writes_the_smoke_results_in_chinese(report, tmp_path, capsys):
+    from losslab.cli import main
+
+    path, claims = report
+    folder = path.parent.parent
+    assert main(["report", str(folder / "sat"), str(folder / "ws"), "--out", str(tmp_path), "--lang", "zh"]) == 0
+    out = capsys.readouterr().out
+    assert "C5   证据不足" in out and "softmax 是 sigmoid 的推广，也有同样的问题" in out
+    html = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert '<html lang="zh-CN">' in html and "冒烟测试运行" in html and "1. 论断核对表" in html
+    assert "Smoke run" not in html and "Claims ledger" not in html
+    assert html.count("data:image/png;base64,") >= 8

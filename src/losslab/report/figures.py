@@ -11,6 +11,7 @@ viridis, and every line also differs in dash style so the figures survive greysc
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -56,10 +57,14 @@ def _label(loss, lang: str = "en") -> str:
 def localized(make: Callable[..., plt.Figure]) -> Callable[..., plt.Figure]:
     """Draw a figure function's text with the fonts of its ``lang`` keyword (a CJK font for Chinese)."""
 
+    signature = inspect.signature(make)
+
     @functools.wraps(make)
-    def draw(*args, lang: str = "en", **kwargs) -> plt.Figure:
-        with figure_fonts(lang):
-            return make(*args, lang=lang, **kwargs)
+    def draw(*args, **kwargs) -> plt.Figure:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        with figure_fonts(bound.arguments["lang"]):
+            return make(*bound.args, **bound.kwargs)
 
     return draw
 

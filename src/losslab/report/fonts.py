@@ -72,11 +72,15 @@ def needs_cjk(lang: str) -> bool:
     return bool(meta(check_language(lang), "needs_cjk_font"))
 
 
+#: Unicode blocks a CJK font must cover: radicals, CJK punctuation, kana, ideographs, fullwidth forms.
+CJK_BLOCKS = ((0x2E80, 0x9FFF), (0xF900, 0xFAFF), (0xFE30, 0xFE4F), (0xFF00, 0xFFEF), (0x20000, 0x2FA1F))
+
+
 @cache
 def _cjk_characters(lang: str) -> frozenset[str]:
-    """Every CJK character (ideographs and CJK punctuation) in the language's messages."""
+    """Every character of the language's messages in a CJK block (the rest DejaVu Sans draws)."""
     text = "".join(messages(lang).values())
-    return frozenset(c for c in text if ord(c) >= 0x2E80 and not 0xFE00 <= ord(c) <= 0xFE0F)
+    return frozenset(c for c in text if any(lo <= ord(c) <= hi for lo, hi in CJK_BLOCKS))
 
 
 def _missing(path: str, lang: str) -> list[str]:
