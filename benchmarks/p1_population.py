@@ -275,7 +275,7 @@ def cuda_benchmark(args) -> None:
     if not torch.cuda.is_available():
         raise SystemExit("--device cuda: PyTorch sees no CUDA device here")
     epochs = 4 if args.quick else 20
-    data = load_dataset("mnist1d")
+    data = load_dataset("mnist1d", validation=0)
     steps = (data.x_train.shape[0] // 100) * epochs
     config = TrainConfig(
         model="mlp", hidden=HIDDEN, epochs=epochs, batch_size=100, eval_every_steps=10**9, device="cuda"
