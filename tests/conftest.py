@@ -26,3 +26,9 @@ def shared_data() -> Path:
 def _private_plan_cache(tmp_path_factory):
     # Execution plans measured by tests go to a throwaway cache, not the user's ~/.cache/losslab.
     os.environ["LOSSLAB_CACHE_DIR"] = str(tmp_path_factory.mktemp("losslab-cache"))
+
+
+@pytest.fixture
+def shared_data_or_none() -> Path | None:
+    """The MNIST folder when it is beside the checkout, else None (tests then skip the cells that need it)."""
+    return SHARED_DATA if (SHARED_DATA / "mnist" / "train-labels-idx1-ubyte.gz").exists() else None
