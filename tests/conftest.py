@@ -28,6 +28,12 @@ def _private_plan_cache(tmp_path_factory):
     os.environ["LOSSLAB_CACHE_DIR"] = str(tmp_path_factory.mktemp("losslab-cache"))
 
 
+@pytest.fixture
+def shared_data_or_none() -> Path | None:
+    """The MNIST folder when it is beside the checkout, else None (tests then skip the cells that need it)."""
+    return SHARED_DATA if (SHARED_DATA / "mnist" / "train-labels-idx1-ubyte.gz").exists() else None
+
+
 @pytest.fixture(autouse=True)
 def _english_locale(monkeypatch):
     # The CLI's --lang defaults to the locale's language: tests that read English output run in an English one.
