@@ -37,6 +37,7 @@ from losslab.core import LOSSES
 from losslab.experiments.runner import load_results, run_spec
 from losslab.experiments.spec import load_spec
 from losslab.explore import build_explorer, measured_data, write_explorer
+from losslab.report.html import _template_functions
 
 EXPLORE_DIR = Path(__file__).resolve().parents[1] / "src" / "losslab" / "explore"
 EPS = float(np.finfo(np.float64).eps)
@@ -156,6 +157,7 @@ def test_report_template_links_the_explorer_only_when_told():
     lines = [line for line in template.read_text(encoding="utf-8").splitlines() if "explorer_href" in line]
     assert len(lines) == 1
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    env.globals.update(_template_functions("en"))  # t(), link(): how the template writes its catalogue messages
     line = env.from_string(lines[0])
     assert 'href="explorer.html"' in line.render(explorer_href="explorer.html")
     assert "href" not in line.render()
