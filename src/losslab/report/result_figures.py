@@ -195,7 +195,8 @@ def reliability_diagrams(rows: pd.DataFrame, cell: str, lang: str = "en") -> plt
     axes[0, 0].set_ylabel(t("figure.reliability.ylabel"))
     axes[1, 0].set_ylabel(t("figure.reliability.count_ylabel"))
     axes[0, 0].legend(fontsize=7, loc="upper left")
-    fig.suptitle(t("figure.reliability.suptitle", cell=cell, chosen=S.chosen_phrase(chosen["chosen_on"])))
+    # wrap: with one or two losses the figure is narrower than the title
+    fig.suptitle(t("figure.reliability.suptitle", cell=cell, chosen=S.chosen_phrase(chosen["chosen_on"])), wrap=True)
     return fig
 
 
