@@ -80,3 +80,79 @@ def test_the_ray_extra_brings_the_client_that_ray_addresses_need():
     assert extra and all(r.startswith("ray[client]") for r in extra)
     pytest.importorskip("ray")
     import grpc  # noqa: F401  (the dev extra installs ray[client] too)
+
+
+# ---------------------------------------------------------------------------------------------
+# plugins: a loss in its own .py file, named by a spec, on Ray workers
+
+POLY_LOSS = '''
+import torch
+
+import losslab
+
+
+def poly1(z, y, epsilon=1.0):
+    """Poly-1 (Leng et al. 2022): cross-entropy plus epsilon (1 - p_true)."""
+    log_p = torch.log_softmax(z, dim=-1)  # log space: finite at logits of +-1e4
+    return -(y * log_p).sum(-1) + epsilon * (1 - (y * log_p.exp()).sum(-1))
+
+
+losslab.register_loss("poly1", values=poly1, summary="Poly-1: cross-entropy + epsilon (1 - p_true)")
+'''
+
+PLUGIN_SPEC = """
+name = "plug"
+plugins = ["{plugin}"]
+[train]
+epochs = 1
+batch_size = 20
+eval_every_steps = 5
+model = "linear"
+[[grid]]
+label = "a"
+role = "loss-comparison"
+dataset = "blobs"
+dataset_options = {{ num_classes = 3, train_per_class = 20, test_per_class = 10 }}
+losses = ["cross_entropy", "mse", "poly1", {{ name = "poly1", epsilon = -0.5 }}]
+seeds = 2
+[sizes.smoke]
+seeds = 1
+"""
+
+
+def test_a_spec_naming_a_plugin_loss_gives_the_same_rows_on_ray(tmp_path, ray_instance, clean_registries):
+    plugin = tmp_path / "code" / "my_losses.py"
+    plugin.parent.mkdir()
+    plugin.write_text(POLY_LOSS)
+    spec = load_spec(write_spec(tmp_path, PLUGIN_SPEC.format(plugin="code/my_losses.py")))
+    run_spec(spec, tmp_path / "local", log=lambda *_: None)
+    # The workers get the plugin's text with each cell: they need neither the file nor a shared filesystem.
+    plugin.unlink()
+    run_spec(spec, tmp_path / "ray", log=lambda *_: None, cluster=RayCluster())
+    local_manifest, local = load_results(tmp_path / "local")
+    manifest, remote = load_results(tmp_path / "ray")
+    pd.testing.assert_frame_equal(comparable(local), comparable(remote))
+    assert set(remote["loss"]) == {"cross_entropy", "mse", "poly1"} and manifest["execution"]["executor"] == "ray"
+    assert manifest["plugins"] == local_manifest["plugins"] and manifest["plugins"][0]["source"] == "code/my_losses.py"
+
+
+def test_done_when_a_loss_in_its_own_file_goes_through_every_command(
+    tmp_path, monkeypatch, capsys, ray_instance, clean_registries
+):
+    """Issue #12: from a fresh folder, a loss in a separate .py file goes through check-loss, plot, a spec run
+    (here and on Ray) and the report, each exiting 0, and the report shows the loss."""
+    from losslab.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_losses.py").write_text(POLY_LOSS)
+    (tmp_path / "compare.toml").write_text(PLUGIN_SPEC.format(plugin="my_losses.py"))
+    assert main(["check-loss", "my_losses.py:poly1"]) == 0
+    assert "check-loss poly1" in capsys.readouterr().out
+    assert main(["plot", "--loss", "my_losses.py:poly1", "--out", "figures"]) == 0
+    assert len(list((tmp_path / "figures").glob("*.png"))) == 3
+    assert main(["run", "compare.toml", "--smoke", "--out", "here"]) == 0
+    assert main(["run", "compare.toml", "--smoke", "--out", "on-ray", "--ray"]) == 0
+    pd.testing.assert_frame_equal(comparable(load_results("here")[1]), comparable(load_results("on-ray")[1]))
+    assert main(["report", "here", "--out", "report"]) == 0
+    assert "<td>poly1</td>" in (tmp_path / "report" / "index.html").read_text()
+    assert capsys.readouterr().err == ""

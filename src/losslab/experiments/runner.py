@@ -25,7 +25,7 @@ import torch
 from losslab.experiments import store
 from losslab.experiments.cluster import RayCluster
 from losslab.experiments.spec import Cell, Spec, SpecError
-from losslab.experiments.spec_plugins import plugin_of
+from losslab.experiments.spec_plugins import plugin_of, registered_by
 from losslab.experiments.store import environment, load_results  # noqa: F401  (re-exported: the store reads)
 from losslab.train import Member, check_population, load_dataset, train_population
 from losslab.train.config import describe_device, resolve_device
@@ -160,6 +160,11 @@ def check_cell(cell: Cell, dataset) -> None:
             )
         except RuntimeError as exc:  # e.g. out of memory for absurd layer widths
             raise ValueError(f"cannot build model {config.model!r}: {str(exc).splitlines()[0]}") from None
+        except (ValueError, TypeError) as exc:  # e.g. a plugin's module that vmap cannot train
+            origin = registered_by("model", config.model)
+            if origin is None:
+                raise
+            raise (TypeError if isinstance(exc, TypeError) else ValueError)(f"plugin {origin!r}: {exc}") from None
 
 
 def _prepare(spec: Spec, cell: Cell, data_dir, device: str, cache: dict):

@@ -226,3 +226,12 @@ def _execute_text(p: SpecPlugin) -> None:
 def plugin_of(module: str | None) -> str | None:
     """The source of the plugin that defines ``module`` (as listings show it), or None for anything else."""
     return origin_of(module) if module and module in PLUGINS else None
+
+
+def registered_by(kind: str, name: str) -> str | None:
+    """The source of the plugin that registered ``name`` in the ``kind`` registry ("loss", "dataset", "model")
+    through a spec, or None."""
+    for module, added in _REGISTERED.items():
+        if any(k == kind and n == name for k, n, _ in added):
+            return plugin_of(module)
+    return None
