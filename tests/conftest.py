@@ -29,6 +29,12 @@ def _private_plan_cache(tmp_path_factory):
 
 
 @pytest.fixture
+def shared_data_or_none() -> Path | None:
+    """The MNIST folder when it is beside the checkout, else None (tests then skip the cells that need it)."""
+    return SHARED_DATA if (SHARED_DATA / "mnist" / "train-labels-idx1-ubyte.gz").exists() else None
+
+
+@pytest.fixture
 def clean_registries():
     """After the test, the loss, dataset and model registries and the imported plugins are as they were before
     (tests register plugin losses under the same names from different files)."""

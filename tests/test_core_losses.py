@@ -322,3 +322,23 @@ def test_focal_value_hand_computed_cases():
     torch.testing.assert_close(
         focal(zr, yr, reduction="none", gamma=0.0), F.cross_entropy(zr, yr, reduction="none"), rtol=1e-14, atol=0
     )
+
+
+def test_mse_gradient_keeps_its_precision_for_confidently_wrong_and_right_predictions():
+    # At a margin of -40 the rival's p is 1 - 4e-18: the direct form p (v - <p, v>) cancels to noise (its
+    # norm came out a factor 3 off); the closed form must match 60-digit arithmetic to float64 rounding.
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 60
+    from losslab.analysis import landscape
+
+    k = 10
+    for margin in (-50.0, -40.0, -30.0, -9.0, 0.5, 12.0, 45.0):
+        z = [mpmath.mpf(0)] * k
+        z[0 if margin > 0 else 1] = mpmath.mpf(abs(margin))
+        e = [mpmath.e**zi for zi in z]
+        p = [ei / sum(e) for ei in e]
+        v = [pi - (1 if i == 0 else 0) for i, pi in enumerate(p)]
+        inner = sum(pi * vi for pi, vi in zip(p, v))
+        norm = mpmath.sqrt(sum((pi * (vi - inner)) ** 2 for pi, vi in zip(p, v)))
+        ours = landscape.gradient_norm_vs_margin("mse", [margin], k)[0]
+        assert ours == pytest.approx(float(norm), rel=1e-13)

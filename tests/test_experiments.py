@@ -223,3 +223,15 @@ def test_the_manifest_records_the_device_and_each_cells_execution_plan(tmp_path)
     execution = manifest["cells"][0]["config"]["execution"]["main"]
     assert execution["device"] == expected and execution["precision"] == "fp32"
     assert set(execution["plan"]) >= {"block_size", "threads_per_block", "workers", "matmul", "source"}
+
+
+@pytest.mark.parametrize("name", sorted(builtin_specs()))
+def test_every_builtin_spec_passes_the_pre_training_checks_at_every_size(name, shared_data_or_none):
+    # What run_spec checks before it creates anything (datasets loaded, every population checked), for
+    # every size: a spec that would fail only at full size (a batch larger than a small dataset) fails here.
+    spec = load_spec(name)
+    for size in [None, *spec.sizes]:
+        for cell in spec.cells(size):
+            if cell.dataset in ("mnist", "fashion-mnist") and shared_data_or_none is None:
+                continue
+            runner._prepare(spec, cell, shared_data_or_none, "cpu", {})

@@ -62,9 +62,45 @@ def mse_values(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def mse_grad(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """dL/dz = J^T (p - y) with J = diag(p) - p p^T: every term carries a factor p, so it saturates."""
-    p = softmax_over_classes(z)
-    return softmax_times(p, p - y)
+    """dL/dz = J^T (p - y) with J = diag(p) - p p^T: every term carries a factor p, so it saturates.
+
+    Written out, g_i = p_i (v_i - <p, v>) with v = p - y. For a confident prediction (p_t near 1 for the top
+    class t) v_t and <p, v> are both near p_t - y_t and their difference cancels; so the sums are taken
+    over the other classes only, whose small terms keep their precision: q_t = 1 - p_t = sum_{j != t} p_j,
+    p_t - y_t = (1 - y_t) - q_t, <p, v> = p_t (p_t - y_t) + s with s = sum_{j != t} p_j v_j, and for t the
+    bracket is q_t (p_t - y_t) - s. Without this the float64 gradient norm at a margin of -40 (K = 10) is
+    a factor 3 off (against mpmath, tests/test_core_losses.py).
+
+    In float32 (training) the direct form is used: its error is absolute, at float32's rounding of O(1)
+    terms (1e-7), so it only reaches gradients far inside the dead zone (|dL/dz| < 1e-3), and it costs a
+    quarter of the careful form in the training step.
+    """
+    if z.dtype != torch.float64:
+        p = softmax_over_classes(z)
+        return softmax_times(p, p - y)
+    if z.dim() >= 2 and z.stride(-1) != 1 and z.stride(-2) == 1:
+        # Class-major memory (as the population trainer's logits): reduce over the contiguous axis, which
+        # is several times faster on CPU than reducing a strided last axis; the values are the same.
+        return _mse_grad_over(z.transpose(-1, -2), y.transpose(-1, -2), dim=-2).transpose(-1, -2)
+    return _mse_grad_over(z, y, dim=-1)
+
+
+def _mse_grad_over(z: torch.Tensor, y: torch.Tensor, dim: int) -> torch.Tensor:
+    p = torch.softmax(z, dim=dim)
+    top = z == z.amax(dim=dim, keepdim=True)
+    top &= top.cumsum(dim) == 1  # the first maximum only, should two classes tie
+    top = top.to(p.dtype)
+    others = 1.0 - top
+
+    def total(t):
+        return t.sum(dim=dim, keepdim=True)
+
+    v = p - y
+    q_top = total(others * p)  # 1 - p_t, to full relative precision
+    rest = total(others * p * v)
+    d_top = (1.0 - total(top * y)) - q_top  # p_t - y_t without rounding p_t to 1
+    inner = total(top * p) * d_top + rest  # <p, v>
+    return p * (others * (v - inner) + top * (q_top * d_top - rest))
 
 
 def square_logits_values(z: torch.Tensor, y: torch.Tensor, k: float = 1.0, M: float = 1.0) -> torch.Tensor:

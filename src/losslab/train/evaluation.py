@@ -3,9 +3,10 @@
 ``prepare`` puts the dataset in the forms the training steps and the evaluations read, once per
 population, shared read-only by every block. ``evaluate`` computes each member's metrics on a fixed
 subset of the training set (its own loss, gradient norm, dead fraction), on the validation split
-(accuracy, NLL, and the temperature that minimises its NLL) and on the test set (accuracy, NLL, Brier,
-four calibration errors, raw and after temperature scaling). The final evaluation adds, per member,
-bootstrap replicates of the test NLL and ECE and the reliability-diagram bins (list columns).
+(accuracy, NLL) and on the test set (accuracy, NLL, Brier, 15-bin ECE). The final evaluation adds the
+temperature that minimises each member's validation NLL, the test metrics after scaling by it, the
+adaptive and classwise ECE and the MCE (raw and scaled), and, as list columns, bootstrap replicates of
+the test NLL and ECE and the reliability-diagram bins.
 """
 
 from __future__ import annotations
@@ -119,36 +120,46 @@ def evaluate(
         "dead_fraction": (wrong & (grad_norm < config.dead_epsilon)).double().mean(-1),
     }
     nan = torch.full((members,), NAN, dtype=torch.float64, device=z_train.device)
-    if len(data.y_val):
-        z_val = squeeze(logits_in_chunks(model, data.x_val, config))
-        temperature = metrics.fit_temperature(z_val, data.y_val)
+    stats.update(
+        test_accuracy=metrics.accuracy(z_test, y_test),
+        test_nll=metrics.negative_log_likelihood(z_test, y_test),
+        test_brier=metrics.brier_score(z_test, y_test),
+        test_ece=metrics.expected_calibration_error(z_test, y_test),
+    )
+    z_val = squeeze(logits_in_chunks(model, data.x_val, config)) if len(data.y_val) else None
+    if z_val is not None:
         stats.update(
             val_accuracy=metrics.accuracy(z_val, data.y_val),
             val_nll=metrics.negative_log_likelihood(z_val, data.y_val),
-            temperature=temperature,
         )
     else:
-        temperature = None
-        stats.update(val_accuracy=nan, val_nll=nan, temperature=nan)
-    z_scaled = metrics.scaled(z_test, temperature) if temperature is not None else None
-    for suffix, z in (("", z_test), ("_ts", z_scaled)):
-        if z is None:
-            for name in ("nll", "brier", "ece", "ece_adaptive", "ece_classwise", "mce"):
-                stats[f"test_{name}{suffix}"] = nan
-            continue
-        if not suffix:
-            stats["test_accuracy"] = metrics.accuracy(z, y_test)  # scaling never changes the predicted class
-        stats[f"test_nll{suffix}"] = metrics.negative_log_likelihood(z, y_test)
-        stats[f"test_brier{suffix}"] = metrics.brier_score(z, y_test)
-        stats[f"test_ece{suffix}"] = metrics.expected_calibration_error(z, y_test)
+        stats.update(val_accuracy=nan, val_nll=nan)
+    # Temperature scaling and the other calibration measures describe the trained members: they are computed
+    # at the final evaluation only (NaN on the others), which keeps frequent evaluations cheap.
+    stats["temperature"] = nan
+    for name in ("ece_adaptive", "ece_classwise", "mce"):
+        stats[f"test_{name}"] = stats[f"test_{name}_ts"] = nan
+    for name in ("nll", "brier", "ece"):
+        stats[f"test_{name}_ts"] = nan
+    if not final:
+        return stats
+    views = [("", z_test)]
+    if z_val is not None:
+        temperature = metrics.fit_temperature(z_val, data.y_val)
+        stats["temperature"] = temperature
+        views.append(("_ts", metrics.scaled(z_test, temperature)))
+    for suffix, z in views:
+        if suffix:  # scaling never changes the predicted class, so the accuracy stays as it is
+            stats[f"test_nll{suffix}"] = metrics.negative_log_likelihood(z, y_test)
+            stats[f"test_brier{suffix}"] = metrics.brier_score(z, y_test)
+            stats[f"test_ece{suffix}"] = metrics.expected_calibration_error(z, y_test)
         stats[f"test_ece_adaptive{suffix}"] = metrics.adaptive_calibration_error(z, y_test)
         stats[f"test_ece_classwise{suffix}"] = metrics.classwise_calibration_error(z, y_test)
         stats[f"test_mce{suffix}"] = metrics.max_calibration_error(z, y_test)
-        if final:
-            nll, ece = metrics.bootstrap_nll_and_ece(z, y_test, data.bootstrap)
-            stats[f"test_nll{suffix}_boot"], stats[f"test_ece{suffix}_boot"] = nll, ece
-            for key, value in metrics.reliability_bins(z, y_test).items():
-                stats[f"rel_{key}{suffix}"] = value
+        nll, ece = metrics.bootstrap_nll_and_ece(z, y_test, data.bootstrap)
+        stats[f"test_nll{suffix}_boot"], stats[f"test_ece{suffix}_boot"] = nll, ece
+        for key, value in metrics.reliability_bins(z, y_test).items():
+            stats[f"rel_{key}{suffix}"] = value
     return stats
 
 

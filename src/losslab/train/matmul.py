@@ -86,10 +86,12 @@ class NumpyProducts(BatchedProducts):
 
     def product(self, out, a, b):
         # .numpy() views share the tensors' memory (transposed views stay views): numpy hands each [a, b]
-        # slice to its BLAS's gemm with the matching transpose flag, writing straight into out.
-        np.matmul(a.numpy(), b.numpy(), out=out.numpy())
+        # slice to its BLAS's gemm with the matching transpose flag, writing straight into out. A member
+        # whose learning rate is too large overflows: that is its result (as with torch), not a warning.
+        with np.errstate(over="ignore", invalid="ignore"):
+            np.matmul(a.numpy(), b.numpy(), out=out.numpy())
         return out
 
     def add_product(self, out, bias, a, b):
-        np.matmul(a.numpy(), b.numpy(), out=out.numpy())
+        self.product(out, a, b)
         return out.add_(bias)

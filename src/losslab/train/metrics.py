@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from losslab.core.links import max_over_classes
+from losslab.core.links import log_softmax_over_classes, max_over_classes, softmax_over_classes
 
 ECE_BINS = 15
 
@@ -26,7 +26,7 @@ def probabilities(logits: torch.Tensor) -> torch.Tensor:
     if logits.dim() == 2:
         p = torch.sigmoid(logits)
         return torch.stack([1 - p, p], dim=-1)
-    return torch.softmax(logits, dim=-1)
+    return softmax_over_classes(logits)  # the fast kernel for class-major logits, as the trainer makes them
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -40,7 +40,7 @@ def example_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         y = labels.to(logits.dtype).expand_as(logits)
         return torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none").double()
     # log_softmax keeps confidently wrong predictions finite (log(softmax) would give -inf).
-    log_p = torch.log_softmax(logits, dim=-1)
+    log_p = log_softmax_over_classes(logits)
     return -log_p.gather(-1, labels.expand(logits.shape[0], -1).unsqueeze(-1)).squeeze(-1).double()
 
 
@@ -144,36 +144,41 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, iterations: int 
     validation example is already right, the NLL falls all the way as T -> 0 and no temperature minimises
     it: the validation split cannot identify T, so the logits are left as they are (T = 1; a T at the
     bracket's end would turn any test mistake into an NLL in the thousands). Where the NLL keeps falling as
-    T grows (logits no better than chance), T is 1e4; all-equal logits get 1.
+    T grows (logits no better than chance), T is 1e4; all-equal logits get 1; non-finite logits (a diverged
+    member) get NaN.
     """
-    z = logits.double()
-    members = z.shape[0]
+    members = logits.shape[0]
+    binary = logits.dim() == 2
+    # Classes on the middle axis, contiguous: [M, K, N] (sigmoid: [M, N]); reductions over K then run on
+    # the fast path whatever the logits' layout.
+    z = logits.double() if binary else logits.double().transpose(1, 2).contiguous()
     lo = torch.full((members,), 1e-4, dtype=torch.float64, device=z.device)
     hi = torch.full_like(lo, 1e4)
     beta = torch.ones_like(lo)
+    if binary:
+        y = labels.to(z.dtype)
+    else:
+        z_true = z.gather(1, labels.expand(members, 1, -1)).squeeze(1)  # [M, N]
 
     def derivatives(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         u = z * b.view(-1, *([1] * (z.dim() - 1)))
-        if z.dim() == 2:  # sigmoid: p = sigmoid(u), the "classes" are 0 (logit 0) and 1 (logit z)
+        if binary:  # sigmoid: p = sigmoid(u), the "classes" are 0 (logit 0) and 1 (logit z)
             p = torch.sigmoid(u)
-            y = labels.to(z.dtype)
-            g = (p * z - y * z).mean(-1)
-            h = (p * (1 - p) * z * z).mean(-1)
-            return g, h
-        p = torch.softmax(u, dim=-1)
-        expected = (p * z).sum(-1)
-        true = z.gather(-1, labels.expand(members, -1).unsqueeze(-1)).squeeze(-1)
-        g = (expected - true).mean(-1)
-        h = ((p * z * z).sum(-1) - expected.square()).mean(-1)
+            return ((p - y) * z).mean(-1), (p * (1 - p) * z * z).mean(-1)
+        p = torch.softmax(u, dim=1)
+        expected = (p * z).sum(1)
+        g = (expected - z_true).mean(-1)
+        h = ((p * z * z).sum(1) - expected.square()).mean(-1)
         return g, h
 
     # Every example right: no minimiser (see above). Decided from the predictions, not from where g reaches
     # rounding level on the way, which depends on the logits' last bits (and so on the thread count).
-    predicted = (z > 0).long() if z.dim() == 2 else z.argmax(-1)
+    predicted = (z > 0).long() if binary else z.argmax(1)
     separable = (predicted == labels.expand_as(predicted)).all(-1)
+    broken = ~torch.isfinite(z).flatten(1).all(-1)  # a diverged member: no temperature
     for _ in range(iterations):
         g, h = derivatives(beta)
-        done = separable | (g.abs() <= 1e-12 * (1 + h.sqrt()))
+        done = separable | broken | (g.abs() <= 1e-12 * (1 + h.sqrt()))
         if bool(done.all()):  # converged (Newton is quadratic near the optimum)
             break
         lo = torch.where(g < 0, beta, lo)
@@ -181,8 +186,9 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, iterations: int 
         newton = beta - g / h.clamp_min(1e-300)
         bisect = torch.sqrt(lo * hi)
         inside = (newton > lo) & (newton < hi) & torch.isfinite(newton)
-        beta = torch.where(g == 0, beta, torch.where(inside, newton, bisect))
-    return torch.where(separable, torch.ones_like(beta), 1.0 / beta)
+        beta = torch.where(done | (g == 0), beta, torch.where(inside, newton, bisect))
+    temperature = torch.where(separable, torch.ones_like(beta), 1.0 / beta)
+    return temperature.masked_fill(broken, float("nan"))
 
 
 def scaled(logits: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
