@@ -217,3 +217,32 @@ def test_a_spec_without_plugins_keeps_its_fingerprints(tmp_path):
     assert plain.fingerprint() != with_plugin.fingerprint()
     # The fingerprint of a spec without plugins is what it was before plugins existed.
     assert plain.fingerprint() == load_spec(write(tmp_path / "c" / "s.toml", text)).cells()[0].fingerprint()
+
+
+def test_errors_name_the_plugin_even_for_a_function_defined_elsewhere(tmp_path):
+    """A plugin may register a function it did not define (here a functools.partial): the spec still knows
+    which plugin registered the name, and says so."""
+    write(
+        tmp_path / "wrapped.py",
+        """
+        import functools
+
+        import torch
+
+        import losslab
+
+
+        def scaled_log(z, y, scale):
+            return scale * (y * torch.log(torch.softmax(z, -1) - 1)).sum(-1)  # log of a negative number: NaN
+
+
+        losslab.register_loss("wrapped_nan", values=functools.partial(scaled_log, scale=2.0), defaults={})
+        """,
+    )
+    spec = load_spec(
+        write(tmp_path / "s.toml", 'plugins = ["wrapped.py"]\n[[grid]]\ndataset = "digits"\nlosses = ["wrapped_nan"]\n')
+    )
+    assert LOSSES["wrapped_nan"].module != spec.plugins[0].module
+    with pytest.raises(SpecError, match=r"s.toml: cell 'grid0': plugin 'wrapped.py': loss 'wrapped_nan': values"):
+        run_spec(spec, tmp_path / "R", log=quiet)
+    assert not (tmp_path / "R").exists()

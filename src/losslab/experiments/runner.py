@@ -132,7 +132,7 @@ def _probe_losses(resolved: list[tuple], binary: bool, num_classes: int, dtype: 
             loss.values_fn(binary)(z, y, **params)
             loss.logit_gradient_fn(binary)(z, y, **params)
         except ValueError as exc:
-            origin = plugin_of(loss.module)
+            origin = plugin_of(loss.module) or registered_by("loss", loss.name)
             raise ValueError(f"plugin {origin!r}: {exc}" if origin else str(exc)) from None
 
 
@@ -173,7 +173,9 @@ def _prepare(spec: Spec, cell: Cell, data_dir, device: str, cache: dict):
         try:
             dataset = _load_cell_dataset(cell, data_dir, device, cache)
         except (ValueError, TypeError) as exc:  # a plugin's loader or data: say which plugin
-            origin = plugin_of(getattr(DATASETS.get(cell.dataset), "module", None))
+            origin = plugin_of(getattr(DATASETS.get(cell.dataset), "module", None)) or registered_by(
+                "dataset", cell.dataset
+            )
             if origin is None:
                 raise
             raise (TypeError if isinstance(exc, TypeError) else ValueError)(f"plugin {origin!r}: {exc}") from None
