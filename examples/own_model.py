@@ -8,7 +8,7 @@ What it shows:
    ``functional_call``), in float64;
 3. member i against the same network trained alone the plain way (``nn.Module`` + ``torch.optim`` +
    autograd, ``losslab.train.reference``): the largest difference of any parameter, which is rounding
-   (1e-12 or less), not a different training run;
+   (about 1e-12 at most), not a different training run;
 4. what ``vmap`` cannot train, a BatchNorm layer in training mode, refused with one line naming the layer
    and the alternative.
 
