@@ -34,6 +34,32 @@ def shared_data_or_none() -> Path | None:
     return SHARED_DATA if (SHARED_DATA / "mnist" / "train-labels-idx1-ubyte.gz").exists() else None
 
 
+@pytest.fixture
+def clean_registries():
+    """After the test, the loss, dataset and model registries and the imported plugins are as they were before
+    (tests register plugin losses under the same names from different files)."""
+    import sys
+
+    from losslab import plugins
+    from losslab.core import LOSSES
+    from losslab.experiments import spec_plugins
+    from losslab.train.datasets import DATASETS
+    from losslab.train.models import MODELS
+
+    registries = (LOSSES, DATASETS, MODELS, plugins.PLUGINS, spec_plugins._REGISTERED)
+    saved = [dict(r) for r in registries]
+    installed, modules = set(spec_plugins._INSTALLED), set(sys.modules)
+    yield
+    for registry, before in zip(registries, saved):
+        registry.clear()
+        registry.update(before)
+    spec_plugins._INSTALLED.clear()
+    spec_plugins._INSTALLED.update(installed)
+    for name in set(sys.modules) - modules:
+        if name.startswith("losslab_plugin_"):
+            del sys.modules[name]
+
+
 @pytest.fixture(autouse=True)
 def _english_locale(monkeypatch):
     # The CLI's --lang defaults to the locale's language: tests that read English output run in an English one.

@@ -149,7 +149,7 @@ def read_only_place() -> Path:
 
 
 @pytest.fixture
-def ws(tmp_path, monkeypatch, finished) -> Path:
+def ws(tmp_path, monkeypatch, finished, clean_registries) -> Path:
     """A workspace (the current folder) with a valid spec, a finished results folder R, a file and a
     non-empty folder. It lies two levels below tmp_path, so '../..' escapes are still inside the snapshot."""
     root = tmp_path / "outer" / "ws"
@@ -186,6 +186,18 @@ def one_grid(lines: str, name: str = "bad.toml"):
     """A one-grid spec on digits whose grid has ``lines`` added (later keys override nothing: TOML
     forbids repeats, so callers give only keys that are not already there)."""
     return spec_file(f'name = "one"\n[train]\nepochs = 1\nmodel = "linear"\n[[grid]]\n{lines}\n', name)
+
+
+def with_plugin(plugin: str, grid: str = 'dataset = "digits"\nlosses = ["mse"]', plugins: str = '["bad_plugin.py"]'):
+    """bad_plugin.py holding ``plugin``, and a one-grid spec bad.toml whose ``plugins`` lists it."""
+
+    def setup(root: Path) -> None:
+        (root / "bad_plugin.py").write_text(textwrap.dedent(plugin))
+        (root / "bad.toml").write_text(
+            f'name = "one"\nplugins = {plugins}\n[train]\nepochs = 1\nmodel = "linear"\n[[grid]]\n{grid}\n'
+        )
+
+    return setup
 
 
 def copy_of_r(name: str, damage=None, cell: str = "b"):
@@ -649,6 +661,140 @@ CLI_CASES = [
         lambda root: (root / "bad.toml").write_bytes(b'name = "\xff"\n'),
     ),
     Case("spec-not-toml", ["run", "bad.toml"], r"bad.toml: not valid TOML: ", spec_file("name = \n")),
+    # --- a spec's plugins: bad lists, files and modules that do not import, losses and data that break the contract
+    Case(
+        "spec-plugins-not-a-list",
+        ["run", "bad.toml"],
+        r"bad.toml: plugins: must be a list of module names or .py file paths \(relative to the spec's folder\), "
+        r"got 'bad_plugin.py'",
+        with_plugin("", plugins='"bad_plugin.py"'),
+    ),
+    Case(
+        "spec-plugin-listed-twice",
+        ["run", "bad.toml"],
+        r"bad.toml: plugins\[1\]: 'bad_plugin.py' is listed twice; list each plugin once",
+        with_plugin("", plugins='["bad_plugin.py", "bad_plugin.py"]'),
+    ),
+    Case(
+        "spec-plugin-file-missing",
+        ["run", "bad.toml"],
+        r"bad.toml: plugins\[0\] \('nope.py'\): plugin file 'nope.py' does not exist \(looked at .*/ws/nope.py\); "
+        r"check the path",
+        with_plugin("", plugins='["nope.py"]'),
+    ),
+    Case(
+        "spec-plugin-module-missing",
+        ["run", "bad.toml"],
+        r"bad.toml: plugins\[0\] \('nopkg.losses'\): plugin module 'nopkg.losses' not found \(no module named "
+        r"'nopkg'\); install it, add its folder to PYTHONPATH, or give the path of a .py file",
+        with_plugin("", plugins='["nopkg.losses"]'),
+    ),
+    Case(
+        "spec-plugin-syntax-error",
+        ["run", "bad.toml"],
+        r"bad.toml: plugins\[0\] \('bad_plugin.py'\): plugin 'bad_plugin.py' failed to import: SyntaxError: .+ "
+        r"\(.*bad_plugin.py, line 2\); fix the plugin and retry",
+        with_plugin("\ndef poly(z, y:\n"),
+    ),
+    Case(
+        "spec-plugin-imports-a-missing-package",
+        ["run", "bad.toml"],
+        r"bad.toml: plugins\[0\] \('bad_plugin.py'\): plugin 'bad_plugin.py' failed to import: ModuleNotFoundError: "
+        r"No module named 'not_installed_anywhere' \(.*bad_plugin.py, line 2\)",
+        with_plugin("\nimport not_installed_anywhere\n"),
+    ),
+    Case(
+        "spec-plugin-loss-wrong-signature",
+        ["run", "bad.toml"],
+        r"bad.toml: plugins\[0\] \('bad_plugin.py'\): plugin 'bad_plugin.py' failed to import: ValueError: loss "
+        r"'one_argument': values 'one_argument' \(.*bad_plugin.py, line 4\) has signature \(z\), which cannot be "
+        r"called as \(z, y\)",
+        with_plugin(
+            """
+            import losslab
+
+            def one_argument(z):
+                return z.sum(-1)
+
+            losslab.register_loss("one_argument", values=one_argument)
+            """,
+            'dataset = "digits"\nlosses = ["one_argument"]',
+        ),
+    ),
+    Case(
+        "spec-plugin-loss-one-value-per-batch",
+        ["run", "bad.toml"],
+        r"bad.toml: cell 'grid0': plugin 'bad_plugin.py': loss 'batch_mean': values\(z, y\) returned shape \[\] for "
+        r"logits of shape \[2, 3, 10\]; return one value per example, shape \[2, 3\]",
+        with_plugin(
+            """
+            import torch
+            import losslab
+
+            def batch_mean(z, y):
+                return -(y * torch.log_softmax(z, dim=-1)).sum(-1).mean()
+
+            losslab.register_loss("batch_mean", values=batch_mean)
+            """,
+            'dataset = "digits"\nlosses = ["cross_entropy", "batch_mean"]',
+        ),
+    ),
+    Case(
+        "spec-plugin-loss-nan",
+        ["run", "bad.toml"],
+        r"bad.toml: cell 'grid0': plugin 'bad_plugin.py': loss 'log_of_probability': values\(z, y\) returned 6 "
+        r"non-finite value\(s\) \(nan\) for finite logits of shape \[2, 3, 10\]; work in log space",
+        with_plugin(
+            """
+            import torch
+            import losslab
+
+            def log_of_probability(z, y):
+                return (y * torch.log(torch.softmax(z, -1) - 2)).sum(-1)
+
+            losslab.register_loss("log_of_probability", values=log_of_probability)
+            """,
+            'dataset = "digits"\nlosses = ["log_of_probability"]',
+        ),
+    ),
+    Case(
+        "spec-plugin-dataset-labels-out-of-range",
+        ["run", "bad.toml"],
+        r"bad.toml: cell 'grid0': plugin 'bad_plugin.py': dataset 'three_kinds': y_train \(labels\) has label 7 at "
+        r"example 5, outside \[0, 2\]: class_names lists 3 classes; labels must be 0..2",
+        with_plugin(
+            """
+            import numpy as np
+            import losslab
+
+            def three_kinds():
+                x, y = np.random.default_rng(0).normal(size=(40, 3)), np.arange(40) % 3
+                y[5] = 7
+                return {"x_train": x, "y_train": y, "x_test": x, "y_test": y, "class_names": ["a", "b", "c"]}
+
+            losslab.register_dataset("three_kinds", three_kinds)
+            """,
+            'dataset = "three_kinds"\nlosses = ["mse"]',
+        ),
+    ),
+    Case(
+        "spec-plugin-model-with-batchnorm",
+        ["run", "bad.toml"],
+        r"bad.toml: cell 'grid0': plugin 'bad_plugin.py': model 'with_batchnorm': layer '1' \(BatchNorm1d\) updates "
+        r"its running statistics in place .*; use torch.nn.GroupNorm or torch.nn.LayerNorm instead",
+        with_plugin(
+            """
+            import torch
+            import losslab
+
+            losslab.register_model(
+                "with_batchnorm",
+                lambda shape, k: torch.nn.Sequential(torch.nn.Linear(shape[0], 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, k)),
+            )
+            """,
+            'dataset = "digits"\nlosses = ["mse"]\nmodel = "with_batchnorm"',
+        ),
+    ),
     # --- report
     Case(
         "report-missing-folder",
@@ -988,6 +1134,13 @@ API_CASES = [
         ),
         store.StoreError,
         r"report folder \(--out\) .*file.txt is a file",
+    ),
+    ApiCase(
+        "load-spec-plugin-missing",
+        lambda root: load_spec("bad.toml"),
+        SpecError,
+        r"bad.toml: plugins\[0\] \('nope.py'\): plugin file 'nope.py' does not exist",
+        with_plugin("", plugins='["nope.py"]'),
     ),
     ApiCase(
         "load-dataset-unknown",

@@ -1,6 +1,8 @@
 """Cells run as Ray tasks give the results of a local run; failures and a missing Ray are clear errors."""
 
+import os
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -80,3 +82,91 @@ def test_the_ray_extra_brings_the_client_that_ray_addresses_need():
     assert extra and all(r.startswith("ray[client]") for r in extra)
     pytest.importorskip("ray")
     import grpc  # noqa: F401  (the dev extra installs ray[client] too)
+
+
+# ---------------------------------------------------------------------------------------------
+# plugins: a loss in its own .py file, named by a spec, on Ray workers
+
+POLY_LOSS = '''
+import torch
+
+import losslab
+
+
+def poly1(z, y, epsilon=1.0):
+    """Poly-1 (Leng et al. 2022): cross-entropy plus epsilon (1 - p_true)."""
+    log_p = torch.log_softmax(z, dim=-1)  # log space: finite at logits of +-1e4
+    return -(y * log_p).sum(-1) + epsilon * (1 - (y * log_p.exp()).sum(-1))
+
+
+losslab.register_loss("poly1", values=poly1, summary="Poly-1: cross-entropy + epsilon (1 - p_true)")
+'''
+
+PLUGIN_SPEC = """
+name = "plug"
+plugins = ["{plugin}"]
+[train]
+epochs = 1
+batch_size = 20
+eval_every_steps = 5
+model = "linear"
+[[grid]]
+label = "a"
+role = "loss-comparison"
+dataset = "blobs"
+dataset_options = {{ num_classes = 3, train_per_class = 20, test_per_class = 10 }}
+losses = ["cross_entropy", "mse", "poly1", {{ name = "poly1", epsilon = -0.5 }}]
+seeds = 2
+[sizes.smoke]
+seeds = 1
+"""
+
+
+def test_a_spec_naming_a_plugin_loss_gives_the_same_rows_on_ray(tmp_path, ray_instance, clean_registries):
+    plugin = tmp_path / "code" / "my_losses.py"
+    plugin.parent.mkdir()
+    plugin.write_text(POLY_LOSS)
+    spec = load_spec(write_spec(tmp_path, PLUGIN_SPEC.format(plugin="code/my_losses.py")))
+    run_spec(spec, tmp_path / "local", log=lambda *_: None)
+    # The workers get the plugin's text with each cell: they need neither the file nor a shared filesystem.
+    plugin.unlink()
+    run_spec(spec, tmp_path / "ray", log=lambda *_: None, cluster=RayCluster())
+    local_manifest, local = load_results(tmp_path / "local")
+    manifest, remote = load_results(tmp_path / "ray")
+    pd.testing.assert_frame_equal(comparable(local), comparable(remote))
+    assert set(remote["loss"]) == {"cross_entropy", "mse", "poly1"} and manifest["execution"]["executor"] == "ray"
+    assert manifest["plugins"] == local_manifest["plugins"] and manifest["plugins"][0]["source"] == "code/my_losses.py"
+
+
+def test_done_when_the_own_loss_example_goes_through_every_command_here_and_on_ray(
+    tmp_path, monkeypatch, capsys, request, clean_registries
+):
+    """Issue #12's "done when", and examples/own_loss/run.py at smoke size: from a fresh folder, a loss in its own
+    .py file goes through check-loss, plot --loss, a spec run and the report (each must exit 0, or the script
+    exits), then the same spec runs on Ray with the same rows; nothing is written into the repository."""
+    import runpy
+
+    from losslab.cli import main
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "own_loss"
+    before = {p: p.read_bytes() for p in example.parent.rglob("*") if p.is_file()}
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LOSSLAB_SMOKE", "1")
+    monkeypatch.setattr(sys, "argv", ["run.py"])
+    runpy.run_path(str(example / "run.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    for command in ("check-loss", "plot --loss", "run", "report"):
+        assert f"$ losslab {command} " in out
+    assert "exit code 0: all checks pass" in out and "--smoke" in out
+    written = tmp_path / "own-loss-output"
+    assert len(list((written / "figures").glob("*.png"))) == 3
+    assert "<td>poly1</td>" in (written / "report" / "index.html").read_text()
+    summary = out.split("digits, each loss at the learning rate", 1)[1]
+    assert all(name in summary for name in ("cross_entropy", "mse", "poly1 (epsilon=-1)", "wrong one (30)"))
+
+    request.getfixturevalue("ray_instance")  # skips here, after the local part, where Ray cannot start
+    spec = os.path.relpath(example / "compare.toml")
+    assert main(["run", spec, "--smoke", "--ray", "--out", "on-ray"]) == 0
+    here, on_ray = load_results(written / "results")[1], load_results("on-ray")[1]
+    pd.testing.assert_frame_equal(comparable(here), comparable(on_ray))
+    assert {p: p.read_bytes() for p in example.parent.rglob("*") if p.is_file()} == before

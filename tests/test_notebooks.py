@@ -13,6 +13,15 @@ nbclient = pytest.importorskip("nbclient", reason="nbclient is in the dev extra 
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
+#: What each notebook must show when run: at least this many figures, and these phrases in its printed output.
+EXPECTED = {
+    "article-walkthrough": (4, ["no wrongly classified margin", "every margin below"]),
+    "compare-your-own-loss": (4, ["generalized_ce: every margin below", "cross_entropy: no wrongly classified margin"]),
+}
+
+
+def test_every_notebook_is_listed_with_what_it_must_show():
+    assert {p.name.rsplit(".", 2)[0] for p in NOTEBOOKS} == set(EXPECTED)
 
 
 def test_every_notebook_has_english_and_chinese():
@@ -66,6 +75,8 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
     client.execute()  # raises CellExecutionError, with the failing cell and its traceback, on any error
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
-    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 4  # the figures were drawn
+    figures, phrases = EXPECTED[path.name.rsplit(".", 2)[0]]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= figures  # the figures were drawn
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
-    assert "no wrongly classified margin" in text and "every margin below" in text
+    for phrase in phrases:
+        assert phrase in text

@@ -8,15 +8,16 @@ A plugin is ordinary Python that calls ``losslab.register_loss`` / ``register_da
 
 A file is imported under a unique module name derived from its absolute path (``losslab_plugin_<stem>_<hash>``)
 and registered in ``sys.modules`` so that pickling and dataclasses work; its folder is *not* added to
-``sys.path``. Each imported plugin is recorded in ``PLUGINS`` with its source, kind and the SHA-256 of its
-file, for the manifest of a run. Every bad input is a one-line ``ValueError`` naming the plugin, the file
-and line where that helps, and the fix.
+``sys.path``, and no ``__pycache__`` is written beside it. Each imported plugin is recorded in ``PLUGINS``
+with its source, kind and the SHA-256 of its file, for the manifest of a run. Every bad input is a one-line
+``ValueError`` naming the plugin, the file and line where that helps, and the fix.
 
 This module imports nothing from losslab: the registries of every layer call it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -97,6 +98,17 @@ def _failed_inside(source: str, exc: BaseException, path: str | None) -> ValueEr
     )
 
 
+@contextlib.contextmanager
+def _no_bytecode():
+    """Import without writing ``__pycache__`` beside the plugin: a command writes nothing outside its output."""
+    before = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
+    try:
+        yield
+    finally:
+        sys.dont_write_bytecode = before
+
+
 def _file_module_name(path: Path) -> str:
     stem = re.sub(r"\W", "_", path.stem)
     return f"losslab_plugin_{stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
@@ -119,7 +131,8 @@ def _import_file(source: str) -> Plugin:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses, pickling and typing look modules up here
     try:
-        spec.loader.exec_module(module)
+        with _no_bytecode():
+            spec.loader.exec_module(module)
     except Exception as exc:  # noqa: BLE001 - anything raised by user code becomes one line naming file and line
         sys.modules.pop(name, None)
         raise _failed_inside(source, exc, str(path)) from exc
@@ -147,7 +160,8 @@ def _import_module(source: str) -> Plugin:
             "PYTHONPATH, or give the path of a .py file"
         )
     try:
-        module = importlib.import_module(source)
+        with _no_bytecode():
+            module = importlib.import_module(source)
     except Exception as exc:  # noqa: BLE001
         raise _failed_inside(source, exc, found.origin) from exc
     path = getattr(module, "__file__", None)

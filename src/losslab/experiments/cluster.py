@@ -5,7 +5,9 @@ checks every dataset once and puts it in Ray's object store; each cell then trai
 wherever the cluster has room, and its rows come back to the driver, which alone writes the results
 folder, with the same atomic writes and resume as a local run. Worker nodes therefore need neither
 the data files nor a shared filesystem, only the same losslab installed (the cluster's image, or
-Ray's ``runtime_env``).
+Ray's ``runtime_env``). A spec's plugins travel with each cell and are imported on the worker before
+it trains (``spec_plugins.install``): a ``.py`` file as its text, checked against its SHA-256; a module
+by name, which must then be installed on every node.
 
     losslab run comparison --ray                 # RAY_ADDRESS's cluster, else a new local instance
     losslab run comparison --ray auto            # the cluster this machine belongs to
@@ -166,6 +168,10 @@ class RayCluster:
 
 
 def _timed_work(work: CellWork, cell: Cell, dataset: Dataset) -> tuple[pd.DataFrame, float]:
+    if cell.plugins:  # the losses, datasets and models the spec's plugins register, as on the driver
+        from losslab.experiments.spec_plugins import install
+
+        install(cell.plugins)
     started = time.perf_counter()
     frame = work(cell, dataset)
     return frame, time.perf_counter() - started

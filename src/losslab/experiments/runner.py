@@ -25,10 +25,11 @@ import torch
 from losslab.experiments import store
 from losslab.experiments.cluster import RayCluster
 from losslab.experiments.spec import Cell, Spec, SpecError
+from losslab.experiments.spec_plugins import plugin_of, registered_by
 from losslab.experiments.store import environment, load_results  # noqa: F401  (re-exported: the store reads)
 from losslab.train import Member, check_population, load_dataset, train_population
 from losslab.train.config import describe_device, resolve_device
-from losslab.train.datasets import check_available
+from losslab.train.datasets import DATASETS, check_available
 from losslab.train.models import build_model
 
 
@@ -112,15 +113,40 @@ def run_cell(cell: Cell, dataset, progress: bool | None = None) -> pd.DataFrame:
     return frame
 
 
+def _probe_losses(resolved: list[tuple], binary: bool, num_classes: int, dtype: torch.dtype) -> None:
+    """Call each loss of a population once on a few ordinary logits [members, batch, K], as training will:
+    a loss (a plugin's, typically) that returns the wrong shape or dtype, or NaN, fails now, before anything
+    is written, instead of in the middle of a run. Errors name the plugin that defines the loss."""
+    gen = torch.Generator().manual_seed(0)
+    shape = (2, 3) if binary else (2, 3, num_classes)
+    z = (torch.randn(shape, generator=gen, dtype=torch.float64) * 3).to(dtype)
+    labels = torch.randint(0, 2 if binary else num_classes, shape[:2], generator=gen)
+    y = labels.to(dtype) if binary else torch.nn.functional.one_hot(labels, num_classes).to(dtype)
+    seen = set()
+    for loss, params in resolved:
+        key = (loss.name, json.dumps(params, sort_keys=True, default=str))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:  # the checked accessors: the first call of each validates its output
+            loss.values_fn(binary)(z, y, **params)
+            loss.logit_gradient_fn(binary)(z, y, **params)
+        except ValueError as exc:
+            origin = plugin_of(loss.module) or registered_by("loss", loss.name)
+            raise ValueError(f"plugin {origin!r}: {exc}" if origin else str(exc)) from None
+
+
 def check_cell(cell: Cell, dataset) -> None:
     """Every check training would make, without training: members, losses against the dataset's
-    classes, batch size, and that the model can be built for the data. Raises ValueError/TypeError."""
+    classes (each called once on ordinary logits), batch size, and that the model can be built for
+    the data. Raises ValueError/TypeError."""
     populations = [(cell.members, cell.train)]
     if cell.warmstart is not None:
         _, first, ws_config = _warmstart_population(cell)
         populations.append((first, ws_config))
     for members, config in populations:
-        binary, _ = check_population(dataset, members, config)
+        binary, resolved = check_population(dataset, members, config)
+        _probe_losses(resolved, binary, dataset.num_classes, getattr(torch, config.dtype))
         try:  # one member on the CPU: a model that does not fit the data (cnn on vectors) fails now
             build_model(
                 config.model,
@@ -134,12 +160,25 @@ def check_cell(cell: Cell, dataset) -> None:
             )
         except RuntimeError as exc:  # e.g. out of memory for absurd layer widths
             raise ValueError(f"cannot build model {config.model!r}: {str(exc).splitlines()[0]}") from None
+        except (ValueError, TypeError) as exc:  # e.g. a plugin's module that vmap cannot train
+            origin = registered_by("model", config.model)
+            if origin is None:
+                raise
+            raise (TypeError if isinstance(exc, TypeError) else ValueError)(f"plugin {origin!r}: {exc}") from None
 
 
 def _prepare(spec: Spec, cell: Cell, data_dir, device: str, cache: dict):
-    """Load and check one cell's dataset and members; errors name the spec file and the cell."""
+    """Load and check one cell's dataset and members; errors name the spec file, the cell and the plugin."""
     try:
-        dataset = _load_cell_dataset(cell, data_dir, device, cache)
+        try:
+            dataset = _load_cell_dataset(cell, data_dir, device, cache)
+        except (ValueError, TypeError) as exc:  # a plugin's loader or data: say which plugin
+            origin = plugin_of(getattr(DATASETS.get(cell.dataset), "module", None)) or registered_by(
+                "dataset", cell.dataset
+            )
+            if origin is None:
+                raise
+            raise (TypeError if isinstance(exc, TypeError) else ValueError)(f"plugin {origin!r}: {exc}") from None
         check_cell(replace(cell, train=replace(cell.train, device="cpu")), dataset)  # checks need no GPU
     except (ValueError, TypeError) as exc:
         raise SpecError(f"{spec.source}: cell {cell.id!r}: {exc}") from None
@@ -215,6 +254,7 @@ def run_spec(
         "source": spec.source,
         "command": _command(spec, size),
         "spec_data": spec.data,
+        "plugins": [p.record() for p in spec.plugins],  # source, kind, module, path, SHA-256 of the file
         "environment": environment(device),
         "execution": {"executor": "local"},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -6,7 +6,9 @@ whose ``dataset_options`` hold lists expands into one cell per combination (e.g.
 10, 100); each cell is trained as one population. Named sizes (``[sizes.smoke]``, ``[sizes.small]``)
 override fields so the same spec runs in seconds or at full size.
 
-Top-level keys: name, description, claims, train, grid (array of tables), sizes.
+Top-level keys: name, description, claims, plugins, train, grid (array of tables), sizes. ``plugins`` lists
+module names or ``.py`` files (relative to the spec's folder) imported before anything else of the spec is
+read, so its grids may name the losses, datasets and models they register (see ``spec_plugins``).
 Grid keys: label, dataset, dataset_options, classes, model, losses, lrs, init_scales, seeds, train,
 warmstart, target_accuracy (read by the report: steps until a member first reaches it), role (which
 question of the report the grid answers: one of ``ROLES``; the report's claims read grids by role,
@@ -31,13 +33,14 @@ from importlib import resources
 from pathlib import Path
 
 from losslab.core import get_loss
+from losslab.experiments.spec_plugins import SpecPlugin, import_spec_plugins
 from losslab.experiments.store import CELL_ID_RULE, MAX_SEED, NAME_RULE, is_cell_id, is_name
 from losslab.train import dataset_files
 from losslab.train.config import EXECUTION_FIELDS, Member, TrainConfig
 from losslab.train.datasets import dataset_option_names, resolve_dataset_name
 from losslab.train.models import MODELS
 
-TOP_KEYS = {"name", "description", "claims", "train", "grid", "sizes"}
+TOP_KEYS = {"name", "description", "claims", "plugins", "train", "grid", "sizes"}
 GRID_KEYS = {
     "label",
     "dataset",
@@ -108,12 +111,14 @@ class Cell:
     train: TrainConfig
     members: list[Member]
     warmstart: dict | None = None
+    plugins: tuple[SpecPlugin, ...] = ()  # the spec's plugins, which a Ray worker imports before training
 
     def fingerprint(self) -> str:
         """Changes whenever anything that determines the results changes; used to resume safely.
 
-        For a ``file:`` dataset that includes the file's contents (its SHA-256): a file edited in
-        place makes the cells on it train again instead of being skipped as done."""
+        For a ``file:`` dataset that includes the file's contents (its SHA-256), and so do the spec's
+        plugins: a data or plugin file edited in place makes the cells train again instead of being
+        skipped as done."""
         data_file = {}
         if dataset_files.is_file_name(self.dataset):
             digest = hashlib.sha256()
@@ -121,9 +126,11 @@ class Cell:
                 for block in iter(lambda: handle.read(1 << 20), b""):
                     digest.update(block)
             data_file = {"data_sha256": digest.hexdigest()}
+        plugins = {"plugins_sha256": [p.sha256 for p in self.plugins]} if self.plugins else {}
         payload = json.dumps(
             {
                 **data_file,
+                **plugins,
                 "dataset": self.dataset,
                 "options": self.dataset_options,
                 "classes": self.classes,
@@ -146,6 +153,7 @@ class Spec:
     data: dict  # the parsed TOML, kept to expand sizes
     folder: str | None = None  # the spec file's folder: relative file: datasets are found from here
     path: str | None = None  # what 'losslab run' takes to run it again: a built-in name or the file's path
+    plugins: tuple[SpecPlugin, ...] = ()  # imported when the spec was loaded, in the order given
 
     def cells(self, size: str | None = None, device: str = "cpu") -> list[Cell]:
         return expand(self, size, device)
@@ -360,6 +368,10 @@ def load_spec(path_or_name: str | Path) -> Spec:
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{source}: not valid TOML: {exc}") from None
     _check_keys(source, "top level", data, TOP_KEYS)
+    try:  # first: the grids may name what the plugins register
+        plugins = import_spec_plugins(data.get("plugins", []), str(path.parent), f"{source}: plugins")
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
     if "name" in data:
         name = _check_name(source, "name", data["name"], "a spec name")
     else:
@@ -384,7 +396,7 @@ def load_spec(path_or_name: str | Path) -> Spec:
     for size_name, size in sizes.items():
         _check_name(source, f"sizes.{size_name}", size_name, "a size name")
         _check_keys(source, f"sizes.{size_name}", size, SIZE_KEYS)
-    spec = Spec(name, description, list(claims), source, data, folder=str(path.parent), path=given)
+    spec = Spec(name, description, list(claims), source, data, folder=str(path.parent), path=given, plugins=plugins)
     for size in [None, *spec.sizes]:  # every size must expand: bad names fail here, before any training
         expand(spec, size)
     return spec
@@ -489,7 +501,7 @@ def expand(spec: Spec, size: str | None = None, device: str = "cpu") -> list[Cel
                     f"the values {chosen} make the cell id {cell_id!r}, which is not a safe file name ({CELL_ID_RULE}); "
                     "sweep only values of letters, digits, '.', '+' and '-'",
                 )
-            cells.append(Cell(cell_id, label, dataset, chosen, classes, train, members, warmstart))
+            cells.append(Cell(cell_id, label, dataset, chosen, classes, train, members, warmstart, spec.plugins))
     if not cells:
         _fail(source, "grid", f"size {size or 'full'!r} selects no cell to run; check its 'grids' list")
     ids = [

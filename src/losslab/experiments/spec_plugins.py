@@ -1,0 +1,237 @@
+"""A spec's ``plugins``: imported before the spec is validated, recorded in the manifest, shipped to Ray workers.
+
+    plugins = ["mypkg.losses", "my_losses.py"]   # module names, or .py files relative to the spec's folder
+
+``load_spec`` imports each plugin (``losslab.plugins.import_plugin``) before it reads anything else of the
+spec, so a grid may name a loss, dataset or model that a plugin registers. Each becomes a ``SpecPlugin``:
+its source as the spec gives it, its kind ("file" or "module"), the module name it was imported under, the
+absolute path and the SHA-256 of its file. The manifest records these (``SpecPlugin.record``), and the
+hashes are part of every cell's fingerprint, so a plugin file edited in place retrains its cells on resume.
+
+Ray workers get the plugins with each cell, before it trains (``install``): a file plugin travels as its
+text, which the worker checks against the SHA-256 and executes under the driver's module name, so workers
+need neither the file nor a shared filesystem; a module plugin is imported by name (it must be installed on
+every node), and its file must hash the same as on the driver, else the cell fails naming the plugin.
+
+What a plugin registers is remembered per module, so that importing a changed version of the same plugin
+in a long-lived process (a Ray worker reused by the next run, a notebook) replaces its entries instead of
+failing with "already registered", and a plugin that fails half-way leaves the registries as they were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import linecache
+import sys
+import types
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from losslab.plugins import PLUGINS, Plugin, file_sha256, import_plugin, is_file_source, origin_of, where_it_failed
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecPlugin:
+    """One plugin of a spec: where it came from, how it was imported, and its file's hash (and text, for workers)."""
+
+    source: str  # as the spec gives it: "mypkg.losses" or "path/to/my_losses.py"
+    kind: str  # "file" or "module"
+    module: str  # its name in sys.modules (the same on the driver and on every worker)
+    path: str | None  # absolute path of its file on the driver
+    sha256: str | None  # of that file (None for a namespace package, which has none)
+    text: bytes | None = dataclasses.field(default=None, repr=False, compare=False)  # a file plugin's source
+
+    def record(self) -> dict:
+        """What the manifest keeps of it."""
+        return {
+            "source": self.source,
+            "kind": self.kind,
+            "module": self.module,
+            "path": self.path,
+            "sha256": self.sha256,
+        }
+
+
+# module name -> what importing it added to the registries: [(registry, name, the entry it replaced or None)]
+_REGISTERED: dict[str, list[tuple[str, str, object]]] = {}
+
+
+def _registries() -> dict[str, dict]:
+    from losslab.core import LOSSES
+    from losslab.train.datasets import DATASETS
+    from losslab.train.models import MODELS
+
+    return {"loss": LOSSES, "dataset": DATASETS, "model": MODELS}
+
+
+@contextlib.contextmanager
+def _tracking() -> Iterator[list]:
+    """Yield a list that receives what the block registers; if the block fails, put the registries back."""
+    registries = _registries()
+    before = {kind: dict(registry) for kind, registry in registries.items()}
+    added: list[tuple[str, str, object]] = []
+    try:
+        yield added
+    except BaseException:
+        for kind, registry in registries.items():
+            registry.clear()
+            registry.update(before[kind])
+        raise
+    added.extend(
+        (kind, name, before[kind].get(name))
+        for kind, registry in registries.items()
+        for name, entry in registry.items()
+        if before[kind].get(name) is not entry
+    )
+
+
+def _remember(module: str, added: list) -> None:
+    if added:  # an import served from sys.modules adds nothing: keep what the first import registered
+        _REGISTERED[module] = added
+
+
+def forget(module: str) -> None:
+    """Take back what ``module`` registered (restoring any entry it replaced), before importing a new version.
+
+    Losses and datasets record the module that defines them, so those are found even when the plugin was
+    first imported by something else (``check-loss``, ``--plugin``) and not tracked here."""
+    registries = _registries()
+    for kind, name, replaced in reversed(_REGISTERED.pop(module, [])):
+        if replaced is None:
+            registries[kind].pop(name, None)
+        else:
+            registries[kind][name] = replaced
+    for kind in ("loss", "dataset"):
+        for name in [n for n, e in registries[kind].items() if getattr(e, "module", None) == module]:
+            del registries[kind][name]
+
+
+def _import_one(given: str, folder: str | None) -> SpecPlugin:
+    if not is_file_source(given):  # a module: imported by name, once per process
+        with _tracking() as added:
+            plugin = import_plugin(given)
+        _remember(plugin.module, added)
+        return SpecPlugin(given, "module", plugin.module, plugin.path, plugin.sha256)
+    path = Path(given).expanduser()
+    if not path.is_absolute() and folder is not None:
+        path = Path(folder) / path  # relative to the spec's folder, not to where losslab runs
+    resolved = path.resolve()
+    if resolved.is_file():
+        digest = file_sha256(resolved)
+        for old in list(PLUGINS.values()):  # an edited file replaces what its previous version registered
+            if old.kind == "file" and old.path == str(resolved) and old.sha256 != digest:
+                forget(old.module)
+    with _tracking() as added:
+        plugin = import_plugin(str(path))
+    _remember(plugin.module, added)
+    text = Path(plugin.path).read_bytes()
+    if hashlib.sha256(text).hexdigest() != plugin.sha256:
+        raise ValueError(f"plugin file {given!r} changed while it was being imported; run again")
+    PLUGINS[plugin.module] = dataclasses.replace(plugin, source=given)  # listings show it as the spec names it
+    return SpecPlugin(given, "file", plugin.module, plugin.path, plugin.sha256, text)
+
+
+def import_spec_plugins(value, folder: str | None, where: str) -> tuple[SpecPlugin, ...]:
+    """Import a spec's ``plugins`` list in order (files relative to ``folder``) and return their records.
+
+    ``where`` (e.g. "spec.toml: plugins") starts every error: a bad list, a missing module or file, or a
+    plugin that fails to import (a syntax error, a loss with the wrong signature) is one ValueError naming
+    the spec, the plugin, and the file and line where that helps.
+    """
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ValueError(
+            f"{where}: must be a list of module names or .py file paths (relative to the spec's folder), "
+            f'got {value!r}; e.g. plugins = ["my_losses.py"]'
+        )
+    seen: set[str] = set()
+    found = []
+    for i, given in enumerate(value):
+        given = given.strip()
+        if given in seen:
+            raise ValueError(f"{where}[{i}]: {given!r} is listed twice; list each plugin once")
+        seen.add(given)
+        try:
+            found.append(_import_one(given, folder))
+        except ValueError as exc:
+            raise ValueError(f"{where}[{i}] ({given!r}): {exc}") from None
+    return tuple(found)
+
+
+#: File plugins that ``install`` executed in this process (a worker), by module name.
+_INSTALLED: set[str] = set()
+
+
+def install(plugins: Sequence[SpecPlugin]) -> None:
+    """Import the driver's plugins in this process (a Ray worker), each exactly the version the driver used.
+
+    A plugin already imported here at the same SHA-256 is skipped (workers run many cells). A file plugin
+    is executed from the text the driver sent, under the driver's module name; a module plugin is imported
+    by name and must hash the same as the driver's. Raises ValueError naming the plugin otherwise. File
+    plugins installed for an earlier run and not among ``plugins`` are taken back first, so a worker that
+    serves several runs (another spec, a copy of the plugin elsewhere) has exactly this run's entries.
+    """
+    wanted = {p.module for p in plugins}
+    for stale in sorted(_INSTALLED - wanted):
+        forget(stale)
+        sys.modules.pop(stale, None)
+        PLUGINS.pop(stale, None)
+        _INSTALLED.discard(stale)
+    for p in plugins:
+        known = PLUGINS.get(p.module)
+        if known is not None and known.sha256 == p.sha256 and p.module in sys.modules:
+            continue
+        if p.kind == "file":
+            _execute_text(p)
+            continue
+        with _tracking() as added:
+            plugin = import_plugin(p.module)
+        _remember(plugin.module, added)
+        if plugin.sha256 != p.sha256:
+            raise ValueError(
+                f"plugin module {p.source!r} on this worker ({plugin.path}, SHA-256 {str(plugin.sha256)[:12]}) is not "
+                f"the driver's ({p.path}, SHA-256 {str(p.sha256)[:12]}); install the same version on every node"
+            )
+
+
+def _execute_text(p: SpecPlugin) -> None:
+    if p.text is None or hashlib.sha256(p.text).hexdigest() != p.sha256:
+        raise ValueError(
+            f"plugin {p.source!r}: the text received from the driver does not match its SHA-256 "
+            f"({str(p.sha256)[:12]}); run again"
+        )
+    forget(p.module)  # an older version run by this worker for an earlier run
+    filename = p.path or p.source
+    # Tracebacks and where_it_failed show the plugin's lines even where the file does not exist.
+    linecache.cache[filename] = (len(p.text), None, p.text.decode("utf-8", "replace").splitlines(True), filename)
+    module = types.ModuleType(p.module)
+    module.__file__ = filename
+    sys.modules[p.module] = module  # dataclasses and pickling look modules up here
+    try:
+        with _tracking() as added:
+            exec(compile(p.text, filename, "exec"), module.__dict__)
+    except Exception as exc:  # noqa: BLE001 - user code: one line naming the plugin, file and line
+        sys.modules.pop(p.module, None)
+        message = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+        raise ValueError(
+            f"plugin {p.source!r} failed to import on this worker: {type(exc).__name__}: {message} "
+            f"({where_it_failed(exc, p.path)})"
+        ) from exc
+    _remember(p.module, added)
+    PLUGINS[p.module] = Plugin(p.source, "file", p.module, p.path, p.sha256)
+    _INSTALLED.add(p.module)
+
+
+def plugin_of(module: str | None) -> str | None:
+    """The source of the plugin that defines ``module`` (as listings show it), or None for anything else."""
+    return origin_of(module) if module and module in PLUGINS else None
+
+
+def registered_by(kind: str, name: str) -> str | None:
+    """The source of the plugin that registered ``name`` in the ``kind`` registry ("loss", "dataset", "model")
+    through a spec, or None."""
+    for module, added in _REGISTERED.items():
+        if any(k == kind and n == name for k, n, _ in added):
+            return plugin_of(module)
+    return None
