@@ -313,13 +313,16 @@ def _reproduction_tables(evidence: Evidence) -> list[dict]:
             "id": "table-mnist1d-reference",
             "title": Message("table.mnist1d_reference.title"),
             "note": Message("table.mnist1d_reference.note", seeds=str(C.MIN_SEEDS["mnist1d-reference"])),
-            "header": _header("model", "role", "lr", "published", "ours", "difference", "tolerance", "outcome"),
+            "header": _header(
+                "model", "role", "lr", "published", "reference_run", "ours", "difference", "tolerance", "outcome"
+            ),
             "rows": [
                 [
                     r["model"],
                     r["role"],
                     f"{r['lr']:g}",
                     f"{100 * r['published']:.0f}%",
+                    f"{100 * r['reference_run']:.1f}%",
                     _na(_fmt(r["ours"], n=True)),
                     Message("unit.pt", value=f"{100 * r['difference']:+.1f}", rest=""),
                     Message("word.na")
