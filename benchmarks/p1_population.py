@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import threading
 import time
@@ -35,6 +34,7 @@ from losslab.train import Member, TrainConfig, load_dataset, train_population
 from losslab.train.executor import intra_op_threads, run_blocks
 from losslab.train.matmul import BatchedProducts, StepBuffers
 from losslab.train.models import MLP
+from losslab.train.plan import blas_libraries, cpu_model
 from losslab.train.reference import train_reference
 
 LOSSES = ("cross_entropy", "mse")
@@ -136,27 +136,12 @@ def matmul_bound(plan, n_members: int, steps: int, device: str = "cpu", tf32: bo
 
 
 def machine_line() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    blas = ""
-    try:
-        from threadpoolctl import threadpool_info
-
-        blas = ", ".join(
-            f"{i['internal_api']} {i.get('version') or ''} {i.get('architecture') or ''}".strip()
-            for i in threadpool_info()
-        )
-    except ImportError:
-        pass
+    blas = ", ".join(
+        f"{i['internal_api']} {i.get('version') or ''} {i.get('architecture') or ''}".strip() for i in blas_libraries()
+    )
     env = {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")}
     return (
-        f"{cpu}; torch {torch.__version__}, {torch.get_num_threads()} threads; numpy {np.__version__}; {blas}; "
+        f"{cpu_model()}; torch {torch.__version__}, {torch.get_num_threads()} threads; numpy {np.__version__}; {blas}; "
         f"OpenBLAS environment: {env or 'none'}"
     )
 

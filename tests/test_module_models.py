@@ -158,7 +158,7 @@ def test_what_vmap_cannot_train_is_a_clear_error(digits, factory, message):
 
 def test_registering_models_checks_names():
     with pytest.raises(
-        ValueError, match=r"model name must be letters, digits, '-' or '_', starting with a letter, got '../x'"
+        ValueError, match=r"model name '../x' is not valid; use letters, digits, '-' and '_', starting with a letter"
     ):
         register_model("../x", lambda s, k: nn.Linear(1, k))
     with pytest.raises(ValueError, match=r"model 'mlp' is already registered; pass replace=True to replace it"):

@@ -17,13 +17,14 @@ The trainer sees every model through ``PopulationModel``; ``MODELS`` is the one 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
+
+from losslab.plugins import check_name
 
 #: Given the logits [M, B, K], returns d(batch-mean loss)/d(logits), the same shape.
 LogitGrad = Callable[[torch.Tensor], torch.Tensor]
@@ -321,17 +322,6 @@ MODELS: dict[str, ModelEntry] = {
     "mlp": ModelEntry("mlp", _build_mlp, "ReLU MLP, widths from `hidden` (default [100, 100])", builtin=True),
     "cnn": ModelEntry("cnn", _build_cnn, "small convnet for 28x28 images: conv 8, conv 16, linear", builtin=True),
 }
-
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*\Z")
-
-
-def check_name(kind: str, name) -> str:
-    """A registry name: letters, digits, '-' and '_', starting with a letter."""
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(
-            f"{kind} name must be letters, digits, '-' or '_', starting with a letter, got {name!r}; e.g. 'my_{kind}'"
-        )
-    return name
 
 
 def register_model(name: str, factory: Callable[..., torch.nn.Module], *, summary: str = "", replace: bool = False):

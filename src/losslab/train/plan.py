@@ -134,27 +134,33 @@ def candidate_plans(
     return plans
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what the platform module knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def blas_libraries() -> list[dict]:
+    """The BLAS and OpenMP libraries loaded in this process, as threadpoolctl describes them."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # scikit-learn brings it; without it the plan cache is keyed without the BLAS
+        return []
+    return threadpool_info()
+
+
 def _machine() -> dict:
     """What decides which plan is fastest here: the CPU, the thread count and the libraries' versions."""
     import numpy
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    blas = ""
-    try:
-        from threadpoolctl import threadpool_info
-
-        blas = ";".join(f"{i.get('internal_api')}:{i.get('architecture')}" for i in threadpool_info())
-    except ImportError:
-        pass
+    blas = ";".join(f"{i.get('internal_api')}:{i.get('architecture')}" for i in blas_libraries())
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,
