@@ -693,15 +693,20 @@ CLAIM_FUNCTIONS = [
 ]
 
 
+def _decide(functions, ev: Evidence, allowed: tuple[str, ...], name) -> list:
+    """Run each rule function on the evidence; attach its rule text; a verdict outside ``allowed`` is a bug."""
+    decided = []
+    for fn in functions:
+        item = fn(ev)
+        item.rule = getattr(fn, "rule_text", inspect.getdoc(fn) or "")
+        if item.verdict not in allowed:
+            raise AssertionError(f"{name(item)}: verdict {item.verdict!r} is not one of {allowed}")
+        decided.append(item)
+    return decided
+
+
 def verdicts(ev: Evidence) -> list[Claim]:
-    claims = []
-    for fn in CLAIM_FUNCTIONS:
-        claim = fn(ev)
-        claim.rule = getattr(fn, "rule_text", inspect.getdoc(fn) or "")
-        if claim.verdict not in VERDICTS:
-            raise AssertionError(f"{claim.id}: verdict {claim.verdict!r} is not one of {VERDICTS}")
-        claims.append(claim)
-    return claims
+    return _decide(CLAIM_FUNCTIONS, ev, VERDICTS, lambda claim: claim.id)
 
 
 # --- what later research adds ------------------------------------------------------------------------------
@@ -1170,14 +1175,7 @@ FINDING_FUNCTIONS = [
 
 
 def findings(ev: Evidence) -> list[Finding]:
-    out = []
-    for fn in FINDING_FUNCTIONS:
-        finding = fn(ev)
-        finding.rule = getattr(fn, "rule_text", inspect.getdoc(fn) or "")
-        if finding.verdict not in FINDING_VERDICTS:
-            raise AssertionError(f"{finding.source}: verdict {finding.verdict!r} is not one of {FINDING_VERDICTS}")
-        out.append(finding)
-    return out
+    return _decide(FINDING_FUNCTIONS, ev, FINDING_VERDICTS, lambda finding: finding.source)
 
 
 def verdict_counts(claims: list[Claim]) -> dict[str, int]:
