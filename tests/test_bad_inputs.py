@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from losslab.cli import main
 from losslab.experiments import runner, store
@@ -292,6 +293,22 @@ CLI_CASES = [
         "demo-bad-device",
         ["demo", "--out", "d", "--device", "gpu"],
         r"--device must be auto, cpu, cuda or cuda:N, got 'gpu'",
+    ),
+    *(
+        []
+        if torch.cuda.is_available()
+        else [
+            Case(
+                "demo-cuda-without-a-gpu",
+                ["demo", "--out", "d", "--size", "smoke", "--device", "cuda"],
+                r"device 'cuda' requested but CUDA is not available here; use device='cpu'",
+            ),
+            Case(
+                "run-cuda-without-a-gpu",
+                ["run", "tiny.toml", "--device", "cuda"],
+                r"device 'cuda' requested but CUDA is not available here",
+            ),
+        ]
     ),
     Case(
         "run-cpus-without-ray",

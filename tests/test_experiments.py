@@ -235,3 +235,33 @@ def test_every_builtin_spec_passes_the_pre_training_checks_at_every_size(name, s
             if cell.dataset in ("mnist", "fashion-mnist") and shared_data_or_none is None:
                 continue
             runner._prepare(spec, cell, shared_data_or_none, "cpu", {})
+
+
+def test_a_tf32_spec_reads_anywhere_and_is_refused_on_the_cpu_before_anything_is_written(tmp_path):
+    path = write_spec(tmp_path, GOOD.replace("batch_size = 20", 'batch_size = 20\nprecision = "tf32"'))
+    spec = load_spec(path)  # the device is not known when a spec is read: TF32 is checked when it runs
+    assert spec.cells()[0].train.precision == "tf32"
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(SpecError, match=r"cell 'a': precision 'tf32' applies to CUDA matmuls"):
+        run_spec(spec, tmp_path / "out", device="auto", log=lambda *_: None)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unlabelled_grid_keeps_its_name_at_every_size_and_in_the_manifest(tmp_path):
+    text = GOOD.replace('label = "b"\n', 'role = "many-classes"\n').replace(
+        "[sizes.smoke]\nseeds = 1", '[sizes.smoke]\nseeds = 1\ngrids = ["grid1"]'
+    )
+    spec = load_spec(write_spec(tmp_path, text))
+    assert [c.grid for c in spec.cells()] == ["a", "grid1", "grid1"]
+    assert {c.grid for c in spec.cells("smoke")} == {"grid1"}  # not renumbered grid0 when grid a is left out
+    assert spec.data["grid"][1]["label"] == "grid1"  # what the report reads roles and targets by
+
+
+def test_a_loss_repeated_with_the_same_resolved_parameters_is_refused(tmp_path):
+    text = GOOD.replace(
+        'losses = ["cross_entropy", { name = "square_logits", k = 2.0, M = 3.0 }]',
+        'losses = ["focal", { name = "focal", gamma = 2 }]',
+    )
+    with pytest.raises(SpecError, match=r"grid\[1\].losses: loss .*'focal'.*is listed twice"):
+        load_spec(write_spec(tmp_path, text))

@@ -167,9 +167,10 @@ def test_without_a_cjk_font_zh_fails_first_saying_how_to_install_one(command, tm
     assert "--lang zh: the 简体中文 figures need a CJK font and none is installed; install one (" in err
     assert "apt-get install fonts-noto-cjk" in err and "set LOSSLAB_CJK_FONT to a font file" in err
     assert not (tmp_path / "out").exists()
-    monkeypatch.setenv("LC_ALL", "zh_CN.UTF-8")  # the locale's default is checked the same way
+    monkeypatch.setenv("LC_ALL", "zh_CN.UTF-8")  # the locale's default is checked the same way, and says so
     assert main([*args, "--out", str(tmp_path / "out")]) == 2
-    assert "need a CJK font" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "need a CJK font" in err and "(the language came from LC_ALL=zh_CN.UTF-8; or pass --lang en)" in err
 
 
 def test_the_font_file_named_in_the_environment_is_checked(tmp_path, monkeypatch):

@@ -535,3 +535,18 @@ def test_report_flags_smoke_runs_at_the_top_and_test_selection(ledger):
     )
     assert html.index('id="validation-banner"') < html.index('id="claims-ledger"')
     assert "Loss comparison (learning rates chosen on TEST accuracy: no validation split)" in html
+
+
+def test_paired_differences_pair_seeds_within_a_cell_not_across_cells():
+    from losslab.report import summaries as S
+
+    rows = pd.DataFrame(
+        {
+            "cell": ["x", "x", "x", "x", "y", "y", "y", "y"],
+            "seed": [0, 1, 0, 1, 0, 1, 0, 1],
+            "loss_label": ["a", "a", "b", "b", "b", "b", "a", "a"],  # y lists its losses the other way round
+            "test_accuracy": [0.9, 0.8, 0.7, 0.6, 0.5, 0.5, 0.6, 0.7],
+        }
+    )
+    diff = S.paired_difference(rows, "test_accuracy", {"loss_label": "a"}, {"loss_label": "b"})
+    assert diff.n == 4 and diff.mean == pytest.approx((0.2 + 0.2 + 0.1 + 0.2) / 4)

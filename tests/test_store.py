@@ -259,3 +259,19 @@ def test_a_data_file_edited_in_place_makes_its_cells_train_again(tmp_path):
     lines = []
     edited = run_spec(load_spec(tmp_path / "onfile.toml"), tmp_path / "R", log=lines.append)
     assert edited.trained == ["f"] and any("settings or data changed" in line for line in lines)
+
+
+def test_a_readers_brief_look_at_a_stale_lock_does_not_make_a_run_fail(tmp_path):
+    # lock_holder (report, check_target) takes a shared lock on .lock for an instant; a run starting in that
+    # instant, over a lock left by a dead run, must take the lock over rather than call the folder busy.
+    import fcntl
+    import socket
+
+    (tmp_path / ".lock").write_text(json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname()}))
+    fd = os.open(tmp_path / ".lock", os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    threading.Timer(0.2, lambda: (fcntl.flock(fd, fcntl.LOCK_UN), os.close(fd))).start()
+    lines = []
+    lock = store.acquire_lock(tmp_path, log=lines.append)
+    lock.release()
+    assert lines and "taking over the stale lock" in lines[0]

@@ -44,7 +44,15 @@ def _language(args) -> str:
     from losslab.report.fonts import require
 
     lang = args.lang or default_language()
-    require(lang)
+    try:
+        require(lang)
+    except ValueError as exc:
+        if args.lang:
+            raise
+        # Nobody asked for this language: the locale chose it. Say so, and offer the simplest way out.
+        from losslab.i18n import locale_variable
+
+        raise UsageError(f"{exc} (the language came from {locale_variable()}; or pass --lang en)") from None
     return lang
 
 

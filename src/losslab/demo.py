@@ -38,6 +38,7 @@ def run_demo(
     from losslab.report.fonts import require
     from losslab.report.html import write_report
     from losslab.theory.ledger import ledger_exit_code, ledger_summary, verify_all
+    from losslab.train.config import resolve_device
 
     t = translator(check_language(lang))
     require(lang)  # a missing CJK font fails here, before anything is written
@@ -48,8 +49,10 @@ def run_demo(
     # and that each results folder in it is new or holds the same spec at the same size.
     store.check_writable(out, "demo folder")
     specs = {name: load_spec(name) for name in DEMO_SPECS}
+    device = resolve_device(device)
     for name, spec in specs.items():
-        spec.cells(size)
+        for cell in spec.cells(size, device):
+            cell.train.check_device()  # e.g. --device cuda where there is no GPU: refused before any file
         store.check_target(out / "results" / name, spec.name, size)
     console.print(f"[bold]losslab demo[/] {t('demo.size', size=size)} -> {out}/")
 

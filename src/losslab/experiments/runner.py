@@ -145,7 +145,7 @@ def check_cell(cell: Cell, dataset) -> None:
         _, first, ws_config = _warmstart_population(cell)
         populations.append((first, ws_config))
     for members, config in populations:
-        binary, resolved = check_population(dataset, members, config)
+        binary, resolved = check_population(dataset, members, config, device_checks=False)
         _probe_losses(resolved, binary, dataset.num_classes, getattr(torch, config.dtype))
         try:  # one member on the CPU: a model that does not fit the data (cnn on vectors) fails now
             build_model(
@@ -229,7 +229,12 @@ def run_spec(
         # The cells train on the cluster's GPUs, which this machine may not have: check them as CPU cells.
         cells = [replace(c, train=replace(c.train, device=device)) for c in spec.cells(size, "cpu")]
     else:
-        cells = spec.cells(size, device)  # validates every name and value of the spec
+        cells = [replace(c, train=replace(c.train, device=device)) for c in spec.cells(size, "cpu")]
+        for cell in cells:  # what depends on this machine: CUDA present, TF32 only on CUDA
+            try:
+                cell.train.check_device()
+            except ValueError as exc:
+                raise SpecError(f"{spec.source}: cell {cell.id!r}: {exc}") from None
     for dataset in sorted({c.dataset for c in cells}):
         check_available(dataset, data_dir)  # missing MNIST files fail now, not after hours of other cells
     store.check_target(out, spec.name, size_name, wait=wait)

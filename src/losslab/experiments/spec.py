@@ -246,7 +246,18 @@ def _losses(source, where, value) -> list[LossEntry]:
         except (TypeError, ValueError) as exc:
             _fail(source, f"{where}[{i}]", str(exc))
         entries.append(LossEntry(name, params))
-    _no_repeats(source, where, [{"name": e.name, **e.params} for e in entries], show=lambda v: f"loss {v}")
+    # Compared with their parameters resolved ("focal", gamma = 2 and gamma = 2.0 are one loss, trained thrice).
+    resolved = [
+        {
+            "name": e.name,
+            **{
+                k: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+                for k, v in get_loss(e.name).resolve_params(e.params).items()
+            },
+        }
+        for e in entries
+    ]
+    _no_repeats(source, where, resolved, show=lambda v: f"loss {v}")
     return entries
 
 
@@ -271,7 +282,7 @@ def _train_config(source, where, overrides: dict, device: str) -> TrainConfig:
         values["betas"] = tuple(betas)
     try:
         config = TrainConfig(**values, device=device)
-        config.validate()
+        config.validate(device_checks=False)  # the device is chosen when the spec runs
     except (TypeError, ValueError) as exc:
         _fail(source, where, str(exc))
     if config.model not in MODELS:
@@ -390,6 +401,9 @@ def load_spec(path_or_name: str | Path) -> Spec:
         _check_keys(source, f"grid[{i}]", grid, GRID_KEYS)
         if not isinstance(grid.get("train", {}), dict):
             _fail(source, f"grid[{i}].train", f"must be a table, got {grid['train']!r}")
+        # An unlabelled grid is named by its place in the file, once, here: a size that keeps some grids
+        # does not renumber it, and the manifest's spec_data carries the name the report reads.
+        grid.setdefault("label", f"grid{i}")
     sizes = data.get("sizes", {})
     if not isinstance(sizes, dict):
         _fail(source, "sizes", f"must be a table of named sizes, got {sizes!r}")

@@ -602,6 +602,7 @@ def acquire_lock(folder, *, wait: bool = False, log: Callable[[str], None] = pri
     folder = Path(folder)
     path = folder / LOCK
     announced = False
+    brief_retries = 20
     while True:
         try:
             fd = os.open(
@@ -640,6 +641,13 @@ def acquire_lock(folder, *, wait: bool = False, log: Callable[[str], None] = pri
             continue
         elsewhere = bool(busy) and busy.get("host") != socket.gethostname()
         hint = f"; if that run is no longer running, delete {path}" if elsewhere else ""
+        stale = not busy or busy.get("unreadable") or _holder_state(busy) == "gone"
+        if not wait and stale and brief_retries > 0:
+            # Held, but not by a live run: a reader (lock_holder) checking a stale lock takes a shared lock
+            # for an instant. Try again for up to a second before calling the folder busy.
+            brief_retries -= 1
+            time.sleep(0.05)
+            continue
         if not wait:
             raise LockedError(
                 f"{folder} is in use by another losslab run ({_describe_holder(busy)}); "

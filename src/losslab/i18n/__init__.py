@@ -61,6 +61,15 @@ def default_language(environ: Mapping[str, str] | None = None) -> str:
     return SOURCE_LANGUAGE
 
 
+def locale_variable(environ: Mapping[str, str] | None = None) -> str:
+    """The variable that decided ``default_language``, as NAME=value (or 'no locale variable')."""
+    environ = os.environ if environ is None else environ
+    for name in LOCALE_VARIABLES:
+        if environ.get(name, ""):
+            return f"{name}={environ[name]}"
+    return "no locale variable"
+
+
 def _flatten(table: dict, prefix: str = "") -> dict[str, str]:
     out = {}
     for key, value in table.items():

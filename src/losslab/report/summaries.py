@@ -358,20 +358,24 @@ def chosen_phrase(chosen_on) -> Message:
 
 
 def paired_difference(final: pd.DataFrame, metric: str, a: dict, b: dict, kind: str = "difference") -> Interval:
-    """Interval of metric(a) - metric(b) over the seeds both have; members selected by the column values in a and b.
+    """Interval of metric(a) - metric(b) over the (cell, seed) pairs both have; members selected by the column
+    values in a and b.
 
     ``kind``: "difference" for proportions (accuracy: the atanh scale), "real" for unbounded metrics.
     """
+
+    # A pair is the same seed in the same cell: across cells (two grids, two folders) seeds are other runs.
+    keys = ["cell", "seed"] if "cell" in final.columns else ["seed"]
 
     def pick(sel):
         frame = final
         for key, value in sel.items():
             frame = frame[frame[key] == value]
-        return frame.set_index("seed")[metric]
+        return frame.set_index(keys)[metric]
 
     left, right = pick(a), pick(b)
-    seeds = left.index.intersection(right.index)
-    return interval((left.loc[seeds] - right.loc[seeds]).to_numpy(), kind)
+    pairs = left.index.intersection(right.index)
+    return interval((left.loc[pairs] - right.loc[pairs]).to_numpy(), kind)
 
 
 # --- calibration -------------------------------------------------------------------------------------

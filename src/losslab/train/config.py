@@ -89,7 +89,9 @@ class TrainConfig:
     # free at the start (and a block that still runs out of memory is split in two and retried); on CPU, no limit.
     memory_limit: int | None = None
 
-    def validate(self) -> None:
+    def validate(self, device_checks: bool = True) -> None:
+        """Raise ValueError naming any bad setting. ``device_checks=False`` leaves out what depends on the
+        machine that will train (CUDA present; TF32 needs CUDA): specs are read before the device is known."""
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.link not in LINKS:
@@ -104,8 +106,6 @@ class TrainConfig:
             raise ValueError(
                 "precision 'bf16' needs torch's products (numpy has no bfloat16); use matmul='torch' or 'auto'"
             )
-        if self.precision == "tf32" and not str(self.device).startswith("cuda"):
-            raise ValueError("precision 'tf32' applies to CUDA matmuls; on the CPU use 'fp32' or 'bf16'")
         if self.memory_limit is not None and (
             not isinstance(self.memory_limit, int) or isinstance(self.memory_limit, bool) or self.memory_limit < 1
         ):
@@ -127,6 +127,16 @@ class TrainConfig:
         device = str(self.device)
         if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
             raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        if device_checks:
+            self.check_device()
+
+    def check_device(self) -> None:
+        """The checks that depend on the device that trains: CUDA must be there, and TF32 needs it."""
+        device = str(self.device)
+        if self.precision == "tf32" and not device.startswith("cuda"):
+            raise ValueError(
+                "precision 'tf32' applies to CUDA matmuls; on the CPU use 'fp32' or 'bf16' (or train with --device cuda)"
+            )
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"device {self.device!r} requested but CUDA is not available here; use device='cpu'")
 

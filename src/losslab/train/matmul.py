@@ -66,16 +66,24 @@ class BatchedProducts:
         raise NotImplementedError
 
 
+def _autocasting(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type`` (torch >= 2.4 takes the device type; older versions do not)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
+
+
 class TorchProducts(BatchedProducts):
     name = "torch"
 
     def product(self, out, a, b):
-        if torch.is_autocast_enabled(out.device.type):  # out= variants are not autocast: product, then store
+        if _autocasting(out.device.type):  # out= variants are not autocast: product, then store
             return out.copy_(torch.bmm(a, b))
         return torch.bmm(a, b, out=out)
 
     def add_product(self, out, bias, a, b):
-        if torch.is_autocast_enabled(out.device.type):
+        if _autocasting(out.device.type):
             return out.copy_(torch.baddbmm(bias, a, b))
         # baddbmm adds the bias inside the product (BLAS's beta), no extra pass over out.
         return torch.baddbmm(bias, a, b, out=out)

@@ -225,7 +225,9 @@ def choose_plan(
         {
             **shape_key,
             "members": n_members,
-            "fixed": {f: getattr(config, f) for f in ("block_size", "threads_per_block", "workers", "matmul")},
+            "fixed": {
+                f: getattr(config, f) for f in ("block_size", "threads_per_block", "workers", "matmul", "memory_limit")
+            },
         }
     )
     cached = _read_cache().get(key)

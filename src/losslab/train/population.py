@@ -107,11 +107,13 @@ def _check_members(members: list[Member], binary: bool) -> list[tuple]:
     return resolved
 
 
-def check_population(dataset: Dataset, members: list[Member], config: TrainConfig) -> tuple[bool, list[tuple]]:
+def check_population(
+    dataset: Dataset, members: list[Member], config: TrainConfig, device_checks: bool = True
+) -> tuple[bool, list[tuple]]:
     """Every check ``train_population`` makes before training, without training: raises ValueError or
-    TypeError naming the bad value. Returns (whether the model has one sigmoid logit, each member's
-    (loss, resolved parameters))."""
-    config.validate()
+    TypeError naming the bad value (``device_checks=False``: not those of ``TrainConfig.check_device``).
+    Returns (whether the model has one sigmoid logit, each member's (loss, resolved parameters))."""
+    config.validate(device_checks)
     binary = _uses_sigmoid_link(dataset, members, config)
     resolved = _check_members(members, binary)
     n_train = dataset.x_train.shape[0]
