@@ -35,6 +35,7 @@ from pathlib import Path
 from losslab.core import get_loss
 from losslab.experiments.spec_plugins import SpecPlugin, import_spec_plugins
 from losslab.experiments.store import CELL_ID_RULE, MAX_SEED, NAME_RULE, is_cell_id, is_name
+from losslab.plugins import file_sha256
 from losslab.train import dataset_files
 from losslab.train.config import EXECUTION_FIELDS, Member, TrainConfig
 from losslab.train.datasets import dataset_option_names, resolve_dataset_name
@@ -121,11 +122,7 @@ class Cell:
         skipped as done."""
         data_file = {}
         if dataset_files.is_file_name(self.dataset):
-            digest = hashlib.sha256()
-            with open(dataset_files.file_path(self.dataset), "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-            data_file = {"data_sha256": digest.hexdigest()}
+            data_file = {"data_sha256": file_sha256(dataset_files.file_path(self.dataset))}
         plugins = {"plugins_sha256": [p.sha256 for p in self.plugins]} if self.plugins else {}
         payload = json.dumps(
             {

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from losslab.plugins import file_sha256
 from losslab.train.dataset_checks import stratified_split
 
 PREFIX = "file:"
@@ -57,16 +58,6 @@ def check_file(name: str, base_dir=None) -> Path:
 
 def file_options(name: str) -> frozenset[str]:
     return frozenset() if file_path(name).suffix.lower() == ".npz" else TABLE_OPTIONS
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _load_npz(path: Path) -> dict:
@@ -222,5 +213,5 @@ def load_file(name: str, base_dir=None, *, label=None, split=None, test_fraction
         if not isinstance(label, str) or (split is not None and not isinstance(split, str)):
             raise ValueError(f"label and split must be column names (strings), got {label!r} and {split!r}")
         data = _load_table(path, label, split, test_fraction, seed)
-    data["provenance"].update({"source": str(path), "sha256": _sha256(path), "format": path.suffix.lower()[1:]})
+    data["provenance"].update({"source": str(path), "sha256": file_sha256(path), "format": path.suffix.lower()[1:]})
     return data

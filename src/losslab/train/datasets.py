@@ -23,7 +23,6 @@ of classes (``classes=[0, 1]`` makes a binary problem, relabelled 0 and 1).
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import struct
 import zlib
@@ -35,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from losslab.plugins import accepted_keywords, check_name, origin_of, where_it_failed
+from losslab.plugins import accepted_keywords, check_name, file_sha256, origin_of, where_it_failed
 from losslab.train import dataset_files
 from losslab.train.dataset_checks import check_dataset, stratified_split
 
@@ -340,12 +339,7 @@ def _find_idx_file(name: str, filename: str, data_dir: Path | None) -> Path:
     )
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+sha256 = file_sha256  # the checksum of a data file (the IDX files are checked against theirs)
 
 
 def read_idx(path: Path, expected_sha256: str | None = None) -> np.ndarray:

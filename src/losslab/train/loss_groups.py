@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from losslab.core import Loss, get_loss
+from losslab.core import Loss
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,14 @@ class LossGroups:
 
     def __init__(self, resolved: list[tuple[Loss, dict]], binary: bool, device):
         members: dict[tuple, list[int]] = {}
+        losses: dict[tuple, Loss] = {}
         for i, (loss, params) in enumerate(resolved):
-            members.setdefault((loss.name, json.dumps(params, sort_keys=True)), []).append(i)
+            key = (loss.name, json.dumps(params, sort_keys=True))
+            members.setdefault(key, []).append(i)
+            losses[key] = loss  # the Loss object itself, not a fresh lookup of its name
         self.groups: list[LossGroup] = []
         for (name, params_json), idx in members.items():
-            loss = get_loss(name)
+            loss = losses[(name, params_json)]
             contiguous = idx == list(range(idx[0], idx[0] + len(idx)))
             self.groups.append(
                 LossGroup(
