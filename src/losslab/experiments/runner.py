@@ -13,7 +13,6 @@ therefore loses at most the cell in progress, and a rerun trains exactly the cel
 from __future__ import annotations
 
 import json
-import shlex
 import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
@@ -198,8 +197,7 @@ def _cell_config(cell: Cell) -> dict:
 
 def _command(spec: Spec, size: str | None) -> str:
     """The command that reruns this spec at this size (the store adds ``--out``)."""
-    flag = "" if size is None else (" --smoke" if size == "smoke" else f" --size {size}")
-    return f"losslab run {shlex.quote(spec.path or spec.name)}{flag}"
+    return store.run_command(spec.path or spec.name, size)
 
 
 def run_spec(

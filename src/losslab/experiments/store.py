@@ -250,13 +250,17 @@ def check_manifest(data, path: Path) -> None:
             _damaged_manifest(path, f"{where}.sha256 is {entry.get('sha256')!r}, not a SHA-256 in hex")
 
 
+def run_command(spec: str, size: str | None) -> str:
+    """The command that runs ``spec`` (a name or a path) at ``size`` (None or "full": the full size)."""
+    flag = "" if size in (None, "full") else (" --smoke" if size == "smoke" else f" --size {size}")
+    return f"losslab run {shlex.quote(str(spec))}{flag}"
+
+
 def resume_command(manifest: dict, folder) -> str:
     """The command that finishes (or repairs) ``folder``: the run's command as recorded, into ``folder``."""
     command = manifest.get("command")
     if not isinstance(command, str) or not command.startswith("losslab run "):
-        size = manifest.get("size", "full")
-        flag = "" if size == "full" else f" --size {size}"
-        command = f"losslab run {manifest.get('spec')}{flag}"
+        command = run_command(manifest.get("spec"), manifest.get("size", "full"))
     return f"{command} --out {shlex.quote(str(folder))}"
 
 

@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from losslab import __version__
+from losslab.experiments.store import run_command
 
 FILENAME = "explorer.html"
 # Measurements are rounded to this many significant digits: far below the seed-to-seed spread, and
@@ -74,7 +75,6 @@ def measured_data(folder: Path) -> dict:
         g.get("label"): g.get("target_accuracy") for g in manifest.get("spec_data", {}).get("grid", []) if "label" in g
     }
     size = manifest.get("size", "full")
-    flag = "" if size == "full" else (" --smoke" if size == "smoke" else f" --size {size}")
     cells = []
     for cell, cell_rows in rows.groupby("cell", sort=False):
         steps = sorted(int(s) for s in cell_rows["step"].unique())
@@ -115,7 +115,7 @@ def measured_data(folder: Path) -> dict:
         "source": str(folder),
         "spec": str(manifest.get("spec", "")),
         "size": size,
-        "command": f"losslab run {manifest.get('spec', 'saturation')}{flag}",
+        "command": run_command(manifest.get("spec", "saturation"), size),
         "cells": cells,
     }
 
