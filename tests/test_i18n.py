@@ -98,6 +98,14 @@ def test_every_rule_has_a_translation_of_its_current_docstring(lang):
     assert stale == set(), f"{lang}.toml translates rules that no longer exist"
 
 
+def test_rules_read_as_prose_in_every_language():
+    """A rule is shown to readers: no reStructuredText markup or parameter names leak from a docstring."""
+    for fn in C.CLAIM_FUNCTIONS + C.FINDING_FUNCTIONS:
+        for lang in I.LANGUAGES:
+            text = fn.rule_text.render(lang)
+            assert "``" not in text and "NaN" not in text, (fn.__name__, lang)
+
+
 def test_the_chinese_rules_are_chinese():
     for fn in C.CLAIM_FUNCTIONS + C.FINDING_FUNCTIONS:
         assert CJK.search(fn.rule_text.render("zh")), fn.__name__

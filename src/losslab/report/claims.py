@@ -394,8 +394,9 @@ def _ledger_claim(
     caveat: str = "",
     figures: tuple[str, ...] = (),
 ) -> Claim:
-    """A claim decided by equation-ledger rows: ``when_holds`` if every listed row holds, is an erratum
-    (the corrected form holds) or a transcription (its mathematics holds); not supported otherwise."""
+    """A claim decided by equation-ledger rows is supported (with caveat where the text above says so)
+    if every listed row holds, is an erratum (the corrected form holds) or is a transcription (its
+    mathematics holds); not supported otherwise."""
     ok, err = ev.ledger_status(equations)
     return Claim(
         claim_id,
@@ -1079,7 +1080,7 @@ def reference_tolerance(values) -> float:
     t_(0.975, n-1) s sqrt(1 + 1/n) from our n seeds (s: their standard deviation), plus the published
     rounding (half a point). The reference reports one run per model and no spread, so the spread of a
     single run of the same model and training, which our seeds measure, is the source's own spread; the
-    test set is the same (the package's default, seed 42), so test-set sampling adds nothing. NaN below 2 seeds."""
+    test set is the same (the package's default, seed 42), so test-set sampling adds nothing. Fewer than 2 seeds give no tolerance."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
     if len(v) < 2:

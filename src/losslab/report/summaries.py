@@ -511,15 +511,14 @@ def edge_of(record: dict) -> str | None:
 
 
 def lr_ratio(numerator: dict, denominator: dict) -> dict:
-    """The ratio of two chosen learning rates, as a range that accounts for the grid and its edges.
-
-    ``numerator``, ``denominator``: selection records (``best_lr``, ``lrs_tried``, ``edge``). A rate chosen
-    inside its grid lies within half a grid step (a factor sqrt(step)) of the best rate; a rate at the top
-    of its grid is only a lower bound on the best rate, one at the bottom only an upper bound. Returns
-    ratio (the measured value), low and high (the range the best rates' ratio can have; 0 or inf where a
-    chosen rate sits at the edge of its grid), and ``bound``: "value", "lower bound", "upper bound" or
-    "none" (both ends open).
+    """How the ratio of two chosen learning rates becomes a range. A rate chosen inside its grid stands
+    for a best rate within half a grid step of it (a factor sqrt(step) either way); a rate at the top of
+    its grid only says the best rate is at least that high, one at the bottom that it is at most that
+    low. The range of the ratio follows from those of the two rates: it is a value with both ends
+    finite, a lower bound, an upper bound, or open at both ends.
     """
+    # numerator, denominator: selection records (best_lr, lrs_tried, edge). Returns ratio (the measured
+    # value), low and high (0 or inf at an open end) and bound: "value", "lower bound", "upper bound", "none".
     r = numerator["best_lr"] / denominator["best_lr"]
     sn = math.sqrt(_grid_step(numerator["lrs_tried"], numerator["best_lr"]))
     sd = math.sqrt(_grid_step(denominator["lrs_tried"], denominator["best_lr"]))
