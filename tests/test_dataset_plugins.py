@@ -232,6 +232,34 @@ def table(n=40, seed=0):
     )
 
 
+@pytest.mark.parametrize("suffix", [".npz", ".csv"])
+def test_a_population_on_a_data_file_equals_the_plain_loop_float64(tmp_path, suffix):
+    """Data from a file trains like built-in data: every member equals the same network trained alone,
+    the plain way (nn.Module + torch.optim + autograd), in float64."""
+    from losslab.train import Member, TrainConfig, train_population
+    from losslab.train.reference import train_reference
+
+    path = tmp_path / f"data{suffix}"
+    if suffix == ".npz":
+        np.savez(path, **arrays(n_train=120, n_test=45))
+    else:
+        frame = table(n=160)
+        frame["label"] = frame.pop("species")
+        frame.to_csv(path, index=False)
+    data = load_dataset(f"file:{path}", validation=0)
+    members = [Member("cross_entropy", seed=0, lr=0.05), Member("mse", seed=1, lr=0.5, init_scale=3.0)]
+    config = TrainConfig(model="mlp", hidden=[8], epochs=3, batch_size=20, dtype="float64")
+    result = train_population(data, members, config, progress=False)
+    final = result.frame[result.frame.step == result.frame.step.max()]
+    for i, member in enumerate(members):
+        plain, accuracy = train_reference(data, member, config)
+        linears = [m for m in plain if isinstance(m, torch.nn.Linear)]
+        for (w, b), layer in zip(result.model.member_layers(i), linears):
+            torch.testing.assert_close(w, layer.weight.detach().T, rtol=1e-9, atol=1e-11)
+            torch.testing.assert_close(b, layer.bias.detach()[None], rtol=1e-9, atol=1e-11)
+        assert final[final.member == i].test_accuracy.item() == pytest.approx(accuracy, abs=1e-12)
+
+
 def test_a_csv_with_text_labels_and_a_seeded_stratified_split(tmp_path):
     path = tmp_path / "flowers.csv"
     table().to_csv(path, index=False)
