@@ -289,6 +289,22 @@ def test_cuda_population_matches_cpu(digits):
         torch.testing.assert_close(a, b.cpu(), rtol=1e-9, atol=1e-11)
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_cuda_cnn_population_matches_cpu(optimizer):
+    """The image CNN (grouped convolutions, one block) on the GPU equals the CPU in float64."""
+    images = tiny_images()
+    members = [Member("cross_entropy", seed=0, lr=0.05), Member("mse", seed=1, lr=0.3, init_scale=4.0)]
+    if optimizer == "adam":
+        members = [Member(m.loss, m.seed, m.lr / 20, m.init_scale) for m in members]
+    config = TrainConfig(model="cnn", epochs=1, batch_size=32, dtype="float64", optimizer=optimizer)
+    cpu = train_population(images, members, config, progress=False)
+    gpu = train_population(images, members, replace(config, device="cuda"), progress=False)
+    for a, b in zip(cpu.model.params, gpu.model.params):
+        torch.testing.assert_close(a, b.cpu(), rtol=1e-9, atol=1e-11)
+
+
 def test_cuda_request_without_cuda_is_a_clear_error(digits):
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
