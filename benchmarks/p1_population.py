@@ -1,6 +1,6 @@
 """Benchmark P1: the population trainer against the plain per-run loop, its own bounds and the machine's peak.
 
-Workload (shared/PERFORMANCE-NOTES.md): MNIST-1D (4,000 train / 1,000 test, 40 features), MLP
+Workload (../shared/PERFORMANCE-NOTES.md, beside the repository): MNIST-1D (4,000 train / 1,000 test, 40 features), MLP
 40-100-100-10 ReLU, SGD lr 0.1 momentum 0.9, batch 100, 20 epochs (800 steps a run), cross-entropy
 and MSE-on-probabilities x 16 seeds = 32 runs, float32. About 230 GFLOP of matmul work (3 x forward).
 

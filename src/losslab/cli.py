@@ -1,6 +1,6 @@
 """The ``losslab`` command: parse arguments, call one library function, print, set the exit code.
 
-Exit codes: 0 success, 1 a check failed (``verify``), 2 bad usage or bad input (one line on stderr
+Exit codes: 0 success, 1 a check failed (``verify``, ``check-loss``, the ledger inside ``demo``), 2 bad usage or bad input (one line on stderr
 naming the argument or file, the bad value and the fix), 130 interrupted (Ctrl-C).
 Heavy imports (torch, matplotlib) happen inside the subcommands so that ``--help`` is instant.
 """

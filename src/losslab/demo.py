@@ -1,4 +1,4 @@
-"""``losslab demo``: the whole argument, measured, in about two minutes on 2 CPU cores.
+"""``losslab demo``: the whole argument, measured, in about 30 seconds on 2 CPU cores.
 
 1. checks every numbered equation of the article (the equation ledger),
 2. writes the saturation figures,
