@@ -322,7 +322,7 @@ def test_a_spec_with_an_unknown_role_is_rejected(tmp_path):
         load_spec(path)
 
 
-def comparison_run(mse_lrs, ce_lrs, square_gap=0.0, seeds=6, validation=True, cells=("digits",)):
+def comparison_run(mse_lrs, ce_lrs, square_gap=0.0, seeds=6, validation=True, cells=("digits",), square_lr=0.1):
     """A comparison where each loss's validation accuracy peaks at the given rate."""
 
     def peaked(lrs, best, level):
@@ -333,7 +333,7 @@ def comparison_run(mse_lrs, ce_lrs, square_gap=0.0, seeds=6, validation=True, ce
         cell: {
             "cross_entropy": peaked(grid, ce_lrs, 0.95),
             "mse": peaked(grid, mse_lrs, 0.94),
-            "square_logits": peaked(grid, 0.1, 0.95 - square_gap),
+            "square_logits": peaked(grid, square_lr, 0.95 - square_gap),
         }
         for cell in cells
     }
@@ -383,6 +383,24 @@ def test_hui_belkin_each_way(ledger, gap, seeds, validation, expected):
     assert C.finding_hui_belkin(evidence(ledger)).verdict == "not tested"
 
 
+@pytest.mark.parametrize(
+    "kwargs, outcome",
+    [
+        # 'worse' with the square loss's best rate at the top of its grid: a higher rate might close the gap
+        (dict(square_gap=0.10, square_lr=1.0), "square_logits's learning rate is the highest tried"),
+        # 'matches' with CE's best rate at the bottom of its grid: a lower rate might make CE better
+        (dict(square_gap=0.0, ce_lrs=0.01), "cross_entropy's learning rate is the lowest tried"),
+    ],
+)
+def test_hui_belkin_is_undecided_where_the_loss_that_could_overturn_it_sits_at_its_grid_edge(ledger, kwargs, outcome):
+    run = comparison_run(**{"mse_lrs": 0.3, "ce_lrs": 0.1} | kwargs)
+    finding = C.finding_hui_belkin(evidence(ledger, run))
+    assert finding.verdict == "not enough evidence" and outcome in str(finding.evidence[0])
+    # The edge that cannot overturn the outcome does not matter: CE at its edge while the square loss is worse.
+    worse = comparison_run(0.3, 0.01, square_gap=0.10)
+    assert C.finding_hui_belkin(evidence(ledger, worse)).verdict == "disagrees"
+
+
 def test_hui_belkin_mixed_when_datasets_disagree_and_cells_of_two_specs_stay_apart(ledger):
     good = comparison_run(0.3, 0.1, square_gap=0.0, cells=("digits",))
     bad = comparison_run(0.3, 0.1, square_gap=0.10, cells=("digits",))
@@ -392,11 +410,12 @@ def test_hui_belkin_mixed_when_datasets_disagree_and_cells_of_two_specs_stay_apa
     assert C.finding_hui_belkin(ev).verdict == "mixed"
 
 
-def warmstart_run(warm_gain, scratch_gap, seeds=5, roles=("warm-start", "from-scratch")):
+def warmstart_run(warm_gain, scratch_gap, seeds=5, roles=("warm-start", "from-scratch"), ce_grid=(0.03,)):
     rows = []
     if "warm-start" in roles:
+        ce = {lr: 0.75 if lr == 0.03 else 0.70 for lr in ce_grid}
         rows += R.grid_rows(
-            "continue", {"cross_entropy": {0.03: 0.75}, "mse": {0.1: 0.75 + warm_gain, 0.3: 0.70}}, seeds=seeds
+            "continue", {"cross_entropy": ce, "mse": {0.03: 0.70, 0.1: 0.75 + warm_gain, 0.3: 0.70}}, seeds=seeds
         )
     if "from-scratch" in roles:
         rows += R.grid_rows(
@@ -425,6 +444,15 @@ def test_golik_each_way_and_missing_evidence_is_never_mixed(ledger, kwargs, expe
     finding = C.finding_golik(evidence(ledger, warmstart_run(**kwargs)))
     assert finding.verdict == expected, finding.evidence
     assert C.finding_golik(evidence(ledger)).verdict == "not tested"
+
+
+def test_golik_part_is_undecided_where_the_loss_that_could_overturn_it_sits_at_its_grid_edge(ledger):
+    # MSE continued beats CE continued ('yes'), but CE's best rate is the lowest of its grid: undecided.
+    at_edge = C.finding_golik(evidence(ledger, warmstart_run(0.02, 0.10, ce_grid=(0.03, 0.1))))
+    assert at_edge.verdict == "not enough evidence"
+    assert "cross_entropy's learning rate is the lowest tried" in str(at_edge.evidence[0])
+    inside = C.finding_golik(evidence(ledger, warmstart_run(0.02, 0.10, ce_grid=(0.01, 0.03, 0.1))))
+    assert inside.verdict == "agrees", inside.evidence
 
 
 def reference_run(accuracies, seeds=5, noise=0.01):

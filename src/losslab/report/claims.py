@@ -733,6 +733,16 @@ def finding_nielsen_saturation(ev: Evidence) -> Finding:
     )
 
 
+def _edge_of(chosen: pd.DataFrame, loss: str) -> str | None:
+    """'low' or 'high' if ``loss``'s chosen learning rate (rows from ``selected_rows``) is at that edge of its grid."""
+    edges = chosen.loc[chosen["loss_label"] == loss, "edge"].dropna() if "edge" in chosen else []
+    return str(edges.iloc[0]) if len(edges) else None
+
+
+def edge_word(edge: str) -> Message:
+    return Message(f"word.edge_{edge}")
+
+
 def _practical_outcome(diff: S.Interval) -> str | None:
     """The outcome rule: 'yes' if the 95% interval lies above 0, 'no' if it lies below +2 points (any gain is
     smaller than a practical difference), None (undecided) if it straddles both."""
@@ -749,10 +759,14 @@ def finding_golik(ev: Evidence) -> Finding:
     chosen on validation, at least 5 seeds per loss. Improves: the paired difference MSE continued - CE
     continued in final test accuracy on the warm-start grid. Stuck: CE - MSE from scratch. Each part is
     'yes' or 'no' by the outcome rule below, or undecided.
+    A part is also undecided where the loss that could overturn its outcome was chosen at the edge of its
+    learning-rate grid (its best rate may lie outside the grid): for 'yes' the loss subtracted, for 'no'
+    the other.
     Verdict: agrees if both parts are 'yes'; disagrees if either part is 'no' and neither is 'yes', or if the
     one part measured is 'no'; mixed if one is 'yes' and the other 'no'; not tested if neither role is in
     the results, or only one is and its part is 'yes'; not enough evidence if a measured part is undecided
-    (too few seeds, settings chosen on test accuracy, or an interval straddling both 0 and +2 points)."""
+    (too few seeds, settings chosen on test accuracy, a rate at its grid's edge, or an interval straddling
+    both 0 and +2 points)."""
     statement = Message("finding.golik.statement")
     source = Message("finding.golik.source")
     parts: dict[str, str | None] = {}
@@ -783,6 +797,11 @@ def finding_golik(ev: Evidence) -> Finding:
         else:
             outcome = _practical_outcome(diff)
             why = "" if outcome else Message("finding.golik.why_interval")
+            # 'yes' (a beats b) could be overturned by a better b, 'no' by a better a.
+            at_risk = {"yes": b, "no": a}.get(outcome)
+            edge = _edge_of(chosen, at_risk) if at_risk else None
+            if edge:
+                outcome, why = None, Message("finding.golik.why_edge", loss=at_risk, edge=edge_word(edge))
         parts[name] = outcome
         if outcome:
             result = Message(
@@ -821,7 +840,9 @@ def finding_hui_belkin(ev: Evidence) -> Finding:
     CE in final test accuracy, each loss at its learning rate chosen on validation, at least 5 seeds each.
     The variant matches or beats CE if the 95% interval's lower end is above -2 points (non-inferiority with
     a 2-point margin); it is worse if the upper end is below -2 points; otherwise the cell is undecided (as
-    it is with too few seeds or rates chosen on test accuracy). Verdict: not tested without such cells;
+    it is with too few seeds or rates chosen on test accuracy). It is undecided too where the loss that
+    could overturn the outcome was chosen at the edge of its learning-rate grid (its best rate may lie
+    outside the grid): CE for 'matches or beats', the variant for 'worse'. Verdict: not tested without such cells;
     not enough evidence if none is decided; agrees if every decided cell matches or beats, disagrees if
     every decided cell is worse, mixed otherwise. Grids with role 'many-classes' add numbers only."""
     statement = Message("finding.hui_belkin.statement")
@@ -845,11 +866,17 @@ def finding_hui_belkin(ev: Evidence) -> Finding:
             elif S.CHOSEN_ON_TEST in on:
                 outcome = Message("finding.hui_belkin.undecided_test")
             elif diff.has_interval and diff.low > -PRACTICAL_DIFFERENCE:
-                outcome = Message("finding.hui_belkin.matches")
-                decided.append(True)
+                if edge := _edge_of(pair, "cross_entropy"):
+                    outcome = Message("finding.hui_belkin.undecided_edge", loss="cross_entropy", edge=edge_word(edge))
+                else:
+                    outcome = Message("finding.hui_belkin.matches")
+                    decided.append(True)
             elif diff.has_interval and diff.high < -PRACTICAL_DIFFERENCE:
-                outcome = Message("finding.hui_belkin.worse")
-                decided.append(False)
+                if edge := _edge_of(pair, variant):
+                    outcome = Message("finding.hui_belkin.undecided_edge", loss=variant, edge=edge_word(edge))
+                else:
+                    outcome = Message("finding.hui_belkin.worse")
+                    decided.append(False)
             else:
                 outcome = Message("finding.hui_belkin.undecided_interval")
             evidence.append(

@@ -326,11 +326,12 @@ def selection_table(
 def selected_rows(
     rows: pd.DataFrame, by: tuple[str, ...] = ("cell", "loss_label"), searched: tuple[str, ...] = ("lr",)
 ) -> pd.DataFrame:
-    """The final rows of each group at its chosen setting, for paired comparisons (with a ``chosen_on`` column)."""
+    """The final rows of each group at its chosen setting, for paired comparisons (with a ``chosen_on``
+    column, and ``edge``: "low" or "high" where the chosen rate is at the edge of its grid, else None)."""
     final = final_rows(rows)
     table = selection_table(rows, by, searched)
     if table.empty:
-        return final.iloc[0:0].assign(chosen_on=pd.Series(dtype=str))
+        return final.iloc[0:0].assign(chosen_on=pd.Series(dtype=str), edge=pd.Series(dtype=object))
     keep = []
     for record in table.to_dict("records"):
         mask = np.ones(len(final), dtype=bool)
@@ -338,7 +339,7 @@ def selected_rows(
             mask &= (final[name] == record[name]).to_numpy()
         for name, value in record["chosen"].items():
             mask &= (final[name] == value).to_numpy()
-        keep.append(final[mask].assign(chosen_on=record["chosen_on"]))
+        keep.append(final[mask].assign(chosen_on=record["chosen_on"], edge=record["edge"]))
     return pd.concat(keep, ignore_index=True)
 
 
