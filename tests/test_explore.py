@@ -19,6 +19,7 @@ and the absolute term, at most 9e-15 for K = 10, allows exactly that much. Every
 
 from __future__ import annotations
 
+import html as html_module
 import json
 import math
 import re
@@ -31,6 +32,7 @@ import numpy as np
 import pytest
 import torch
 
+import losslab.i18n as I
 from losslab.analysis import landscape
 from losslab.cli import main
 from losslab.core import LOSSES
@@ -144,6 +146,84 @@ def test_cli_writes_the_page_and_explains_a_missing_results_folder(tmp_path, cap
     assert not (tmp_path / "x").exists()  # nothing written when the input is bad
 
 
+CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
+ENGLISH_TABS = ["1. Gradient explorer", "2. Nielsen's neuron", "3. Measured training"]
+CHINESE_TABS = ["1. 梯度探索", "2. Nielsen 的神经元", "3. 实测训练"]
+
+
+def translated_english() -> set[str]:
+    """English pieces of the explorer's messages that the Chinese catalogue translates: the text between tags and
+    placeholders, two or more words and 12 or more characters, found in no Chinese message (so names such as
+    'Neural Networks and Deep Learning', kept in Chinese, do not count)."""
+    zh = I.messages("zh")
+    zh_text = html_module.unescape("".join(zh.values()))
+    pieces = set()
+    for key, english in I.messages("en").items():
+        if not key.startswith(("explore.", "figure.loss.")) or zh[key] == english:
+            continue
+        for piece in re.split(r"<[^>]+>|\{\w+\}", english):
+            piece = html_module.unescape(piece).strip(" .,:;")
+            if len(re.findall(r"[A-Za-z]{2,}", piece)) >= 2 and len(piece) >= 12 and piece not in zh_text:
+                pieces.add(piece)
+    return pieces
+
+
+def page_text(html: str) -> str:
+    """The words of a page as written (before any script runs): no code, no tags, entities decoded."""
+    html = re.sub(r"<script\b.*?</script>|<style>.*?</style>", " ", html, flags=re.S)
+    attributes = " ".join(re.findall(r'aria-label="([^"]*)"', html))
+    return html_module.unescape(re.sub(r"<[^>]+>", " ", html) + " " + attributes)
+
+
+def test_the_page_is_written_in_the_language_asked_for(tmp_path, saturation):
+    english, chinese = build_explorer(saturation), build_explorer(saturation, lang="zh")
+    assert english.startswith('<!DOCTYPE html>\n<html lang="en">') and '<html lang="zh-CN">' in chinese
+    assert "{{" not in page_text(english) + page_text(chinese)  # every message of the template filled in
+    for tab in ENGLISH_TABS:  # (the script's comments are English, and the same in both pages)
+        assert tab in page_text(english) and tab not in page_text(chinese)
+    assert all(tab in page_text(chinese) for tab in CHINESE_TABS)
+    # The same code and the same data in both: only the words differ.
+    for name in ("explorer.js", "explorer.css"):
+        source = (EXPLORE_DIR / name).read_text(encoding="utf-8").strip()
+        assert source in english and source in chinese
+    data = [json.loads(re.search(r'id="losslab-data">(.*?)</script>', page).group(1)) for page in (english, chinese)]
+    assert data[0]["measured"] == data[1]["measured"] and (data[0]["lang"], data[1]["lang"]) == ("en", "zh")
+    assert data[1]["messages"]["explore.tab.gradient"] == "1. 梯度探索"
+    assert data[1]["messages"]["figure.loss.cross_entropy"] == I.messages("zh")["figure.loss.cross_entropy"]
+    assert not any(key.endswith("_html") for key in data[1]["messages"])  # HTML stays in the template
+    text = page_text(chinese)
+    leftovers = sorted(piece for piece in translated_english() if piece in text)
+    assert len(translated_english()) > 60 and leftovers == []
+    english_text = page_text(english)
+    assert "Squared error on a sigmoid or softmax output keeps the link function's derivative" in english_text
+    assert "dead zone (gradient < 10 −3 , m < 0)" in " ".join(english_text.split())
+    # Without measurements, the Chinese page says how to get them, with the commands as they are typed.
+    empty = page_text(build_explorer(lang="zh"))
+    assert "本页没有嵌入实测数据" in empty and "losslab explore --results losslab-results/saturation" in empty
+    with pytest.raises(ValueError, match="lang must be one of en, zh, got 'fr'"):
+        build_explorer(lang="fr")
+
+
+def test_cli_explore_follows_lang_and_the_locale(tmp_path, capsys, monkeypatch):
+    from losslab.report import fonts
+
+    monkeypatch.setattr(fonts, "find_cjk_font", lambda lang="zh": None)  # the browser draws the text: no font needed
+    for variable in I.LOCALE_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    assert main(["explore", "--out", str(tmp_path / "zh"), "--lang", "zh"]) == 0
+    chinese = (tmp_path / "zh" / "explorer.html").read_text(encoding="utf-8")
+    assert '<html lang="zh-CN">' in chinese and "<title>losslab 探索页面：为什么分类用交叉熵训练</title>" in chinese
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    assert main(["explore", "--out", str(tmp_path / "locale")]) == 0
+    assert (tmp_path / "locale" / "explorer.html").read_text(encoding="utf-8").count("1. 梯度探索") == 1
+    assert main(["explore", "--out", str(tmp_path / "en"), "--lang", "en"]) == 0
+    assert '<html lang="en">' in (tmp_path / "en" / "explorer.html").read_text(encoding="utf-8")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    assert main(["explore", "--out", str(tmp_path / "c")]) == 0
+    assert "1. Gradient explorer" in (tmp_path / "c" / "explorer.html").read_text(encoding="utf-8")
+    capsys.readouterr()
+
+
 def test_page_data_cannot_close_its_script_element(tmp_path, saturation):
     target = tmp_path / "odd</script><b>name"
     shutil.copytree(saturation, target)
@@ -228,6 +308,11 @@ def browser(tmp_path_factory):
 @pytest.fixture(scope="module")
 def page(tmp_path_factory, saturation) -> str:
     return write_explorer(tmp_path_factory.mktemp("page"), results=saturation).as_uri()
+
+
+@pytest.fixture(scope="module")
+def page_zh(tmp_path_factory, saturation) -> str:
+    return write_explorer(tmp_path_factory.mktemp("page-zh"), results=saturation, lang="zh").as_uri()
 
 
 def open_page(browser, url: str) -> None:
@@ -582,4 +667,88 @@ def test_each_section_draws_something(browser, page, tmp_path):
         shot = tmp_path / f"{tab}.png"
         browser.save_screenshot(str(shot))
         assert shot.stat().st_size > 40_000
+    assert console_problems(browser) == []
+
+
+# Every word the page shows once its script has run: text (SVG labels and select options included), aria-labels,
+# tooltips and the title.
+READ_WORDS = """
+const copy = document.documentElement.cloneNode(true);
+copy.querySelectorAll('script, style').forEach(n => n.remove());
+const attributes = [...document.querySelectorAll('[aria-label], [title]')]
+  .map(e => (e.getAttribute('aria-label') || '') + ' ' + (e.getAttribute('title') || ''));
+return copy.textContent + ' ' + attributes.join(' ');
+"""
+
+READ_HEADINGS = """
+return {lang: document.documentElement.lang, title: document.title, h1: document.querySelector('h1').textContent,
+  tabs: [...document.querySelectorAll('.tabs button')].map(b => b.textContent),
+  headers: [...document.querySelectorAll('table.values th')].map(th => th.textContent),
+  charts: [...document.querySelectorAll('svg .chart-title, svg .axis-label')].map(t => t.textContent).filter(Boolean),
+  point: document.getElementById('gradient-point').textContent};
+"""
+
+
+def test_chinese_page_shows_chinese_and_the_same_numbers(browser, page, page_zh):
+    fragment = "#tab=gradient&margin=-7.5&K=3&gamma=0.5&epsilon=0.2"
+    shown = {}
+    for lang, url in (("en", page), ("zh", page_zh)):
+        open_page(browser, url + fragment)
+        shown[lang] = {
+            "headings": browser.execute_script(READ_HEADINGS),
+            "gradient": browser.execute_script(READ_GRADIENT_TABLE),
+            "hash": current_hash(browser),
+        }
+        open_page(browser, url + "#tab=neuron&w=2&b=2&eta=0.15&epochs=300&epoch=120")
+        shown[lang]["neuron"] = browser.execute_script(READ_NEURON)
+        open_page(browser, url + "#tab=measured&cell=mlp-digits&step=10")
+        shown[lang]["measured"] = browser.execute_script(READ_MEASURED)
+        assert console_problems(browser) == []
+    zh, en = shown["zh"]["headings"], shown["en"]["headings"]
+    assert zh["lang"] == "zh-CN" and en["lang"] == "en"
+    assert zh["tabs"] == CHINESE_TABS and en["tabs"] == ENGLISH_TABS
+    assert zh["h1"] == "为什么分类用交叉熵训练 —— 动手试试" and CJK.search(zh["title"])
+    assert zh["headers"][:2] == ["损失", "模型"] and en["headers"][:2] == ["loss", "model"]
+    assert "沿间隔路径的损失，K = 3" in zh["charts"] and "logit 梯度范数，K = 3" in zh["charts"]
+    assert zh["point"].startswith("在 m = −7.5、K = 3 处：") and "预测错误：类别 1 领先 7.5" in zh["point"]
+    # Computed values are the language's business in no way: every number, shown and exact, is identical.
+    numbers = ("row", "value", "valueText", "norm", "normText", "grad", "threshold")
+    assert [{k: r[k] for k in numbers} for r in shown["zh"]["gradient"]] == [
+        {k: r[k] for k in numbers} for r in shown["en"]["gradient"]
+    ]
+    assert len(shown["zh"]["gradient"]) == len(comparable_rows(3))
+    assert [r["model"] for r in shown["zh"]["gradient"]][0] == "softmax，K = 3"
+    assert shown["zh"]["hash"] == shown["en"]["hash"]  # the state in the URL is the same link in both
+    for run in ("mse", "ce"):
+        assert {k: v for k, v in shown["zh"]["neuron"][run].items() if k != "half"} == {
+            k: v for k, v in shown["en"]["neuron"][run].items() if k != "half"
+        }
+    assert shown["zh"]["measured"] == shown["en"]["measured"] and shown["zh"]["measured"]["rows"]
+
+
+def test_chinese_page_shows_no_english_it_translates(browser, page_zh, tmp_path):
+    """Each view in the states that write the most words (a dead margin at K = 2, a neuron that never gets below
+    0.5, the scrubber, a bad link's notice, the page without measurements) leaves no translated English."""
+    pieces = translated_english()
+    views = [
+        page_zh + "#tab=gradient&margin=-30&K=2&focus=sigmoid_mse",
+        page_zh + "#tab=gradient&margin=3&K=10&vscale=lin",
+        page_zh + "#tab=neuron&w=2&b=2&epochs=5&epoch=5",
+        page_zh + "#tab=measured&cell=binary-digits",
+        page_zh + "#tab=measured&cell=nonsense&K=1000",
+        write_explorer(tmp_path, results=None, lang="zh").as_uri() + "#tab=measured",
+    ]
+    for url in views:
+        open_page(browser, url)
+        words = browser.execute_script(READ_WORDS)
+        assert CJK.search(words)
+        assert sorted(piece for piece in pieces if piece in words) == [], url
+        for english in (*ENGLISH_TABS, "dead at this margin", "not within", "Ignored in the link", "initial logit"):
+            assert english not in words, (url, english)
+    open_page(browser, views[2])
+    assert [r["half"] for r in browser.execute_script(READ_NEURON).values()] == ["5 个 epoch 内没有"] * 2
+    open_page(browser, views[0])
+    assert "当前间隔处于死区" in browser.execute_script(READ_WORDS)
+    open_page(browser, views[4])
+    assert browser.find_element("id", "notice").text.startswith("链接中被忽略的部分")
     assert console_problems(browser) == []

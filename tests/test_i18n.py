@@ -72,6 +72,14 @@ def test_chinese_uses_full_width_punctuation_and_the_article_terms():
         assert term in text, term
 
 
+def _explorer_ids() -> tuple[set[str], set[str]]:
+    """The message ids the explorer uses: t("id") / tParts("id") in explorer.js, {{ t('id') }} in explorer.html."""
+    pattern = r"""\bt(?:Parts)?\(\s*["']([A-Za-z0-9_.]+)["']"""
+    script = set(re.findall(pattern, (SRC / "explore" / "explorer.js").read_text(encoding="utf-8")))
+    template = set(re.findall(pattern, (SRC / "explore" / "explorer.html").read_text(encoding="utf-8")))
+    return script, template
+
+
 def test_every_message_id_written_in_the_code_exists():
     ids = set()
     for path in SRC.rglob("*.py"):
@@ -79,8 +87,33 @@ def test_every_message_id_written_in_the_code_exists():
         ids |= set(re.findall(r'\bt\(\s*"([A-Za-z0-9_.]+)"\s*[,)]', path.read_text(encoding="utf-8")))
     template = (SRC / "report" / "templates" / "report.html").read_text(encoding="utf-8")
     ids |= set(re.findall(r"\bt\('([A-Za-z0-9_.]+)'", template))
-    assert len(ids) > 150
-    assert sorted(ids - set(I.messages("en"))) == []
+    script, explorer = _explorer_ids()
+    assert len(script) > 40 and len(explorer) > 60
+    ids |= script | explorer
+    assert len(ids) > 300
+    for lang in I.LANGUAGES:  # (the test above checks that every language has every English id)
+        assert sorted(ids - set(I.messages(lang))) == [], lang
+
+
+def test_the_explorer_messages_are_all_used_and_its_script_gets_what_it_reads():
+    from losslab.explore.page import script_messages
+
+    script, template = _explorer_ids()
+    unused = {k for k in I.messages("en") if k.startswith("explore.")} - script - template
+    assert sorted(unused) == [], "explore.* messages that neither explorer.js nor explorer.html uses"
+    assert all(k.startswith("explore.") for k in template)
+    for lang in I.LANGUAGES:
+        assert sorted(script - set(script_messages(lang))) == [], (
+            f"explorer.js reads ids page.py does not embed ({lang})"
+        )
+        for key, text in I.messages(lang).items():
+            if not key.startswith("explore."):
+                continue
+            tags = sorted(re.findall(r"</?[a-z]+", text))
+            if key.endswith("_html"):  # markup is the translator's to move, not to change
+                assert tags == sorted(re.findall(r"</?[a-z]+", I.messages("en")[key])), (lang, key)
+            else:  # plain text: the script writes it with textContent, page.py escapes it
+                assert tags == [], (lang, key)
 
 
 @pytest.mark.parametrize("lang", [lang for lang in I.LANGUAGES if lang != "en"])
@@ -151,9 +184,9 @@ def test_the_default_language_comes_from_the_locale(environ, expected):
     assert I.default_language(environ) == expected
 
 
-@pytest.mark.parametrize("command", ["report", "demo", "plot"])
+@pytest.mark.parametrize("command", ["report", "demo", "plot", "explore"])
 def test_a_bad_lang_is_one_line_naming_the_flag_and_the_languages(command, tmp_path, capsys):
-    args = {"report": ["report", str(tmp_path)], "demo": ["demo"], "plot": ["plot"]}[command]
+    args = {"report": ["report", str(tmp_path)], "demo": ["demo"], "plot": ["plot"], "explore": ["explore"]}[command]
     assert main([*args, "--out", str(tmp_path / "out"), "--lang", "fr"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1

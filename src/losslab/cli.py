@@ -26,7 +26,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def _add_lang_option(p, what: str) -> None:
+def _add_lang_option(p, what: str, figures: bool = True) -> None:
     from losslab.i18n import LANGUAGES, LOCALE_VARIABLES
 
     p.add_argument(
@@ -34,7 +34,8 @@ def _add_lang_option(p, what: str) -> None:
         choices=LANGUAGES,
         default=None,
         help=f"language of {what}: {', '.join(LANGUAGES)} (default: from the locale, {' / '.join(LOCALE_VARIABLES)} "
-        "starting with zh gives zh, else en); zh needs a CJK font (apt-get install fonts-noto-cjk)",
+        "starting with zh gives zh, else en)"
+        + ("; zh needs a CJK font (apt-get install fonts-noto-cjk)" if figures else ""),
     )
 
 
@@ -344,7 +345,8 @@ def _pad(text: str, width: int) -> str:
 
 def _add_explore(sub) -> None:
     p = sub.add_parser(
-        "explore", help="write the interactive explorer page: gradients, Nielsen's neuron, measured training"
+        "explore",
+        help="write the interactive explorer page (gradients, Nielsen's neuron, measured training) in --lang",
     )
     p.add_argument("--out", default="losslab-explorer", help="folder for explorer.html (default ./losslab-explorer)")
     p.add_argument(
@@ -353,13 +355,17 @@ def _add_explore(sub) -> None:
         metavar="SATURATION_RESULTS_DIR",
         help="a folder written by 'losslab run saturation' whose measurements the page embeds (default: none)",
     )
+    # The browser draws the page's text with its own fonts: no CJK font is needed here.
+    _add_lang_option(p, "the page's text (the numbers and formulas are the same in every language)", figures=False)
     p.set_defaults(func=_cmd_explore)
 
 
 def _cmd_explore(args) -> int:
     from losslab.explore import write_explorer
+    from losslab.i18n import default_language
 
-    path = write_explorer(Path(args.out), results=None if args.results is None else Path(args.results))
+    lang = args.lang or default_language()
+    path = write_explorer(Path(args.out), results=None if args.results is None else Path(args.results), lang=lang)
     print(f"wrote {path}")
     if args.results is None:
         print("no measurements embedded; add --results DIR (from 'losslab run saturation --smoke --out DIR')")
@@ -373,7 +379,7 @@ def _add_demo(sub) -> None:
     p.add_argument(
         "--device", default="auto", help="auto (the GPU when there is one, else the CPU), cpu, cuda or cuda:N"
     )
-    _add_lang_option(p, "the report, the figures and this command's own lines")
+    _add_lang_option(p, "the report, the figures, the explorer page and this command's own lines")
     p.set_defaults(func=_cmd_demo)
 
 

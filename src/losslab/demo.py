@@ -24,8 +24,8 @@ DEMO_SPECS = ("saturation", "comparison")
 def run_demo(
     out: Path, size: str = "small", console: Console | None = None, device: str = "auto", lang: str = "en"
 ) -> int:
-    """Run the demo into ``out``; ``lang`` ('en' or 'zh') is the language of the report, the figures and the
-    demo's own lines (the training progress lines, from the experiments layer, stay English)."""
+    """Run the demo into ``out``; ``lang`` ('en' or 'zh') is the language of the report, the figures, the
+    explorer page and the demo's own lines (the training progress lines, from the experiments layer, stay English)."""
     from rich.cells import cell_len
 
     from losslab.experiments import store
@@ -73,7 +73,7 @@ def run_demo(
         folders.append(folder)
 
     console.print(f"[bold]4/4[/] {t('demo.step_report')}")
-    explorer = write_explorer(out, results=out / "results" / "saturation")
+    explorer = write_explorer(out, results=out / "results" / "saturation", lang=lang)
     path, claims = write_report(folders, out, ledger=ledger, lang=lang)
     console.print()
     colours = {

@@ -10,10 +10,44 @@
  * Every setting lives in the URL fragment (#margin=-3&K=3&...), read on load and on hashchange, and
  * written back on every change, so a link restores the exact view. No libraries and nothing fetched:
  * the charts are hand-drawn SVG.
+ *
+ * Every word shown comes from the message catalogue of the page's language (src/losslab/i18n/<lang>.toml,
+ * ids explore.* and figure.loss.*), which page.py embeds beside the data; t(id, params) reads it.
  */
 "use strict";
 
 (function () {
+  // =============================================================================================
+  // 0. The page's data and words
+  // =============================================================================================
+
+  const DATA = JSON.parse(document.getElementById("losslab-data").textContent);
+  const MESSAGES = DATA.messages;
+
+  function tParts(id, params = {}) {
+    // The message `id` as a list of text and the values of its {name} placeholders (strings, numbers or DOM
+    // nodes, for node.append); {{ and }} are literal braces, as in Python's str.format.
+    const template = MESSAGES[id];
+    if (typeof template !== "string") throw new Error(`explorer: no message ${id} in this page`);
+    const parts = [];
+    let last = 0;
+    for (const match of template.matchAll(/\{\{|\}\}|\{(\w+)\}/g)) {
+      parts.push(template.slice(last, match.index));
+      last = match.index + match[0].length;
+      if (match[1] === undefined) parts.push(match[0][0]);
+      else if (Object.prototype.hasOwnProperty.call(params, match[1])) parts.push(params[match[1]]);
+      else throw new Error(`explorer: message ${id} needs {${match[1]}}`);
+    }
+    parts.push(template.slice(last));
+    return parts;
+  }
+
+  function t(id, params) {
+    // The message `id` of the page's language with its placeholders filled in, as text. Ids are written out
+    // in full, never computed: tests/test_i18n.py collects them from this file.
+    return tParts(id, params).map(String).join("");
+  }
+
   // =============================================================================================
   // 1. Closed forms, mirroring src/losslab/core/losses.py (y: probability targets, z: logits)
   // =============================================================================================
@@ -182,24 +216,24 @@
   // softmax model, and the two with a one-logit form on the sigmoid model (shown for K = 2).
   // tests/test_explore.py fails, naming the loss, when a built-in loss is missing here.
   const LOSS_ROWS = [
-    { key: "cross_entropy", loss: "cross_entropy", model: "softmax", label: "cross-entropy",
+    { key: "cross_entropy", loss: "cross_entropy", model: "softmax", label: t("figure.loss.cross_entropy"),
       color: "#0072B2", dash: "", formula: "L = −log p_c;  ∂L/∂z = p − y" },
-    { key: "mse", loss: "mse", model: "softmax", label: "squared error on probabilities (eq. 31)",
+    { key: "mse", loss: "mse", model: "softmax", label: t("figure.loss.mse"),
       color: "#D55E00", dash: "7 4", formula: "L = ½‖p − y‖²;  ∂L/∂z = (diag p − ppᵀ)(p − y)" },
-    { key: "square_logits", loss: "square_logits", model: "softmax", label: "square loss on logits (Hui & Belkin)",
+    { key: "square_logits", loss: "square_logits", model: "softmax", label: t("figure.loss.square_logits"),
       color: "#009E73", dash: "10 3 2 3", formula: "L = (1/K)[k(z_c − M)² + Σ_{i≠c} z_i²];  ∂L/∂z_i = (2/K) w_i (z_i − M y_i)" },
-    { key: "focal", loss: "focal", model: "softmax", label: "focal loss", color: "#CC79A7", dash: "2 3",
+    { key: "focal", loss: "focal", model: "softmax", label: t("explore.loss.focal"), color: "#CC79A7", dash: "2 3",
       formula: "L = −(1 − p_c)^γ log p_c" },
     { key: "label_smoothing_cross_entropy", loss: "label_smoothing_cross_entropy", model: "softmax",
-      label: "label-smoothed cross-entropy", color: "#E69F00", dash: "12 4",
+      label: t("explore.loss.label_smoothing_cross_entropy"), color: "#E69F00", dash: "12 4",
       formula: "L = −Σ y′_i log p_i, y′ = (1 − ε)y + ε/K;  ∂L/∂z = p − y′" },
-    { key: "squentropy", loss: "squentropy", model: "softmax", label: "squentropy (Hui, Belkin & Wright)",
+    { key: "squentropy", loss: "squentropy", model: "softmax", label: t("explore.loss.squentropy"),
       color: "#882255", dash: "6 2 2 2",
       formula: "L = −log p_c + (1/(K−1)) Σ_{i≠c} z_i²;  ∂L/∂z = p − y + 2(1 − y) z/(K − 1)" },
     { key: "binary_cross_entropy", loss: "binary_cross_entropy", model: "sigmoid",
-      label: "binary cross-entropy", color: "#56B4E9", dash: "4 2 1 2",
+      label: t("figure.loss.binary_cross_entropy"), color: "#56B4E9", dash: "4 2 1 2",
       formula: "L = −log σ(z);  ∂L/∂z = σ(z) − 1" },
-    { key: "sigmoid_mse", loss: "mse", model: "sigmoid", label: "squared error on the sigmoid",
+    { key: "sigmoid_mse", loss: "mse", model: "sigmoid", label: t("explore.loss.sigmoid_mse"),
       color: "#000000", dash: "1 3", formula: "L = ½(σ(z) − 1)²;  ∂L/∂z = (σ(z) − 1) σ(z) σ(−z)" },
   ];
   const ROW_BY_KEY = Object.fromEntries(LOSS_ROWS.map((r) => [r.key, r]));
@@ -302,8 +336,10 @@
   }
 
   const NEURON_RUNS = [
-    { key: "mse", label: "quadratic cost", color: "#D55E00", dash: "7 4", chart: "chart-cost-mse" },
-    { key: "ce", label: "cross-entropy", color: "#0072B2", dash: "", chart: "chart-cost-ce" },
+    { key: "mse", label: t("explore.neuron.run_mse"), title: t("explore.neuron.title_mse"), color: "#D55E00",
+      dash: "7 4", chart: "chart-cost-mse" },
+    { key: "ce", label: t("explore.neuron.run_ce"), title: t("explore.neuron.title_ce"), color: "#0072B2", dash: "",
+      chart: "chart-cost-ce" },
   ];
 
   // =============================================================================================
@@ -623,17 +659,23 @@
   }
 
   function describeDead(intervals) {
-    if (!intervals.length) return { text: "none in [−50, 0)", threshold: "" };
+    if (!intervals.length) return { text: t("explore.gradient.dead_none"), threshold: "" };
     if (intervals.length === 1 && intervals[0][0] === LOWER) {
-      const t = intervals[0][1];
-      return { text: t === 0 ? "all of [−50, 0)" : `every m < ${fmt(t, 4)}`, threshold: String(t) };
+      const edge = intervals[0][1];
+      const text = edge === 0 ? t("explore.gradient.dead_all") : t("explore.gradient.dead_below", { threshold: fmt(edge, 4) });
+      return { text, threshold: String(edge) };
     }
     return { text: intervals.map(([a, b]) => `[${fmt(a, 4)}, ${fmt(b, 4)}]`).join(", "), threshold: "" };
   }
 
   function buildGradientControls() {
     const focus = document.getElementById("focus");
-    for (const row of LOSS_ROWS) html("option", { value: row.key }, focus, row.label + (row.model === "sigmoid" ? " (K = 2, one logit)" : ""));
+    for (const row of LOSS_ROWS) {
+      html("option", { value: row.key }, focus, row.model === "sigmoid" ? t("explore.gradient.one_logit", { loss: row.label }) : row.label);
+    }
+    for (const option of document.getElementById("view").options) {
+      option.textContent = t("explore.gradient.view_range", { low: fmt(-Number(option.value)), high: option.value });
+    }
     const legend = document.getElementById("gradient-legend");
     for (const row of LOSS_ROWS) {
       const label = html("label", { "data-key": row.key }, legend);
@@ -679,7 +721,7 @@
     const focusRow = ROW_BY_KEY[state.focus];
     const bands = [];
     if (rowVisible(focusRow, K)) {
-      for (const [a, b] of deadZone(focusRow, K, q)) bands.push({ from: a, to: b, label: `dead: ${focusRow.label}` });
+      for (const [a, b] of deadZone(focusRow, K, q)) bands.push({ from: a, to: b, label: t("explore.gradient.dead_band", { loss: focusRow.label }) });
     }
     const here = Object.fromEntries(visible.map((row) => [row.key, evaluate(row, m, K, q)]));
     const allValues = curves.flatMap((c) => c.values);
@@ -689,18 +731,18 @@
       : { min: 0, max: Math.max(1e-9, ...allValues.filter(Number.isFinite)) * 1.05, log: false };
     const [nlo, nhi] = decadeRange(allNorms.concat([DEAD]), -12, 6);
     drawChart(document.getElementById("chart-value"), {
-      title: `Loss along the margin path, K = ${K}`,
-      x: { min: -R, max: R, label: "margin m = z_true − max_other z" },
-      y: { ...valueAxis, label: state.vscale === "log" ? "loss L (log scale)" : "loss L" },
+      title: t("explore.gradient.value_title", { K }),
+      x: { min: -R, max: R, label: t("explore.gradient.margin_axis") },
+      y: { ...valueAxis, label: state.vscale === "log" ? t("explore.gradient.loss_axis_log") : t("explore.gradient.loss_axis") },
       bands,
       lines: curves.map((c) => ({ xs, ys: c.values, color: c.row.color, dash: c.row.dash, key: c.row.key })),
       marker: m,
       points: shown.map((row) => ({ x: m, y: here[row.key].value, color: row.color })),
     });
     drawChart(document.getElementById("chart-grad"), {
-      title: `Logit-gradient norm, K = ${K}`,
-      x: { min: -R, max: R, label: "margin m = z_true − max_other z" },
-      y: { min: nlo, max: nhi, log: true, label: "‖∂L/∂z‖ (log scale)" },
+      title: t("explore.gradient.grad_title", { K }),
+      x: { min: -R, max: R, label: t("explore.gradient.margin_axis") },
+      y: { min: nlo, max: nhi, log: true, label: t("explore.gradient.norm_axis") },
       bands,
       hlines: [{ y: DEAD, label: "10⁻³" }],
       lines: curves.map((c) => ({ xs, ys: c.norms, color: c.row.color, dash: c.row.dash, key: c.row.key })),
@@ -713,12 +755,19 @@
     const point = document.getElementById("gradient-point");
     const compact = (v) => (v.length <= 4 ? `[${v.map((x) => fmt(x, 3)).join(", ")}]` :
       `[${fmt(v[0], 3)}, ${fmt(v[1], 3)}, ${fmt(v[2], 3)} × ${v.length - 2}]`);
-    const verdict = m < 0 ? `wrong: class 1 leads by ${fmt(-m, 3)}` : m > 0 ? "right" : "a tie";
-    point.textContent = `At m = ${fmt(m, 4)} with K = ${K}: logits z = ${compact(z)}, softmax p = ${compact(p)}, ` +
-      `true class 0 has p = ${fmt(p[0], 4)}; the prediction is ${verdict}.` +
-      (K === 2 ? ` The one-logit (sigmoid) model uses z = m: σ(m) = ${fmt(sigmoid(m), 4)}.` : "") +
-      (m < 0 ? ` Here cross-entropy's logit gradient is ${fmt(here.cross_entropy.norm / here.mse.norm, 3)} times ` +
-        "that of squared error on the probabilities." : "");
+    let verdict = t("explore.gradient.verdict_tie");
+    if (m < 0) verdict = t("explore.gradient.verdict_wrong", { lead: fmt(-m, 3) });
+    else if (m > 0) verdict = t("explore.gradient.verdict_right");
+    point.textContent = t("explore.gradient.point", {
+      m: fmt(m, 4),
+      K,
+      z: compact(z),
+      p: compact(p),
+      p_true: fmt(p[0], 4),
+      verdict,
+      sigmoid: K === 2 ? t("explore.gradient.point_sigmoid", { value: fmt(sigmoid(m), 4) }) : "",
+      ratio: m < 0 ? t("explore.gradient.point_ratio", { ratio: fmt(here.cross_entropy.norm / here.mse.norm, 3) }) : "",
+    });
     point.dataset.margin = String(m);
     for (const row of LOSS_ROWS) {
       const tr = document.querySelector(`#gradient-table tr[data-row="${row.key}"]`);
@@ -726,7 +775,7 @@
       tr.hidden = !show;
       if (!show) continue;
       const r = here[row.key];
-      tr.querySelector(".model").textContent = row.model === "softmax" ? `softmax, K = ${K}` : "sigmoid, z = m";
+      tr.querySelector(".model").textContent = row.model === "softmax" ? t("explore.gradient.model_softmax", { K }) : t("explore.gradient.model_sigmoid");
       setNumber(tr.querySelector(".value"), r.value);
       setNumber(tr.querySelector(".norm"), r.norm);
       const g = tr.querySelector(".grad");
@@ -738,7 +787,7 @@
       deadCell.dataset.threshold = dz.threshold;
       const deadNow = m < 0 && r.norm < DEAD;
       tr.classList.toggle("dead", deadNow);
-      if (deadNow) html("span", { class: "tag-dead" }, deadCell, " — dead at this margin");
+      if (deadNow) html("span", { class: "tag-dead" }, deadCell, t("explore.gradient.dead_here"));
     }
     for (const option of document.getElementById("focus").options) option.disabled = !rowVisible(ROW_BY_KEY[option.value], K);
     for (const box of document.querySelectorAll("#gradient-legend input")) {
@@ -767,7 +816,7 @@
     for (const run of NEURON_RUNS) {
       const label = html("label", {}, legend);
       label.appendChild(swatch(run.color, run.dash));
-      label.append(`trained with the ${run.label}`);
+      label.append(t("explore.neuron.trained_with", { cost: run.label }));
     }
     const tbody = document.querySelector("#neuron-table tbody");
     for (const run of NEURON_RUNS) {
@@ -811,11 +860,11 @@
     const epoch = Math.min(state.epoch, E);
     const xs = Array.from({ length: E + 1 }, (_, i) => i);
     const visibleUpTo = (values) => values.map((v, i) => (i <= epoch ? v : null));
-    const xAxis = { min: 0, max: E, label: "epoch" };
+    const xAxis = { min: 0, max: E, label: t("explore.neuron.epoch_axis") };
     drawChart(document.getElementById("chart-output"), {
       width: 440,
       height: 320,
-      title: `Output a, start w = ${fmt(state.w)}, b = ${fmt(state.b)}, η = ${fmt(state.eta)}`,
+      title: t("explore.neuron.output_title", { w: fmt(state.w), b: fmt(state.b), eta: fmt(state.eta) }),
       x: xAxis,
       y: { min: 0, max: 1, label: "a = σ(w + b)" },
       lines: NEURON_RUNS.map((r) => ({ xs, ys: visibleUpTo(runs[r.key].a), color: r.color, dash: r.dash, key: r.key })),
@@ -827,9 +876,9 @@
       drawChart(document.getElementById(r.chart), {
         width: 440,
         height: 320,
-        title: `${r.label[0].toUpperCase()}${r.label.slice(1)}`,
+        title: r.title,
         x: xAxis,
-        y: { min: 0, max: Math.max(...cost) * 1.05 || 1, label: "cost C" },
+        y: { min: 0, max: Math.max(...cost) * 1.05 || 1, label: t("explore.neuron.cost_axis") },
         lines: [{ xs, ys: visibleUpTo(cost), color: r.color, dash: r.dash, key: r.key }],
         marker: epoch,
         points: [{ x: epoch, y: cost[epoch], color: r.color }],
@@ -840,7 +889,7 @@
       tr.querySelector(".epoch").dataset.value = String(epoch);
       for (const field of ["w", "b", "a", "cost", "grad"]) setNumber(tr.querySelector(`.${field}`), run[field][epoch]);
       const half = run.a.findIndex((a) => a < 0.5);
-      tr.querySelector(".half").textContent = half < 0 ? `not within ${E}` : String(half);
+      tr.querySelector(".half").textContent = half < 0 ? t("explore.neuron.not_within", { epochs: E }) : String(half);
     }
   }
 
@@ -848,22 +897,21 @@
   // 7. Section 3: measured training
   // =============================================================================================
 
-  const DATA = JSON.parse(document.getElementById("losslab-data").textContent);
   const MEASURED = DATA.measured;
   const MEASURED_COLORS = { cross_entropy: "#0072B2", binary_cross_entropy: "#0072B2", mse: "#D55E00" };
   const OTHER_COLORS = ["#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"];
   const SCALE_DASHES = ["", "7 4", "2 3", "10 3 2 3", "12 4"];
 
   const MEASURED_NAMES = {
-    cross_entropy: "cross-entropy",
-    binary_cross_entropy: "binary cross-entropy",
-    mse: "squared error (MSE)",
+    cross_entropy: t("figure.loss.cross_entropy"),
+    binary_cross_entropy: t("figure.loss.binary_cross_entropy"),
+    mse: t("explore.measured.mse"),
   };
 
   function seriesLabel(s) {
     const name = MEASURED_NAMES[s.loss] || s.loss;
     const params = Object.entries(s.params || {}).map(([k, v]) => `${k}=${v}`).join(", ");
-    return params ? `${name} (${params})` : name;
+    return params ? t("explore.measured.series_params", { loss: name, params }) : name;
   }
 
   function currentCell() {
@@ -877,7 +925,10 @@
     document.getElementById("measured-body").hidden = empty;
     if (empty) return;
     const select = document.getElementById("cell");
-    for (const c of MEASURED.cells) html("option", { value: c.cell }, select, `${c.cell} (${c.dataset}, ${c.model}, K = ${c.num_classes})`);
+    for (const c of MEASURED.cells) {
+      const text = t("explore.measured.cell_option", { cell: c.cell, dataset: c.dataset, model: c.model, K: c.num_classes });
+      html("option", { value: c.cell }, select, text);
+    }
     select.addEventListener("change", () => update({ cell: select.value, step: -1, hidescales: "" }));
   }
 
@@ -897,7 +948,7 @@
     const scales = [...new Set(cell.series.map((s) => s.init_scale))].sort((a, b) => a - b);
     const hidden = new Set(state.hidescales.split(",").filter(Boolean).map(Number));
     const boxes = document.getElementById("scale-boxes");
-    boxes.textContent = "initial logit scale: ";
+    boxes.textContent = t("explore.measured.scales");
     for (const scale of scales) {
       const label = html("label", { class: "scale" }, boxes);
       const box = html("input", { type: "checkbox", "data-scale": scale }, label);
@@ -920,42 +971,43 @@
     range.max = String(cell.steps.length - 1);
     range.value = String(i);
     const out = document.getElementById("step-out");
-    out.textContent = `step ${step} (${i + 1} of ${cell.steps.length} evaluations)`;
+    out.textContent = t("explore.measured.step_out", { step, index: i + 1, count: cell.steps.length });
     out.dataset.value = String(step);
-    const size = MEASURED.size === "full" ? "full size" : `size ${MEASURED.size}`;
+    const size = MEASURED.size === "full" ? t("explore.measured.size_full") : t("explore.measured.size", { size: MEASURED.size });
     const intro = document.getElementById("measured-intro");
-    intro.textContent = `Measured, not simulated: the ${MEASURED.spec} experiment (${size}, `;
-    html("code", {}, intro, MEASURED.command);
-    intro.append(
-      `) read from ${MEASURED.source}. Cell ${cell.cell}: ${cell.dataset}, ${cell.model} model, K = ${cell.num_classes}` +
-        (cell.target ? `, target test accuracy ${Math.round(cell.target * 100)}%. ` : ". ") +
-        "An initial logit scale s multiplies the last layer's initial weights and bias by s, so the network " +
-        "starts out confidently committed to arbitrary classes, mostly wrong. Colour: blue cross-entropy, " +
-        "orange squared error; solid lines start normally (×1), dashed and dotted ones confidently wrong. " +
-        "Drag the step slider to replay training.");
+    const about = { cell: cell.cell, dataset: cell.dataset, model: cell.model, K: cell.num_classes };
+    intro.textContent = "";
+    intro.append(...tParts("explore.measured.intro", {
+      spec: MEASURED.spec,
+      size,
+      command: html("code", {}, null, MEASURED.command),
+      source: MEASURED.source,
+      cell: cell.target ? t("explore.measured.cell_intro_target", { ...about, target: Math.round(cell.target * 100) })
+        : t("explore.measured.cell_intro", about),
+    }));
     const legend = document.getElementById("measured-legend");
     legend.textContent = "";
     for (const s of shown) {
       const label = html("label", {}, legend);
       label.appendChild(swatch(color(s), dash(s)));
-      label.append(`${seriesLabel(s)}, scale ×${s.init_scale}, lr ${s.lr}`);
+      label.append(t("explore.measured.legend", { loss: seriesLabel(s), scale: s.init_scale, lr: s.lr }));
     }
-    const xAxis = { min: cell.steps[0], max: Math.max(cell.steps[cell.steps.length - 1], cell.steps[0] + 1), label: "training step" };
+    const xAxis = { min: cell.steps[0], max: Math.max(cell.steps[cell.steps.length - 1], cell.steps[0] + 1), label: t("explore.measured.step_axis") };
     drawChart(document.getElementById("chart-acc"), {
-      title: `${cell.cell}: test accuracy`,
+      title: t("explore.measured.acc_title", { cell: cell.cell }),
       x: xAxis,
-      y: { min: 0, max: 1, percent: true, label: "test accuracy" },
+      y: { min: 0, max: 1, percent: true, label: t("explore.measured.acc_axis") },
       areas: state.bands === "1" ? shown.map((s) => ({ xs: cell.steps, lo: s.acc_lo, hi: s.acc_hi, color: color(s) })) : [],
       lines: shown.map((s) => ({ xs: cell.steps, ys: s.acc, color: color(s), dash: dash(s) })),
-      hlines: cell.target ? [{ y: cell.target, label: `target ${Math.round(cell.target * 100)}%` }] : [],
+      hlines: cell.target ? [{ y: cell.target, label: t("explore.measured.target", { target: Math.round(cell.target * 100) }) }] : [],
       marker: step,
       points: shown.map((s) => ({ x: step, y: s.acc[i], color: color(s) })),
     });
     const [glo, ghi] = decadeRange(shown.flatMap((s) => s.grad_lo.concat(s.grad_hi)), -12, 6);
     drawChart(document.getElementById("chart-mgrad"), {
-      title: `${cell.cell}: mean logit-gradient norm`,
+      title: t("explore.measured.grad_title", { cell: cell.cell }),
       x: xAxis,
-      y: { min: glo, max: ghi, log: true, label: "‖∂L/∂z‖ (log scale)" },
+      y: { min: glo, max: ghi, log: true, label: t("explore.gradient.norm_axis") },
       areas: state.bands === "1" ? shown.map((s) => ({ xs: cell.steps, lo: s.grad_lo, hi: s.grad_hi, color: color(s) })) : [],
       lines: shown.map((s) => ({ xs: cell.steps, ys: s.grad, color: color(s), dash: dash(s) })),
       marker: step,
@@ -1071,7 +1123,7 @@
     if (state.epoch > state.epochs) state.epoch = state.epochs;
     const notice = document.getElementById("notice");
     notice.hidden = bad.length === 0;
-    notice.textContent = bad.length ? `Ignored in the link (unknown or out of range, defaults or limits used): ${bad.join(", ")}` : "";
+    notice.textContent = bad.length ? t("explore.notice", { items: bad.join(", ") }) : "";
     render();
   }
 
@@ -1080,9 +1132,7 @@
     buildNeuronControls();
     buildMeasuredControls();
     wireControls();
-    document.getElementById("footer").textContent =
-      `Written by losslab ${DATA.version} on ${DATA.generated}. Everything on this page is computed in the page ` +
-      "or embedded in it; it loads nothing from the network. Source: src/losslab/explore/ in the losslab repository.";
+    document.getElementById("footer").textContent = t("explore.footer", { version: DATA.version, generated: DATA.generated });
     loadFromHash();
     writeHash();
     window.addEventListener("hashchange", loadFromHash);

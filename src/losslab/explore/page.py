@@ -4,11 +4,17 @@ The page computes the gradient explorer and Nielsen's neuron itself (``explorer.
 forms of ``losslab.core.losses``); the only data it carries is a saturation experiment's rows, reduced
 to the mean, minimum and maximum over seeds per cell, loss, learning rate, initial logit scale and
 evaluation step. It reads result folders and never trains.
+
+The page's words come from the message catalogues (``src/losslab/i18n/<lang>.toml``), ids ``explore.*``:
+the template's ``{{ t('id') }}`` are filled in here (ids ending in ``_html`` as HTML, the rest escaped),
+and the plain messages the JavaScript needs (``explore.*`` and the loss names ``figure.loss.*``) travel
+in the page's JSON, where ``explorer.js`` reads them with its own ``t(id, params)``.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import html as _html
 import json
 import math
 import re
@@ -17,6 +23,7 @@ from pathlib import Path
 
 from losslab import __version__
 from losslab.experiments.store import run_command
+from losslab.i18n import check_language, messages, meta, placeholders
 
 FILENAME = "explorer.html"
 # Measurements are rounded to this many significant digits: far below the seed-to-seed spread, and
@@ -24,6 +31,10 @@ FILENAME = "explorer.html"
 DIGITS = 6
 _MEASURED = {"test_accuracy": "acc", "grad_norm": "grad", "dead_fraction": "dead"}
 _REQUIRED = ["cell", "loss", "lr", "init_scale", "step", "member", *_MEASURED]
+# A message of the template: {{ t('explore.tab.gradient') }}.
+_TEMPLATE_MESSAGE = r"\{\{ t\('([A-Za-z0-9_.]+)'\) \}\}"
+# The messages the page's JavaScript may read (HTML messages stay in the template).
+SCRIPT_MESSAGE_PREFIXES = ("explore.", "figure.loss.")
 
 
 def _asset(name: str) -> str:
@@ -125,29 +136,62 @@ def _json_for_script(data) -> str:
     return json.dumps(data, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
 
 
-def build_explorer(results: Path | None = None) -> str:
+def script_messages(lang: str) -> dict[str, str]:
+    """The messages embedded for the page's JavaScript: plain-text ``explore.*`` and ``figure.loss.*``."""
+    return {
+        k: v for k, v in messages(lang).items() if k.startswith(SCRIPT_MESSAGE_PREFIXES) and not k.endswith("_html")
+    }
+
+
+def _template_text(id: str, lang: str) -> str:
+    """A message of the template, ready for HTML: ``_html`` messages as written, the others escaped."""
+    template = messages(lang).get(id)
+    if template is None or not id.startswith("explore."):
+        raise RuntimeError(f"the explorer template uses the message {id!r}, which is not an explore.* message")
+    if placeholders(template):
+        raise RuntimeError(f"the explorer template's message {id!r} has placeholders; fill it in explorer.js")
+    text = template.format()  # {{ and }} become braces
+    return text if id.endswith("_html") else _html.escape(text)
+
+
+def build_explorer(results: Path | None = None, lang: str = "en") -> str:
     """The explorer page as one HTML string: CSS and JavaScript inlined, nothing loaded from elsewhere.
 
     ``results``: a saturation results folder (``losslab run saturation``) whose rows the page's third
-    section embeds; None leaves that section with instructions for getting data.
+    section embeds; None leaves that section with instructions for getting data. ``lang``: the language
+    of its words (``en``, ``zh``); numbers, formulas and the state in the URL are the same in every language.
     """
+    check_language(lang)
     data = {
         "version": __version__,
         "generated": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "lang": lang,
+        "messages": script_messages(lang),
         "measured": None if results is None else measured_data(Path(results)),
     }
     page = _asset("explorer.html")
-    parts = {"/*@CSS@*/": _asset("explorer.css"), "@DATA@": _json_for_script(data), "/*@JS@*/": _asset("explorer.js")}
+    parts = {
+        "@LANG@": _html.escape(meta(lang, "html_lang")),
+        "/*@CSS@*/": _asset("explorer.css"),
+        "@DATA@": _json_for_script(data),
+        "/*@JS@*/": _asset("explorer.js"),
+    }
     for token in parts:
         if page.count(token) != 1:
             raise RuntimeError(f"the explorer template must contain {token} exactly once")
+    if page.count("{{") != len(re.findall(_TEMPLATE_MESSAGE, page)):
+        raise RuntimeError("the explorer template has a '{{' that is not a message: write {{ t('explore.id') }}")
+
+    def fill(match: re.Match) -> str:
+        return parts[match.group(0)] if match.group(1) is None else _template_text(match.group(1), lang)
+
     # One pass, so that nothing inserted (a folder name in the data, say) is itself replaced.
-    return re.sub("|".join(re.escape(t) for t in parts), lambda m: parts[m.group(0)], page)
+    return re.sub("|".join([_TEMPLATE_MESSAGE, *(re.escape(t) for t in parts)]), fill, page)
 
 
-def write_explorer(out: Path, results: Path | None = None) -> Path:
-    """Write ``out/explorer.html`` (see ``build_explorer``) and return its path."""
-    html = build_explorer(results)
+def write_explorer(out: Path, results: Path | None = None, lang: str = "en") -> Path:
+    """Write ``out/explorer.html`` in ``lang`` (see ``build_explorer``) and return its path."""
+    html = build_explorer(results, lang)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / FILENAME
