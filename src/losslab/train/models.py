@@ -7,9 +7,11 @@ gradient is given (``forward_backward``). Member i is initialised from its own s
 
 - ``linear``: softmax / logistic regression, ``mlp``: ReLU MLP with configurable widths, both with
   a hand-written backward made of batched matmuls (``baddbmm``/``bmm``), the fast path on CPU;
-- ``cnn``: a small convnet for 28x28 images, members as convolution groups, backward by autograd;
+- ``cnn``: a small convnet for 28x28 images: on CPU batched (banded) products with a hand-written backward
+  (``conv_population.CNNPopulation``), on a GPU members as convolution groups with autograd (``CNN``);
 - any ``torch.nn.Module`` (``register_model``; built in: ``cnn1d`` and ``resmlp``, the MNIST-1D reference
-  models), trained as a population through ``torch.func`` (see ``module_population``).
+  models), trained as a population through ``torch.func`` (see ``module_population``); ``cnn1d`` has a
+  hand-written CPU path too (``conv_population.CNN1dPopulation``).
 
 The trainer sees every model through ``PopulationModel``; ``MODELS`` is the one registry of models.
 """
@@ -313,6 +315,10 @@ def _build_mlp(input_shape, num_outputs, seeds, logit_scales, hidden=None, dtype
 def _build_cnn(input_shape, num_outputs, seeds, logit_scales, hidden=None, dtype=torch.float32, device="cpu"):
     if tuple(input_shape) not in ((1, 28, 28), (784,)):
         raise ValueError(f"model 'cnn' takes 28x28 images (mnist, fashion-mnist), got input shape {input_shape}")
+    if str(device) == "cpu":  # banded products with a hand-written backward (conv_population); cuDNN's on a GPU
+        from losslab.train.conv_population import CNNPopulation
+
+        return CNNPopulation.create(num_outputs, seeds, logit_scales, (8, 16), dtype, device)
     return CNN.create(num_outputs, seeds, logit_scales, (8, 16), dtype, device)
 
 
@@ -387,10 +393,15 @@ def build_model(
 
 
 def _register_builtin_modules() -> None:
-    from losslab.train import mnist1d_models
+    from dataclasses import replace
+
+    from losslab.train import conv_population, mnist1d_models
 
     for name, factory, summary in mnist1d_models.BUILTIN:
         MODELS[name] = _module_entry(name, factory, summary, builtin=True)
+    # cnn1d trains as batched products with a hand-written backward on the CPU (torch.func's vmap elsewhere);
+    # the plain module stays its definition: the reference loop and the members' initialisation use it.
+    MODELS["cnn1d"] = replace(MODELS["cnn1d"], build=conv_population.cnn1d_builder(MODELS["cnn1d"]))
 
 
 _register_builtin_modules()
