@@ -141,15 +141,42 @@ def test_temperature_edge_cases():
     flat = torch.zeros(1, 4, 3, dtype=torch.float64)
     assert metrics.fit_temperature(flat, labels).item() == 1.0  # no information: leave the logits alone
     perfect = 5 * torch.nn.functional.one_hot(labels, 3).double().unsqueeze(0)
-    # Every example right: the NLL has no minimiser (it falls as T -> 0), so T is not identified: left at 1,
-    # the same whatever the logits' last bits.
-    assert metrics.fit_temperature(perfect, labels).item() == 1.0
-    assert metrics.fit_temperature(perfect * (1 + 1e-15), labels).item() == 1.0
+    # Every example right: the NLL has no minimiser (it falls as T -> 0). Laplace's rule of succession keeps
+    # 1/(n + 2) = 1/6 of each example's probability off its label: the fitted confidence is 5/6, so
+    # e^(5/T) / (e^(5/T) + 2) = 5/6 gives T = 5 / log 10, the same whatever the logits' last bits.
+    assert metrics.fit_temperature(perfect, labels).item() == pytest.approx(5 / np.log(10), rel=1e-9)
+    assert metrics.fit_temperature(perfect * (1 + 1e-15), labels).item() == pytest.approx(5 / np.log(10), rel=1e-9)
     nearly = perfect.clone()
     nearly[0, 0] = torch.tensor([0.0, 5.0, 0.0])  # one mistake: a finite sharpest temperature exists
     t = metrics.fit_temperature(nearly, labels)
     nll = lambda temperature: metrics.negative_log_likelihood(metrics.scaled(nearly, temperature), labels).item()  # noqa: E731
     assert nll(t) <= min(nll(t * 1.01), nll(t / 1.01)) and t.item() != 1.0
+    broken = perfect.clone()
+    broken[0, 1, 1] = float("nan")
+    assert torch.isnan(metrics.fit_temperature(broken, labels)).all()
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_a_perfect_validation_split_still_sharpens_under_confident_logits(binary):
+    # The square loss's logits: right everywhere on validation, but with probabilities near 1/K. Leaving T = 1
+    # kept test NLL near log K; the Laplace-smoothed fit makes the members confident without claiming certainty.
+    gen = torch.Generator().manual_seed(5)
+    n, k = 200, 10
+    y = torch.randint(0, 2 if binary else k, (2 * n,), generator=gen)
+    if binary:
+        z = (2 * y - 1).double() * (0.05 + 0.05 * torch.rand(1, 2 * n, generator=gen, dtype=torch.float64))
+    else:
+        z = 0.2 * torch.nn.functional.one_hot(y, k).double().unsqueeze(0)
+        z = z + 0.01 * torch.rand(1, 2 * n, k, generator=gen, dtype=torch.float64)
+    val, test = slice(0, n), slice(n, 2 * n)
+    t = metrics.fit_temperature(z[:, val], y[val])
+    assert t.item() < 0.1  # much sharper than the raw logits
+    raw = metrics.negative_log_likelihood(z[:, test], y[test]).item()
+    fitted = metrics.negative_log_likelihood(metrics.scaled(z[:, test], t), y[test]).item()
+    assert fitted < raw / 20 and fitted > 0
+    # The fitted confidence on validation is about 1 - 1/(n + 2), not 1.
+    confidence, _ = metrics.top_label(metrics.scaled(z[:, val], t), y[val])
+    assert confidence.mean().item() == pytest.approx(1 - 1 / (n + 2), abs=2e-3)
 
 
 def test_bootstrap_replicates_equal_direct_resampling():

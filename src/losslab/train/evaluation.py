@@ -84,17 +84,22 @@ def prepare(dataset: Dataset, binary: bool, config: TrainConfig) -> PreparedData
 
 NAN = float("nan")
 
-#: The list columns only the final evaluation fills (None on the other rows).
-FINAL_ONLY = tuple(
-    name
-    for suffix in ("", "_ts")
-    for name in (
-        f"test_nll{suffix}_boot",
-        f"test_ece{suffix}_boot",
-        f"rel_count{suffix}",
-        f"rel_confidence{suffix}",
-        f"rel_accuracy{suffix}",
-    )
+#: The list columns only the final evaluation fills (None on the other rows): bootstrap replicates of the test
+#: NLL and ECE, the reliability bins (raw and temperature-scaled), and ``test_correct``, each member's right and
+#: wrong test examples packed as bits (``metrics.packed_correct``).
+FINAL_ONLY = (
+    *(
+        name
+        for suffix in ("", "_ts")
+        for name in (
+            f"test_nll{suffix}_boot",
+            f"test_ece{suffix}_boot",
+            f"rel_count{suffix}",
+            f"rel_confidence{suffix}",
+            f"rel_accuracy{suffix}",
+        )
+    ),
+    "test_correct",
 )
 
 
@@ -102,60 +107,51 @@ FINAL_ONLY = tuple(
 def evaluate(
     model, groups: LossGroups, data: PreparedData, binary: bool, config: TrainConfig, final: bool = False
 ) -> dict:
-    """Metrics per member ([M] tensors; with ``final``, also [M, ...] tensors for the list columns)."""
-    y_train, t_train, y_test = data.y_eval, data.t_eval, data.y_test
+    """Metrics per member ([M] tensors; with ``final``, also the list columns): every metric declared in
+    ``metrics.METRICS`` (computed from its declaration), and ``diverged``, whether a member's logits are
+    no longer finite (training blew up: its metrics are NaN or meaningless from then on)."""
+    y_train, t_train = data.y_eval, data.t_eval
     squeeze = (lambda z: z.squeeze(-1)) if binary else (lambda z: z)
     z_train = squeeze(logits_in_chunks(model, data.x_eval, config))
-    z_test = squeeze(logits_in_chunks(model, data.x_test, config))
+    logits = {"test": (squeeze(logits_in_chunks(model, data.x_test, config)), data.y_test)}
+    if len(data.y_val):
+        logits["val"] = (squeeze(logits_in_chunks(model, data.x_val, config)), data.y_val)
     members = z_train.shape[0]
     targets = t_train.expand(members, *t_train.shape)
     own_loss = groups.values(z_train, targets)  # [M, N] each member's own training loss
     grad = groups.gradient(z_train, targets)
     grad_norm = grad.abs() if binary else grad.norm(dim=-1)
     wrong = ((z_train > 0).long() if binary else max_over_classes(z_train)[1]) != y_train
+    finite = torch.isfinite(z_train).flatten(1).all(-1) & torch.isfinite(logits["test"][0]).flatten(1).all(-1)
+    nan = torch.full((members,), NAN, dtype=torch.float64, device=z_train.device)
     stats = {
         "train_loss": own_loss.double().mean(-1),
         "train_accuracy": metrics.accuracy(z_train, y_train),
         "grad_norm": grad_norm.double().mean(-1),
         "dead_fraction": (wrong & (grad_norm < config.dead_epsilon)).double().mean(-1),
+        "diverged": ~finite,
     }
-    nan = torch.full((members,), NAN, dtype=torch.float64, device=z_train.device)
-    stats.update(
-        test_accuracy=metrics.accuracy(z_test, y_test),
-        test_nll=metrics.negative_log_likelihood(z_test, y_test),
-        test_brier=metrics.brier_score(z_test, y_test),
-        test_ece=metrics.expected_calibration_error(z_test, y_test),
-    )
-    z_val = squeeze(logits_in_chunks(model, data.x_val, config)) if len(data.y_val) else None
-    if z_val is not None:
-        stats.update(
-            val_accuracy=metrics.accuracy(z_val, data.y_val),
-            val_nll=metrics.negative_log_likelihood(z_val, data.y_val),
-        )
-    else:
-        stats.update(val_accuracy=nan, val_nll=nan)
     # Temperature scaling and the other calibration measures describe the trained members: they are computed
     # at the final evaluation only (NaN on the others), which keeps frequent evaluations cheap.
-    stats["temperature"] = nan
-    for name in ("ece_adaptive", "ece_classwise", "mce"):
-        stats[f"test_{name}"] = stats[f"test_{name}_ts"] = nan
-    for name in ("nll", "brier", "ece"):
-        stats[f"test_{name}_ts"] = nan
+    temperature = metrics.fit_temperature(*logits["val"]) if final and "val" in logits else None
+    stats["temperature"] = temperature if temperature is not None else nan
+    for m in metrics.METRICS.values():
+        if m.fn is None:
+            continue
+        view = logits.get(m.split)
+        compute = view is not None and (final or not m.final_only)
+        stats[m.name] = m.fn(*view) if compute else nan
+        if m.scaled:
+            # Scaling never changes the predicted class, so accuracy has no scaled twin.
+            stats[f"{m.name}_ts"] = (
+                m.fn(metrics.scaled(view[0], temperature), view[1]) if compute and (temperature is not None) else nan
+            )
     if not final:
         return stats
-    views = [("", z_test)]
-    if z_val is not None:
-        temperature = metrics.fit_temperature(z_val, data.y_val)
-        stats["temperature"] = temperature
-        views.append(("_ts", metrics.scaled(z_test, temperature)))
+    z_test, y_test = logits["test"]
+    stats["test_correct"] = metrics.packed_correct(z_test, y_test)
+    views = [("", z_test)] + ([("_ts", metrics.scaled(z_test, temperature))] if temperature is not None else [])
     for suffix, z in views:
-        if suffix:  # scaling never changes the predicted class, so the accuracy stays as it is
-            stats[f"test_nll{suffix}"] = metrics.negative_log_likelihood(z, y_test)
-            stats[f"test_brier{suffix}"] = metrics.brier_score(z, y_test)
-            stats[f"test_ece{suffix}"] = metrics.expected_calibration_error(z, y_test)
-        stats[f"test_ece_adaptive{suffix}"] = metrics.adaptive_calibration_error(z, y_test)
-        stats[f"test_ece_classwise{suffix}"] = metrics.classwise_calibration_error(z, y_test)
-        stats[f"test_mce{suffix}"] = metrics.max_calibration_error(z, y_test)
         nll, ece = metrics.bootstrap_nll_and_ece(z, y_test, data.bootstrap)
         stats[f"test_nll{suffix}_boot"], stats[f"test_ece{suffix}_boot"] = nll, ece
         for key, value in metrics.reliability_bins(z, y_test).items():

@@ -7,13 +7,21 @@ loss on logits is scored on softmax(logits) like the others; ``fit_temperature``
 the one scalar that makes that reading fair (Guo et al. 2017).
 
 Calibration bins (all with ``bins`` = 15): equal-width bins [b/15, (b+1)/15) over the confidence, the
-last bin closed so that confidence 1.0 falls in it (torchmetrics' and netcal's convention); adaptive
-(equal-mass) bins hold the examples sorted by confidence in 15 runs of floor(N/15) or ceil(N/15),
-the larger runs first (``numpy.array_split``'s rule), ties kept in example order.
+last bin closed so that confidence 1.0 falls in it (scikit-learn's ``calibration_curve`` convention).
+torchmetrics' ``multiclass_calibration_error`` differs in one place: it gives a confidence of exactly 1.0
+a 16th bin of its own, so the two agree except where some confidence is exactly 1.0. Probabilities are
+computed in float64 from the logits, where that takes a margin over ~37 between the top two logits (in
+float32 a margin over ~17 already rounds to 1.0). Adaptive (equal-mass) bins hold the examples sorted by
+confidence in 15 runs of floor(N/15) or ceil(N/15), the larger runs first (``numpy.array_split``'s rule),
+ties kept in example order.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 
 from losslab.core.links import log_softmax_over_classes, max_over_classes, softmax_over_classes
@@ -22,7 +30,10 @@ ECE_BINS = 15
 
 
 def probabilities(logits: torch.Tensor) -> torch.Tensor:
-    """[M, N, K] class probabilities; a sigmoid model's [M, N] logits become [1 - p, p]."""
+    """[M, N, K] class probabilities in float64; a sigmoid model's [M, N] logits become [1 - p, p]."""
+    # float64 before the link: a float32 softmax rounds the top probability to exactly 1.0 from a margin of
+    # ~17, which moves examples into the last calibration bin by rounding alone.
+    logits = logits.double()
     if logits.dim() == 2:
         p = torch.sigmoid(logits)
         return torch.stack([1 - p, p], dim=-1)
@@ -30,8 +41,7 @@ def probabilities(logits: torch.Tensor) -> torch.Tensor:
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    predicted = (logits > 0).long() if logits.dim() == 2 else max_over_classes(logits)[1]
-    return (predicted == labels).double().mean(-1)
+    return correct(logits, labels).double().mean(-1)
 
 
 def example_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -58,8 +68,29 @@ def brier_score(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def top_label(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(confidence, correct): the largest probability and whether its class is the label, [M, N] float64 each."""
-    confidence, predicted = max_over_classes(probabilities(logits).double())
+    confidence, predicted = max_over_classes(probabilities(logits))
     return confidence, (predicted == labels).double()
+
+
+def correct(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Whether each member classifies each example right, [M, N] bool (the predicted class as ``accuracy`` takes it)."""
+    predicted = (logits > 0).long() if logits.dim() == 2 else max_over_classes(logits)[1]
+    return predicted == labels
+
+
+def packed_correct(logits: torch.Tensor, labels: torch.Tensor) -> list[bytes]:
+    """Per member, ``correct`` as bits packed 8 to a byte (``numpy.packbits``, example 0 in the top bit).
+
+    The report reads them back (``unpack_correct``) for intervals that include test-set sampling and for
+    paired differences example by example: 1,250 bytes per member for a 10,000-example test set.
+    """
+    bits = correct(logits, labels).cpu().numpy()
+    return [row.tobytes() for row in np.packbits(bits, axis=-1)]
+
+
+def unpack_correct(packed: bytes, n: int):
+    """The [n] bool array that ``packed_correct`` packed."""
+    return np.unpackbits(np.frombuffer(packed, dtype=np.uint8), count=n).astype(bool)
 
 
 def equal_width_bin(confidence: torch.Tensor, bins: int = ECE_BINS) -> torch.Tensor:
@@ -139,46 +170,57 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, iterations: int 
     """Per member, the temperature T > 0 that minimises the mean NLL of softmax(z / T) (sigmoid(z / T)).
 
     In beta = 1/T the NLL is convex (a log-partition function of beta z), with derivative
-    g(beta) = mean(E_p[z] - z_y), which increases with beta. Safeguarded Newton on beta within a bracket
-    [1e-4, 1e4] that bisection (in log beta) keeps valid, until g is zero to rounding. Where every
-    validation example is already right, the NLL falls all the way as T -> 0 and no temperature minimises
-    it: the validation split cannot identify T, so the logits are left as they are (T = 1; a T at the
-    bracket's end would turn any test mistake into an NLL in the thousands). Where the NLL keeps falling as
-    T grows (logits no better than chance), T is 1e4; all-equal logits get 1; non-finite logits (a diverged
-    member) get NaN.
+    g(beta) = mean(E_p[z] - E_q[z]) for targets q (the one-hot labels), which increases with beta.
+    Safeguarded Newton on beta within a bracket [1e-4, 1e4] that bisection (in log beta) keeps valid, until
+    g is zero to rounding. Where every validation example is already right, the NLL falls all the way as
+    T -> 0 and no temperature minimises it; leaving T = 1 would leave under-confident logits (the square
+    loss's, say) as they are. There the targets are smoothed by Laplace's rule of succession: with n
+    validation examples, each keeps probability 1 - 1/(n + 2) on its label and spreads 1/(n + 2) evenly
+    over the other classes, as if one error in n + 2 were still to be expected; that minimiser is finite,
+    so T is the sharpest the validation split supports without claiming certainty. Where the NLL keeps
+    falling as T grows (logits no better than chance), T is 1e4; all-equal logits get 1; non-finite
+    logits (a diverged member) get NaN.
     """
     members = logits.shape[0]
     binary = logits.dim() == 2
+    n = labels.shape[-1]
     # Classes on the middle axis, contiguous: [M, K, N] (sigmoid: [M, N]); reductions over K then run on
     # the fast path whatever the logits' layout.
     z = logits.double() if binary else logits.double().transpose(1, 2).contiguous()
     lo = torch.full((members,), 1e-4, dtype=torch.float64, device=z.device)
     hi = torch.full_like(lo, 1e4)
     beta = torch.ones_like(lo)
-    if binary:
-        y = labels.to(z.dtype)
-    else:
-        z_true = z.gather(1, labels.expand(members, 1, -1)).squeeze(1)  # [M, N]
-
-    def derivatives(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        u = z * b.view(-1, *([1] * (z.dim() - 1)))
-        if binary:  # sigmoid: p = sigmoid(u), the "classes" are 0 (logit 0) and 1 (logit z)
-            p = torch.sigmoid(u)
-            return ((p - y) * z).mean(-1), (p * (1 - p) * z * z).mean(-1)
-        p = torch.softmax(u, dim=1)
-        expected = (p * z).sum(1)
-        g = (expected - z_true).mean(-1)
-        h = ((p * z * z).sum(1) - expected.square()).mean(-1)
-        return g, h
-
     # Every example right: no minimiser (see above). Decided from the predictions, not from where g reaches
     # rounding level on the way, which depends on the logits' last bits (and so on the thread count).
     predicted = (z > 0).long() if binary else z.argmax(1)
     separable = (predicted == labels.expand_as(predicted)).all(-1)
     broken = ~torch.isfinite(z).flatten(1).all(-1)  # a diverged member: no temperature
+    epsilon = separable.to(z.dtype) / (n + 2)  # Laplace smoothing where separable, else the plain labels
+    if binary:
+        y = labels.to(z.dtype)
+        target = y + epsilon.view(-1, 1) * (1 - 2 * y)  # 1 - eps on the label, eps on the other class
+    else:
+        k = z.shape[1]
+        z_true = z.gather(1, labels.expand(members, 1, -1)).squeeze(1)  # [M, N]
+        # E_q[z] with q = (1 - eps) on the label and eps / (K - 1) on each other class.
+        others = (z.sum(1) - z_true) / max(k - 1, 1)
+        e = epsilon.view(-1, 1)
+        target_z = (1 - e) * z_true + e * others
+
+    def derivatives(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        u = z * b.view(-1, *([1] * (z.dim() - 1)))
+        if binary:  # sigmoid: p = sigmoid(u), the "classes" are 0 (logit 0) and 1 (logit z)
+            p = torch.sigmoid(u)
+            return ((p - target) * z).mean(-1), (p * (1 - p) * z * z).mean(-1)
+        p = torch.softmax(u, dim=1)
+        expected = (p * z).sum(1)
+        g = (expected - target_z).mean(-1)
+        h = ((p * z * z).sum(1) - expected.square()).mean(-1)
+        return g, h
+
     for _ in range(iterations):
         g, h = derivatives(beta)
-        done = separable | broken | (g.abs() <= 1e-12 * (1 + h.sqrt()))
+        done = broken | (g.abs() <= 1e-12 * (1 + h.sqrt()))
         if bool(done.all()):  # converged (Newton is quadratic near the optimum)
             break
         lo = torch.where(g < 0, beta, lo)
@@ -187,8 +229,7 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, iterations: int 
         bisect = torch.sqrt(lo * hi)
         inside = (newton > lo) & (newton < hi) & torch.isfinite(newton)
         beta = torch.where(done | (g == 0), beta, torch.where(inside, newton, bisect))
-    temperature = torch.where(separable, torch.ones_like(beta), 1.0 / beta)
-    return temperature.masked_fill(broken, float("nan"))
+    return (1.0 / beta).masked_fill(broken, float("nan"))
 
 
 def scaled(logits: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
@@ -231,3 +272,105 @@ def bootstrap_nll_and_ece(
         per_bin = torch.einsum("rn,mnb->mrb", counts, slot * (confidence - correct).unsqueeze(-1))
         ece_out.append(per_bin.abs().sum(-1) / n)
     return torch.cat(nll_out), torch.cat(ece_out)
+
+
+# --- the declared result columns -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric column of the result rows, declared once: the trainer computes it from this declaration, and
+    the report's tables, intervals and ``report.json`` read its range, interval kind and label from it.
+
+    ``fn(logits, labels) -> [M]`` computes it on the ``split``'s logits ("test" or "val"); None: the trainer
+    computes it itself (the training-set metrics, which need each member's loss). ``kind``: the interval
+    kind over seeds ("proportion" in [0, ``upper``], "positive", "real"). ``better``: "higher", "lower" or
+    None. ``final_only``: computed at the final evaluation only (NaN on the others). ``scaled``: also
+    computed on the temperature-scaled logits, as ``<name>_ts``. Its label is the catalogue message
+    ``metric.<name>``.
+    """
+
+    name: str
+    kind: str
+    description: str
+    fn: Callable | None = None
+    split: str = "test"
+    upper: float = 1.0
+    better: str | None = None
+    final_only: bool = False
+    scaled: bool = False
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The result columns it fills: its name, and ``<name>_ts`` when it is also computed after scaling."""
+        return (self.name, f"{self.name}_ts") if self.scaled else (self.name,)
+
+
+#: Every metric column of the rows, in the order tables show them (``METRICS[name]``).
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("train_loss", "real", "each member's own training loss on the training-set subset", better="lower"),
+        Metric("train_accuracy", "proportion", "accuracy on the training-set subset", better="higher"),
+        Metric("grad_norm", "positive", "mean norm of the loss's gradient with respect to the logits"),
+        Metric("dead_fraction", "proportion", "share of training examples misclassified with |dL/dz| < dead_epsilon"),
+        Metric("val_accuracy", "proportion", "accuracy on the validation split", accuracy, "val", better="higher"),
+        Metric(
+            "val_nll", "positive", "negative log-likelihood on the validation split", negative_log_likelihood, "val"
+        ),
+        Metric("test_accuracy", "proportion", "accuracy on the test set", accuracy, better="higher"),
+        Metric(
+            "test_nll",
+            "positive",
+            "negative log-likelihood on the test set",
+            negative_log_likelihood,
+            better="lower",
+            scaled=True,
+        ),
+        Metric(
+            "test_brier",
+            "proportion",
+            "multiclass Brier score on the test set",
+            brier_score,
+            upper=2.0,
+            better="lower",
+            scaled=True,
+        ),
+        Metric(
+            "test_ece",
+            "proportion",
+            "15-bin equal-width expected calibration error",
+            expected_calibration_error,
+            better="lower",
+            scaled=True,
+        ),
+        Metric(
+            "test_ece_adaptive",
+            "proportion",
+            "15-bin equal-mass (adaptive) calibration error",
+            adaptive_calibration_error,
+            better="lower",
+            final_only=True,
+            scaled=True,
+        ),
+        Metric(
+            "test_ece_classwise",
+            "proportion",
+            "classwise calibration error (Kull et al. 2019)",
+            classwise_calibration_error,
+            better="lower",
+            final_only=True,
+            scaled=True,
+        ),
+        Metric(
+            "test_mce",
+            "proportion",
+            "maximum calibration error over the 15 equal-width bins",
+            max_calibration_error,
+            better="lower",
+            final_only=True,
+            scaled=True,
+        ),
+        Metric("temperature", "positive", "the temperature fitted on the validation split", final_only=True),
+    )
+}

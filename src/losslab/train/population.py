@@ -322,7 +322,10 @@ def _train_block(
     def evaluate(step: int) -> None:
         final = step == total_steps
         # One transfer per metric (not one per member and metric: each would synchronise a GPU).
-        stats = {k: v.tolist() for k, v in evaluation.evaluate(model, groups, data, binary, config, final).items()}
+        stats = {
+            k: v.tolist() if isinstance(v, torch.Tensor) else v
+            for k, v in evaluation.evaluate(model, groups, data, binary, config, final).items()
+        }
         elapsed = time.perf_counter() - started
         for i in range(n_members):
             rows.append(
