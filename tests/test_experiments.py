@@ -97,6 +97,19 @@ def test_spec_expansion(tmp_path):
         ),
         (("k = 2.0", "k = -2.0"), r"grid\[1\].losses\[1\]: k must be a positive finite number"),
         (("epochs = 1", "epochs = 0"), r"grid\[0\].train: epochs must be a positive integer, got 0"),
+        (
+            ("batch_size = 20", "batch_size = 20\nplan = { blocks = 4 }"),
+            r"grid\[0\].train.plan: unknown key\(s\) \['blocks'\]; valid keys: block_size, matmul, threads_per_block",
+        ),
+        (
+            ("batch_size = 20", "batch_size = 20\nplan = { block_size = 0 }"),
+            r"grid\[0\].train.plan.block_size: must be a positive integer, got 0",
+        ),
+        (
+            ("batch_size = 20", 'batch_size = 20\nplan = { matmul = "mkl" }'),
+            r"grid\[0\].train.plan.matmul: must be one of \['auto', 'torch', 'numpy'\], got 'mkl'",
+        ),
+        (("batch_size = 20", "batch_size = 20\nworkers = 2"), r"grid\[0\].train: unknown key\(s\) \['workers'\]"),
         (("[sizes.smoke]", "[sizes.smoke]\nfast = true"), r"sizes.smoke: unknown key\(s\) \['fast'\]"),
         (('name = "tiny"', 'name = "tiny"\ncolour = "blue"'), r"top level: unknown key\(s\) \['colour'\]"),
     ],
@@ -265,3 +278,45 @@ def test_a_loss_repeated_with_the_same_resolved_parameters_is_refused(tmp_path):
     )
     with pytest.raises(SpecError, match=r"grid\[1\].losses: loss .*'focal'.*is listed twice"):
         load_spec(write_spec(tmp_path, text))
+
+
+def test_a_spec_plan_fixes_the_arithmetic_and_each_run_records_its_plans(tmp_path):
+    """``[train.plan]`` fixes the block size (and threads per block, matmul library) of every cell without
+    changing its fingerprint; the driver fixes the rest once per cell, writes it into the manifest before
+    training, and a rerun of an unfinished cell uses the plan recorded for it."""
+    text = GOOD.replace("batch_size = 20", 'batch_size = 20\n[train.plan]\nblock_size = 2\nmatmul = "numpy"', 1)
+    spec = load_spec(write_spec(tmp_path, text))
+    plain = load_spec(write_spec(tmp_path, GOOD, "plain.toml"))
+    cell = spec.cells()[0]
+    assert (cell.train.block_size, cell.train.matmul, cell.train.threads_per_block) == (2, "numpy", None)
+    assert cell.fingerprint() == plain.cells()[0].fingerprint()
+    out = tmp_path / "out"
+    run_spec(spec, out, log=lambda *_: None)
+    manifest, _ = load_results(out)
+    for entry in manifest["cells"]:
+        plan = entry["plan"]["main"]
+        assert (plan["block_size"], plan["matmul"], plan["threads_per_block"]) == (2, "numpy", 1)
+        ran = entry["config"]["execution"]["main"]["plan"]
+        assert (ran["block_size"], ran["matmul"]) == (2, "numpy")
+    # An interrupted run left cell "a" unfinished with its plan recorded: the rerun trains it with that plan
+    # (where the spec fixes a field, the spec's value).
+    out = tmp_path / "plain"
+    run_spec(plain, out, log=lambda *_: None)
+    manifest, _ = load_results(out)
+    assert manifest["cells"][0]["plan"]["main"]["source"] in ("default", "measured", "cached")
+    entry = manifest["cells"][0]
+    entry.update(status="pending", plan={"main": {"block_size": 3, "threads_per_block": 1, "matmul": "torch"}})
+    for key in ("file", "rows", "bytes", "sha256", "config"):
+        entry.pop(key)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    (out / "cells" / "a.parquet").unlink()
+    summary = run_spec(plain, out, log=lambda *_: None)
+    assert summary.trained == ["a"]
+    again, _ = load_results(out)
+    assert again["cells"][0]["plan"]["main"] == {
+        "block_size": 3,
+        "threads_per_block": 1,
+        "matmul": "torch",
+        "source": "recorded",
+    }
+    assert again["cells"][0]["config"]["execution"]["main"]["plan"]["block_size"] == 3

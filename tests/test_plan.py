@@ -76,3 +76,18 @@ def test_a_run_records_its_plan_and_a_rerun_with_that_plan_repeats_it_exactly():
     )
     for a, b in zip(first.model.params, again.model.params):
         assert torch.equal(a, b)
+
+
+def test_plan_population_gives_the_plan_training_uses_and_fixing_it_repeats_every_bit():
+    from losslab.train.population import plan_population
+
+    data = load_dataset("digits")
+    members = [Member("cross_entropy", seed=s, lr=0.05) for s in range(5)] + [Member("mse", seed=0, lr=0.5)]
+    config = TrainConfig(hidden=[16], epochs=1)
+    plan, _ = plan_population(data, members, config)
+    trained = train_population(data, members, config, progress=False)
+    assert trained.plan.same_arithmetic(plan)
+    fixed = train_population(data, members, TrainConfig(hidden=[16], epochs=1, **plan.fixed_fields()), progress=False)
+    assert fixed.plan.source == "given" and fixed.plan.same_arithmetic(plan)
+    for a, b in zip(trained.model.params, fixed.model.params):
+        assert torch.equal(a, b)

@@ -13,8 +13,10 @@ by name, which must then be installed on every node.
     losslab run comparison --ray auto            # the cluster this machine belongs to
     losslab run comparison --ray ray://head:10001 --cpus-per-cell 4
 
-A cell with ``device = "cuda"`` asks Ray for one GPU. Results do not depend on where a cell ran:
-the linear and MLP populations give bit-identical results for any number of CPU threads.
+A cell with ``device = "cuda"`` asks Ray for one GPU. Results do not depend on where a cell ran: the driver
+fixes each cell's execution plan (block size, threads per block, matmul library) before any cell runs
+(``runner.plan_cell``), so a worker computes the same bits as a local run on the same CPU model; only the
+number of worker threads adapts to the worker's CPUs.
 """
 
 from __future__ import annotations
@@ -149,7 +151,11 @@ class RayCluster:
             if id(dataset) not in stored:
                 stored[id(dataset)] = ray.put(dataset)
             gpus = 1 if str(cell.train.device).startswith("cuda") else 0
-            ref = task.options(num_cpus=self.cpus_per_cell, num_gpus=gpus, name=f"losslab:{cell.id}").remote(
+            # A plan whose blocks use several intra-op threads gets as many CPUs: running it on fewer would
+            # oversubscribe them (same numbers, several times slower).
+            threads = max([p.get("threads_per_block", 1) for p in (cell.plans or {}).values()], default=1)
+            cpus = max(self.cpus_per_cell, threads)
+            ref = task.options(num_cpus=cpus, num_gpus=gpus, name=f"losslab:{cell.id}").remote(
                 work, cell, stored[id(dataset)]
             )
             pending[ref] = cell

@@ -26,10 +26,12 @@ from losslab.experiments.cluster import RayCluster
 from losslab.experiments.spec import Cell, Spec, SpecError
 from losslab.experiments.spec_plugins import plugin_of, registered_by
 from losslab.experiments.store import environment, load_results  # noqa: F401  (re-exported: the store reads)
-from losslab.train import Member, check_population, load_dataset, train_population
+from losslab.train import Member, TrainConfig, check_population, load_dataset, train_population
 from losslab.train.config import describe_device, resolve_device
 from losslab.train.datasets import DATASETS, check_available
 from losslab.train.models import build_model
+from losslab.train.plan import ARITHMETIC_FIELDS
+from losslab.train.population import plan_population
 
 
 @dataclass
@@ -83,22 +85,78 @@ def _execution(result) -> dict:
     }
 
 
+def _populations(cell: Cell) -> dict[str, tuple[list[Member], TrainConfig]]:
+    """Each population a cell trains, by phase: "main", and first "warmstart" if it has one."""
+    populations = {}
+    if cell.warmstart is not None:
+        _, first, ws_config = _warmstart_population(cell)
+        populations["warmstart"] = (first, ws_config)
+    populations["main"] = (cell.members, cell.train)
+    return populations
+
+
+def _planned(config: TrainConfig, cell: Cell, phase: str) -> TrainConfig:
+    """``config`` with the plan the driver fixed for this phase of the cell (unchanged where none was)."""
+    fixed = (cell.plans or {}).get(phase)
+    return replace(config, **{k: fixed[k] for k in ARITHMETIC_FIELDS}) if fixed else config
+
+
+def plan_cell(cell: Cell, dataset, recorded: dict | None = None, log=lambda _line: None) -> Cell:
+    """The cell with the execution plan of each of its populations fixed (``Cell.plans``), chosen here, once:
+    what the spec's ``train.plan`` gives, a plan ``recorded`` for this cell by an earlier run of the same
+    results folder, else measured on this machine (or taken from its plan cache). Every machine that trains
+    the cell then uses these blocks, threads per block and matmul library, so a cell gives the same bits
+    locally and on Ray; only the number of worker threads adapts to the machine. GPU cells are not planned
+    here: their blocks depend on the free memory of the GPU that trains them."""
+    if not cell.train.on_cpu:
+        return cell
+    plans = {}
+    for phase, (members, config) in _populations(cell).items():
+        old = (recorded or {}).get(phase) or {}
+        given = {k: v for k in ARITHMETIC_FIELDS if (v := getattr(config, k)) not in (None, "auto")}
+        if len(given) < len(ARITHMETIC_FIELDS) and all(old.get(k) is not None for k in ARITHMETIC_FIELDS):
+            # What the spec fixes wins; the rest as the earlier run of this folder fixed it.
+            plans[phase] = {**{k: old[k] for k in ARITHMETIC_FIELDS}, **given, "source": "recorded"}
+            continue
+        plan, timings = plan_population(dataset, members, config)
+        plans[phase] = {**plan.fixed_fields(), "source": plan.source}
+        if timings:
+            log(f"{cell.id}: plan measured ({phase}): {plan.block_size} members per block, {plan.matmul} products")
+    return replace(cell, plans=plans)
+
+
+def _recorded_plans(out: Path, cells: list[Cell]) -> dict[str, dict]:
+    """The plans an earlier run of this results folder fixed for cells it has not finished (same fingerprint)."""
+    if not (out / store.MANIFEST).is_file():
+        return {}
+    fingerprints = {c.id: c.fingerprint() for c in cells}
+    entries = store.read_manifest(out)["cells"]
+    return {
+        e["id"]: e["plan"]
+        for e in entries
+        if isinstance(e.get("plan"), dict) and fingerprints.get(e["id"]) == e.get("fingerprint")
+    }
+
+
 def run_cell(cell: Cell, dataset, progress: bool | None = None) -> pd.DataFrame:
     """Train one cell (with its warm start, if any) and return its labelled rows; ``frame.attrs["execution"]``
-    says how each population ran."""
+    says how each population ran. The plans in ``cell.plans`` (see ``plan_cell``) are used as they are."""
     if cell.warmstart is None:
-        result = train_population(dataset, cell.members, cell.train, progress=progress, description=cell.id)
+        config = _planned(cell.train, cell, "main")
+        result = train_population(dataset, cell.members, config, progress=progress, description=cell.id)
         frame = _label_rows(result.frame, cell, dataset, "main")
         frame.attrs["execution"] = {"main": _execution(result)}
         return frame
     # Golik et al. (2013): first train with the warm-start loss, then continue each member from the
     # warm-start solution of its own seed and initial scale.
     starts, first, ws_config = _warmstart_population(cell)
+    ws_config = _planned(ws_config, cell, "warmstart")
     warm = train_population(dataset, first, ws_config, progress=progress, description=f"{cell.id} (warm start)")
     index = torch.tensor([starts.index((m.seed, m.init_scale)) for m in cell.members])
     initial = [p.index_select(0, index.to(p.device)) for p in warm.model.params]
+    config = _planned(cell.train, cell, "main")
     result = train_population(
-        dataset, cell.members, cell.train, progress=progress, description=cell.id, initial_params=initial
+        dataset, cell.members, config, progress=progress, description=cell.id, initial_params=initial
     )
     main = result.frame.copy()
     offset = int(warm.frame.step.max())
@@ -249,6 +307,10 @@ def run_spec(
     for cell in cells:
         if cell.id in todo:
             dataset_for(cell)  # every cell that will train is checked before the folder is touched
+    # Each cell's plan is fixed here, once, before any cell trains: the same for a local run and on Ray.
+    recorded = _recorded_plans(out, cells)
+    cells = [plan_cell(c, dataset_for(c), recorded.get(c.id), log) if c.id in todo else c for c in cells]
+    planned = [{**p, "plan": c.plans} if c.plans else p for p, c in zip(planned, cells)]
     header = {
         "spec": spec.name,
         "size": size_name,

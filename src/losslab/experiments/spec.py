@@ -37,9 +37,10 @@ from losslab.experiments.spec_plugins import SpecPlugin, import_spec_plugins
 from losslab.experiments.store import CELL_ID_RULE, MAX_SEED, NAME_RULE, is_cell_id, is_name
 from losslab.plugins import file_sha256
 from losslab.train import dataset_files
-from losslab.train.config import EXECUTION_FIELDS, Member, TrainConfig
+from losslab.train.config import EXECUTION_FIELDS, MATMUL_BACKENDS, Member, TrainConfig
 from losslab.train.datasets import dataset_option_names, resolve_dataset_name
 from losslab.train.models import MODELS
+from losslab.train.plan import ARITHMETIC_FIELDS
 
 TOP_KEYS = {"name", "description", "claims", "plugins", "train", "grid", "sizes"}
 GRID_KEYS = {
@@ -74,6 +75,8 @@ WARMSTART_KEYS = {"loss", "epochs", "lr"}
 # Where and how a population runs is chosen at run time; it does not change the results.
 EXECUTION_KEYS = set(EXECUTION_FIELDS)
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)} - EXECUTION_KEYS
+#: A ``train.plan`` table fixes these (the plan's arithmetic; ``workers`` stays with each machine).
+PLAN_KEYS = set(ARITHMETIC_FIELDS)
 BUILTIN_DIR = "specs"
 # A count of seeds expands to range(count): bounded, so that a typo like 10**20 is an error, not a hang.
 MAX_SEED_COUNT = 100_000
@@ -113,6 +116,10 @@ class Cell:
     members: list[Member]
     warmstart: dict | None = None
     plugins: tuple[SpecPlugin, ...] = ()  # the spec's plugins, which a Ray worker imports before training
+    # The execution plan of each population ("main", and "warmstart" if any), fixed by the driver before the
+    # cell runs anywhere (``runner.plan_cells``), so every machine computes the same bits. Not part of the
+    # fingerprint: another plan changes float32 results only by rounding.
+    plans: dict | None = None
 
     def fingerprint(self) -> str:
         """Changes whenever anything that determines the results changes; used to resume safely.
@@ -258,9 +265,24 @@ def _losses(source, where, value) -> list[LossEntry]:
     return entries
 
 
+def _plan_keys(source, where, plan) -> dict:
+    """A ``plan`` table: the execution plan's arithmetic fixed for every machine that runs the cells (see
+    ``losslab.train.plan``); what it leaves out the driver chooses once per cell."""
+    _check_keys(source, where, plan, PLAN_KEYS)
+    for key in ("block_size", "threads_per_block"):
+        value = plan.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            _fail(source, f"{where}.{key}", f"must be a positive integer, got {value!r}")
+    if "matmul" in plan and plan["matmul"] not in MATMUL_BACKENDS:
+        _fail(source, f"{where}.matmul", f"must be one of {list(MATMUL_BACKENDS)}, got {plan['matmul']!r}")
+    return dict(plan)
+
+
 def _train_config(source, where, overrides: dict, device: str) -> TrainConfig:
-    _check_keys(source, where, overrides, TRAIN_KEYS)
+    _check_keys(source, where, overrides, TRAIN_KEYS | {"plan"})
     values = dict(overrides)
+    if "plan" in values:
+        values.update(_plan_keys(source, f"{where}.plan", values.pop("plan")))
     for key, value in values.items():  # TOML's true/false would pass as the integers 1/0
         if isinstance(value, bool) or (isinstance(value, list) and any(isinstance(v, bool) for v in value)):
             _fail(source, f"{where}.{key}", f"must be a number or a name, not true/false, got {value!r}")
@@ -435,6 +457,8 @@ def expand(spec: Spec, size: str | None = None, device: str = "cpu") -> list[Cel
         ):
             _fail(source, f"{where}.classes", f"must list at least 2 distinct class indices (>= 0), got {classes!r}")
         train_overrides = {**base_train, **grid.get("train", {})}
+        if isinstance(base_train.get("plan"), dict) and isinstance(grid.get("train", {}).get("plan"), dict):
+            train_overrides["plan"] = {**base_train["plan"], **grid["train"]["plan"]}  # a grid's keys win
         if "model" in grid:
             train_overrides["model"] = grid["model"]
         train = _train_config(source, f"{where}.train", train_overrides, device)

@@ -873,6 +873,8 @@ def _open_store(folder: Path, header: dict, planned: list[dict], log) -> RunStor
             "members": plan.get("members"),
             "status": "pending",
         }
+        if plan.get("plan"):  # each population's execution plan, fixed by the driver before training
+            entry["plan"] = plan["plan"]
         if old is not None and old["status"] == "done":
             path = cell_path(folder, plan["id"])
             if old["fingerprint"] != plan["fingerprint"]:

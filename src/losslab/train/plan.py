@@ -49,6 +49,8 @@ PROBE_MARGIN = 0.15  # another plan replaces the default only if it is this much
 # Measure only when the probe costs under 15% of the training it plans (in rounds of block-steps).
 PROBE_SHARE = 0.15
 CACHE_VERSION = 1
+#: What decides a plan's arithmetic: a driver fixes these for every worker; ``workers`` only schedules.
+ARITHMETIC_FIELDS = ("block_size", "threads_per_block", "matmul")
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,10 @@ class ExecutionPlan:
 
     def describe(self) -> dict:
         return asdict(self)
+
+    def fixed_fields(self) -> dict:
+        """The ``TrainConfig`` fields that fix this plan's arithmetic (``workers`` is left to each machine)."""
+        return {key: getattr(self, key) for key in ARITHMETIC_FIELDS}
 
     def same_arithmetic(self, other: ExecutionPlan) -> bool:
         """Whether the two plans compute the same bits (they may differ in workers and source)."""
@@ -92,7 +98,12 @@ def _layout(config: TrainConfig, n_members: int, member_bytes: int, threads: int
     else:
         cache_cap = max(MIN_BLOCK_MEMBERS, BLOCK_BYTES // max(1, member_bytes))
         parallel = cores if threads == 1 else 1
-        block = max(1, min(cache_cap, math.ceil(n_members / parallel), _memory_cap(config, member_bytes)))
+        cap = max(1, min(cache_cap, _memory_cap(config, member_bytes)))
+        # As many blocks as the cap needs, rounded up to a multiple of the workers: 32 members with a cap of
+        # 13 on 2 workers run as 4 blocks of 8 in two full rounds, not as 10, 11 and 11 with a worker idle.
+        count = max(parallel, math.ceil(n_members / cap))
+        count = min(n_members, parallel * math.ceil(count / parallel))
+        block = math.ceil(n_members / count)
     blocks = math.ceil(n_members / block)
     # Blocks with several intra-op threads each run one after another: torch's thread pool is per process.
     workers = 1 if threads > 1 else min(config.workers or cores, blocks)

@@ -53,6 +53,7 @@ __all__ = [
     "TrainConfig",
     "check_population",
     "data_order_generator",
+    "plan_population",
     "train_population",
 ]
 
@@ -162,6 +163,60 @@ def build_population(dataset: Dataset, members: list[Member], binary: bool, conf
     )
 
 
+def _choose_plan(model, data, members, resolved, binary, config: TrainConfig) -> tuple[ExecutionPlan, list[dict]]:
+    """The execution plan of ``members`` (``losslab.train.plan.choose_plan``), timing candidates on copies of
+    ``model``'s blocks when a measurement is due; ``model`` itself is left as it was."""
+    total_steps = (data.x_train.shape[0] // config.batch_size) * config.epochs
+    plan_config = replace(config, memory_limit=_memory_limit(config))
+
+    def time_plan(candidate: ExecutionPlan, warmup: int, steps: int) -> float:
+        """Seconds for ``steps`` steps of the candidate's first round of blocks, after ``warmup`` steps."""
+        round_blocks = candidate.blocks(len(members))[: candidate.workers]
+
+        def probe(block: slice) -> float:
+            part = model.select(block)
+            part.matmul = candidate.matmul
+            return _time_steps(part, data, members[block], resolved[block], binary, config, warmup, steps)
+
+        return max(run_blocks(round_blocks, candidate.workers, candidate.threads_per_block, probe, threading.Event()))
+
+    shape_key = {
+        "model": config.model,
+        "params": [list(p.shape[1:]) for p in model.params],
+        "batch": config.batch_size,
+        "dtype": config.dtype,
+    }
+    return choose_plan(
+        plan_config,
+        len(members),
+        model.member_bytes(config.batch_size),
+        model.splittable,
+        model.matmul_libraries if config.precision == "fp32" else ("torch",),
+        total_steps,
+        shape_key,
+        time_plan,
+    )
+
+
+def plan_population(
+    dataset: Dataset, members: list[Member], config: TrainConfig | None = None
+) -> tuple[ExecutionPlan, list[dict]]:
+    """The execution plan ``train_population`` would use for these members here, without training: what the
+    configuration fixes, the rest measured (or taken from the plan cache) on this machine. Returns the plan
+    and the measurements behind it (empty when none was made).
+
+    A driver that hands cells to other machines chooses their plans with this, and fixes them in each
+    cell's configuration (``plan.fixed_fields``): every worker then computes the same bits.
+    """
+    config = config if config is not None else TrainConfig()
+    binary, resolved = check_population(dataset, members, config)
+    if config.on_cpu:
+        keep_freed_memory_in_heap()
+    model = build_population(dataset, members, binary, config)
+    data = evaluation.prepare(dataset, binary, config)
+    return _choose_plan(model, data, members, resolved, binary, config)
+
+
 def train_population(
     dataset: Dataset,
     members: list[Member],
@@ -198,37 +253,8 @@ def train_population(
 
     model = fresh_model()
     data = evaluation.prepare(dataset, binary, config)
-    n_train = dataset.x_train.shape[0]
-    total_steps = (n_train // config.batch_size) * config.epochs
-    plan_config = replace(config, memory_limit=_memory_limit(config))
-
-    def time_plan(candidate: ExecutionPlan, warmup: int, steps: int) -> float:
-        """Seconds for ``steps`` steps of the candidate's first round of blocks, after ``warmup`` steps."""
-        round_blocks = candidate.blocks(len(members))[: candidate.workers]
-
-        def probe(block: slice) -> float:
-            part = model.select(block)
-            part.matmul = candidate.matmul
-            return _time_steps(part, data, members[block], resolved[block], binary, config, warmup, steps)
-
-        return max(run_blocks(round_blocks, candidate.workers, candidate.threads_per_block, probe, threading.Event()))
-
-    shape_key = {
-        "model": config.model,
-        "params": [list(p.shape[1:]) for p in model.params],
-        "batch": config.batch_size,
-        "dtype": config.dtype,
-    }
-    plan, probe_timings = choose_plan(
-        plan_config,
-        len(members),
-        model.member_bytes(config.batch_size),
-        model.splittable,
-        model.matmul_libraries if config.precision == "fp32" else ("torch",),
-        total_steps,
-        shape_key,
-        time_plan,
-    )
+    total_steps = (dataset.x_train.shape[0] // config.batch_size) * config.epochs
+    plan, probe_timings = _choose_plan(model, data, members, resolved, binary, config)
     bar = _progress(total_steps, description, progress)
     started = time.perf_counter()
     try:
