@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 
 from losslab.core import Loss
+from losslab.core.links import softmax_over_classes
+from losslab.core.losses import cross_entropy_grad
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class LossGroups:
     """The loss groups of a block of members (``resolved``: each member's (Loss, parameters))."""
 
     def __init__(self, resolved: list[tuple[Loss, dict]], binary: bool, device):
+        self.binary = binary
         members: dict[tuple, list[int]] = {}
         losses: dict[tuple, Loss] = {}
         for i, (loss, params) in enumerate(resolved):
@@ -57,6 +60,29 @@ class LossGroups:
         """Per-example dL/dz of each member's own loss, shaped like ``logits``."""
         return self._apply(lambda g: g.gradient, logits, targets)
 
+    def scaled_gradient(
+        self, logits: torch.Tensor, one_hot: torch.Tensor, scale: torch.Tensor, out: torch.Tensor
+    ) -> torch.Tensor:
+        """The training step's logit gradient: each member's per-example dL/dz times its ``scale`` ([M]),
+        written into ``out`` (shaped and laid out like ``logits``). ``one_hot``: the targets, one-hot rows
+        (as the trainer's always are), which lets cross-entropy skip its normalisation (p * sum(y) - y with
+        sum(y) = 1 is p - y, bit for bit). Each group's gradient is scaled on its way into ``out``: one pass,
+        where scaling the assembled gradient would take two more."""
+        shape = (-1,) + (1,) * (logits.dim() - 1)
+        for group in self.groups:
+            fused = not self.binary and group.loss.grad is cross_entropy_grad
+            fn = _one_hot_cross_entropy_grad if fused else group.gradient
+            if len(self.groups) == 1:
+                return torch.mul(fn(logits, one_hot, **group.params), scale.view(shape), out=out)
+            if group.rows is not None:
+                rows = group.rows
+                torch.mul(fn(logits[rows], one_hot[rows], **group.params), scale[rows].view(shape), out=out[rows])
+            else:
+                index = group.index
+                part = fn(_select_members(logits, index), _select_members(one_hot, index), **group.params)
+                out.index_copy_(0, index, part.mul_(scale.index_select(0, index).view(shape)))
+        return out
+
     def values(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Per-example loss of each member's own loss, [M, B]."""
         return self._apply(lambda g: g.values, logits, targets)
@@ -79,6 +105,11 @@ class LossGroups:
             else:
                 out.index_copy_(0, group.index, part)
         return out
+
+
+def _one_hot_cross_entropy_grad(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``cross_entropy_grad`` for one-hot targets: p - y (its p * sum(y) is p times exactly 1)."""
+    return softmax_over_classes(z).sub_(y)
 
 
 def _pick(loss: Loss, attribute: str):

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from losslab.train.optimizer import flat_like
+
 LIBRARIES = ("torch", "numpy")
 
 
@@ -39,7 +41,8 @@ class StepBuffers:
         hidden = [like.new_empty(members, batch, w.shape[2]) for w in weights[:-1]]
         logits_t = like.new_empty(members, weights[-1].shape[1], batch)
         deltas = [like.new_empty(members, batch, w.shape[2]) for w in weights[:-1]]
-        grads = [torch.empty_like(p) for pair in zip(weights, biases) for p in pair]
+        # Back to back in one buffer, like the parameters: the optimiser updates them in one operation.
+        grads = flat_like([p for pair in zip(weights, biases) for p in pair])
         return cls(hidden, logits_t, deltas, grads)
 
 

@@ -72,6 +72,18 @@ def _uniform(gen: torch.Generator, shape, bound: float, dtype) -> torch.Tensor:
     return ((torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound).to(dtype)
 
 
+def _flat_layers(weights: list[torch.Tensor], biases: list[torch.Tensor]):
+    """Copies of the layers, back to back in one buffer in ``params`` order (W_1, b_1, W_2, ...): the optimiser
+    then updates every parameter in one operation (``optimizer.flat_view``)."""
+    from losslab.train.optimizer import flat_like
+
+    pairs = [t for pair in zip(weights, biases) for t in pair]
+    flat = flat_like(pairs)
+    for target, source in zip(flat, pairs):
+        target.copy_(source)
+    return flat[0::2], flat[1::2]
+
+
 @dataclass
 class MLP:
     """Population MLP: x [M, B, d] -> ReLU(x W_1 + b_1) ... -> logits [M, B, K]. No hidden layer = linear.
@@ -119,7 +131,7 @@ class MLP:
                 w, b = w.transpose(1, 2), b.transpose(1, 2)
             weights.append(w.contiguous().to(device))
             biases.append(b.contiguous().to(device))
-        return cls(weights, biases)
+        return cls(*_flat_layers(weights, biases))
 
     @property
     def params(self) -> list[torch.Tensor]:
@@ -130,8 +142,7 @@ class MLP:
         return self.weights[0].shape[0]
 
     def select(self, members: slice) -> MLP:
-        weights = [w[members].clone() for w in self.weights]
-        return MLP(weights, [b[members].clone() for b in self.biases], self.matmul)
+        return MLP(*_flat_layers([w[members] for w in self.weights], [b[members] for b in self.biases]), self.matmul)
 
     def member_bytes(self, batch: int) -> int:
         """Parameters, gradients and optimiser state, and a batch of activations and deltas at every layer."""
@@ -143,7 +154,8 @@ class MLP:
     def concatenate(cls, parts: list[MLP]) -> MLP:
         """One population of the members of ``parts``, in order (populations trained in blocks)."""
         weights = [torch.cat(ws) for ws in zip(*(p.weights for p in parts))]
-        return cls(weights, [torch.cat(bs) for bs in zip(*(p.biases for p in parts))], parts[0].matmul)
+        biases = [torch.cat(bs) for bs in zip(*(p.biases for p in parts))]
+        return cls(*_flat_layers(weights, biases), parts[0].matmul)
 
     def member_layers(self, i: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Member i's layers as (W [in, out], b [1, out]), the orientation of ``init_member``."""

@@ -368,9 +368,11 @@ def _train_block(
 
     evaluate(0)
     step = 0
+    gradient_buffers: dict = {}
     for xb, tb in _batches(data, members, binary, config):
         with step_precision(config.precision, device):
-            _, grads = model.forward_backward(xb, _logit_gradient(groups, tb, binary, optimizer.gradient_scale))
+            logit_grad = _logit_gradient(groups, tb, binary, optimizer.gradient_scale, gradient_buffers)
+            _, grads = model.forward_backward(xb, logit_grad)
         optimizer.step(params, grads)
         step += 1
         on_step()
@@ -401,14 +403,18 @@ def _batches(data: evaluation.PreparedData, members: list[Member], binary: bool,
             yield xb, tb
 
 
-def _logit_gradient(groups: LossGroups, targets: torch.Tensor, binary: bool, scale: torch.Tensor):
+def _logit_gradient(groups: LossGroups, targets: torch.Tensor, binary: bool, scale: torch.Tensor, buffers: dict):
     """The models' ``logit_grad`` callback: each member's own per-example logit gradient times its ``scale``
-    ([M]; 1 / batch gives the gradient of the batch-mean loss, and SGD folds its learning rate in too)."""
-    shape = (-1, 1) if binary else (-1, 1, 1)
+    ([M]; 1 / batch gives the gradient of the batch-mean loss, and SGD folds its learning rate in too), in a
+    buffer of ``buffers`` reused from step to step (the model consumes it before the next step)."""
 
     def logit_grad(logits: torch.Tensor) -> torch.Tensor:
         z = logits.squeeze(-1) if binary else logits
-        g = groups.gradient(z, targets) * scale.view(shape)
+        key = (tuple(z.shape), z.stride())
+        out = buffers.get(key)
+        if out is None:
+            out = buffers[key] = torch.empty_like(z)  # the logits' layout (class-major for the built-in models)
+        g = groups.scaled_gradient(z, targets, scale, out)
         return g.unsqueeze(-1) if binary else g
 
     return logit_grad
@@ -423,12 +429,14 @@ def _time_steps(model, data, members, resolved, binary, config: TrainConfig, war
         config, epochs=max(1, math.ceil((warmup + steps) * config.batch_size / data.x_train.shape[0]))
     )
     started = None
+    gradient_buffers: dict = {}
     for done, (xb, tb) in enumerate(_batches(data, members, binary, probe_config)):
         if done == warmup:
             started = time.perf_counter()
         if done == warmup + steps:
             break
         with step_precision(config.precision, torch.device(config.device)):
-            _, grads = model.forward_backward(xb, _logit_gradient(groups, tb, binary, optimizer.gradient_scale))
+            logit_grad = _logit_gradient(groups, tb, binary, optimizer.gradient_scale, gradient_buffers)
+            _, grads = model.forward_backward(xb, logit_grad)
         optimizer.step(model.params, grads)
     return time.perf_counter() - started
