@@ -94,9 +94,22 @@ def useful_flops(products: list[Product]) -> float:
     return sum(2 * r * i * c for r, i, c in products)
 
 
-def product_bound(products: list[Product], plan, n_members: int, steps: int, library: str) -> float:
-    """Seconds for ``steps`` steps of ``products`` alone, in the plan's blocks, threads and workers."""
+def mlp_products(batch: int, sizes: list[int]) -> list[Product]:
+    """An MLP's step: each layer's forward and weight-gradient products, and the input gradient of all but the first."""
+    out = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        out += [(batch, a, b), (a, batch, b)] + ([(batch, b, a)] if i > 0 else [])
+    return out
+
+
+def product_bound(
+    products: list[Product], plan, n_members: int, steps: int, library: str, first_round: bool = False
+) -> float:
+    """Seconds for ``steps`` steps of ``products`` alone, in the plan's blocks, threads and workers (with
+    ``first_round``, only the blocks that run at once first)."""
     blocks = plan.blocks(n_members)
+    if first_round:
+        blocks = blocks[: plan.workers]
 
     def step_of(block: slice):
         m = block.stop - block.start

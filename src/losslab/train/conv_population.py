@@ -396,9 +396,19 @@ class _StridedConv1d:
         """tile_grad [M, B * Lout, k Cin] summed into out [M, B, L + 2, Cin] (the padded input's gradient)."""
         m, b = out.shape[:2]
         g = tile_grad.view(m, b, self.out_length, self.kernel, self.cin)
-        out.zero_()
-        for j in range(self.kernel):
-            out[:, :, j : j + 2 * self.out_length - 1 : 2] += g[:, :, :, j]
+        n = self.out_length
+        # Stride 2: kernel position j writes positions j, j + 2, ..., all of j's parity. Per parity, the first
+        # such j is copied (and the positions it misses zeroed), the others added: a pass fewer than zeroing
+        # everything and adding each j.
+        for parity in range(2):
+            positions = out[:, :, parity::2]
+            offsets = [j // 2 for j in range(parity, self.kernel, 2)]
+            first = offsets[0]
+            positions[:, :, :first].zero_()
+            positions[:, :, first + n :].zero_()
+            positions[:, :, first : first + n].copy_(g[:, :, :, parity])
+            for j, offset in zip(range(parity + 2, self.kernel, 2), offsets[1:]):
+                positions[:, :, offset : offset + n] += g[:, :, :, j]
         return out
 
 
@@ -514,9 +524,11 @@ class CNN1dPopulation:
             weight, bias = self.params_list[2 * i], self.params_list[2 * i + 1]
             tiles = layer.tiles(buf["padded"][i], buf["tiles"][i])
             out = mm.product(buf["out"][i], tiles, layer.matrix(weight, buf["matrix"][i]))  # [M, B*Lout, C]
-            out.add_(bias.unsqueeze(1)).relu_()
-            if i + 1 < len(self.layers):  # the next layer's padded input (interior)
-                buf["padded"][i + 1][:, :, 1:-1] = out.view(m, batch, layer.out_length, layer.cout)
+            if i + 1 < len(self.layers):  # bias and ReLU straight into the next layer's padded input (interior)
+                interior = buf["padded"][i + 1][:, :, 1:-1]
+                torch.add(out.view(interior.shape), bias.view(m, 1, 1, -1), out=interior).relu_()
+            else:
+                out.add_(bias.unsqueeze(1)).relu_()
         last = self.layers[-1]
         h = buf["out"][-1].view(m, batch, last.out_length * last.cout)  # (position, channel) order
         w, b = self.params_list[6], self.params_list[7]
@@ -571,7 +583,7 @@ class CNN1dPopulation:
             g = buf["dout"][i - 1]
             torch.ops.aten.threshold_backward.grad_input(
                 dpadded[:, :, 1:-1],
-                buf["out"][i - 1].view(m, batch, below.out_length, below.cout),
+                buf["padded"][i][:, :, 1:-1],  # the layer below's ReLU output
                 0.0,
                 grad_input=g.view(m, batch, below.out_length, below.cout),
             )
