@@ -93,15 +93,31 @@ def estimate(cell, dataset, args) -> dict:
         return ordinary, time.perf_counter() - started
 
     stop = threading.Event()
+    cpu_share = len(first)  # blocks running at once: the CPU time of a round divided by them is its time alone
+
+    def run_round(work):
+        cpu = time.process_time()
+        out = run_blocks(first, plan.workers, plan.threads_per_block, work, stop)
+        return out, (time.process_time() - cpu) / cpu_share
+
     # The better of two tries for the slice and the bound: other work on the machine only ever slows them.
-    train = min(max(run_blocks(first, plan.workers, plan.threads_per_block, train_slice, stop)) for _ in range(2))
-    train *= total_steps / steps
-    timed = run_blocks(first, plan.workers, plan.threads_per_block, evaluations, stop)
+    tries = [run_round(train_slice) for _ in range(2)]
+    scale = total_steps / steps
+    train = min(max(out) for out, _ in tries) * scale
+    train_cpu = min(cpu for _, cpu in tries) * scale * steps / (steps + args.warmup)  # the CPU time had a warm-up
+    timed, eval_cpu = run_round(evaluations)
     ordinary, final = max(t[0] for t in timed), max(t[1] for t in timed)
     evaluate = config.epochs * ordinary + final  # step 0 and each epoch's end; the last is the final one
+    # The CPU time covered a warm-up, an ordinary and a final evaluation: count the warm-up as ordinary.
+    evaluate_cpu = eval_cpu * evaluate / (2 * ordinary + final)
     products = cell_products(cell, dataset, binary)
-    bound = min(product_bound(products, plan, len(members), steps, plan.matmul, first_round=True) for _ in range(2))
-    bound *= total_steps / steps
+    bounds = []
+    for _ in range(2):
+        cpu = time.process_time()
+        wall = product_bound(products, plan, len(members), steps, plan.matmul, first_round=True)
+        bounds.append((wall, (time.process_time() - cpu) / cpu_share))
+    bound = min(w for w, _ in bounds) * scale
+    bound_cpu = min(c for _, c in bounds) * scale
     return {
         "members": len(members),
         "steps": total_steps,
@@ -110,6 +126,9 @@ def estimate(cell, dataset, args) -> dict:
         "train": train * rounds,
         "evaluate": evaluate * rounds,
         "bound": bound * rounds,
+        "train_cpu": train_cpu * rounds,
+        "evaluate_cpu": evaluate_cpu * rounds,
+        "bound_cpu": bound_cpu * rounds,
     }
 
 
@@ -127,10 +146,15 @@ def main() -> None:
         print(f"comparison spec ({args.size or 'full'}), per-cell estimates from {args.steps}-step slices")
         print(machine_line())
         print(
-            f"{'cell':20s} {'members':>7s} {'steps':>6s} {'plan':>22s} {'train s':>9s} {'eval s':>8s} "
-            f"{'total s':>9s} {'eval %':>6s} {'bound s':>8s} {'x bound':>7s}"
+            "wall: seconds on the clock; cpu: this process's CPU seconds divided by the blocks running at once (the\n"
+            "wall time it would take with the machine to itself, where other work shares the machine)"
         )
-        totals = {"train": 0.0, "evaluate": 0.0, "bound": 0.0}
+        print(
+            f"{'cell':20s} {'members':>7s} {'steps':>6s} {'plan':>22s} {'train s':>9s} {'eval s':>8s} "
+            f"{'total s':>9s} {'eval %':>6s} {'bound s':>8s} {'x bound':>7s} | {'cpu: train':>10s} {'eval':>6s} "
+            f"{'total':>7s} {'bound':>7s} {'x bound':>7s}"
+        )
+        totals = dict.fromkeys(("train", "evaluate", "bound", "train_cpu", "evaluate_cpu", "bound_cpu"), 0.0)
         cache: dict = {}
         for cell in cells:
             dataset = _load_cell_dataset(cell, args.data_dir, "cpu", cache)
@@ -138,21 +162,24 @@ def main() -> None:
             e = estimate(cell, dataset, args)
             for key in totals:
                 totals[key] += e[key]
-            total = e["train"] + e["evaluate"]
             plan = f"{e['plan'].block_size}x{e['rounds']}r {e['plan'].matmul} {e['plan'].workers}w"
+            print(f"{cell.id:20s} {e['members']:7d} {e['steps']:6d} {plan:>22s} " + columns(e))
+        print(f"{'total':20s} {'':7s} {'':6s} {'':>22s} " + columns(totals))
+        for kind, suffix in (("wall", ""), ("cpu", "_cpu")):
+            train, evaluate = totals[f"train{suffix}"], totals[f"evaluate{suffix}"]
             print(
-                f"{cell.id:20s} {e['members']:7d} {e['steps']:6d} {plan:>22s} {e['train']:9.0f} {e['evaluate']:8.0f} "
-                f"{total:9.0f} {100 * e['evaluate'] / total:5.0f}% {e['bound']:8.0f} {e['train'] / e['bound']:6.2f}x"
+                f"estimated time of these cells ({kind}): {(train + evaluate) / 60:.1f} min (training {train / 60:.1f}, "
+                f"evaluation {evaluate / 60:.1f}; matmul-only bound of the training {totals[f'bound{suffix}'] / 60:.1f})"
             )
-        total = totals["train"] + totals["evaluate"]
-        print(
-            f"{'total':20s} {'':7s} {'':6s} {'':>22s} {totals['train']:9.0f} {totals['evaluate']:8.0f} {total:9.0f} "
-            f"{100 * totals['evaluate'] / total:5.0f}% {totals['bound']:8.0f} {totals['train'] / totals['bound']:6.2f}x"
-        )
-        print(
-            f"estimated training time of these cells: {total / 60:.1f} min (training {totals['train'] / 60:.1f}, "
-            f"evaluation {totals['evaluate'] / 60:.1f})"
-        )
+
+
+def columns(e: dict) -> str:
+    total, total_cpu = e["train"] + e["evaluate"], e["train_cpu"] + e["evaluate_cpu"]
+    return (
+        f"{e['train']:9.0f} {e['evaluate']:8.0f} {total:9.0f} {100 * e['evaluate'] / total:5.0f}% {e['bound']:8.0f} "
+        f"{e['train'] / e['bound']:6.2f}x | {e['train_cpu']:10.0f} {e['evaluate_cpu']:6.0f} {total_cpu:7.0f} "
+        f"{e['bound_cpu']:7.0f} {e['train_cpu'] / e['bound_cpu']:6.2f}x"
+    )
 
 
 if __name__ == "__main__":
