@@ -48,15 +48,19 @@ MEMBERS = [
 ]
 
 
+@pytest.mark.parametrize("matmul", ["vmap", "loop"])
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_user_module_members_equal_the_plain_loop_float64(digits, user_model, optimizer):
+def test_user_module_members_equal_the_plain_loop_float64(digits, user_model, optimizer, matmul):
     scale = 1.0 if optimizer == "sgd" else 0.1
     members = [Member(m.loss, m.seed, m.lr * scale, m.init_scale, m.loss_params) for m in MEMBERS]
     # Adam on the scaled-up MSE member is chaotic: rounding differences of 1e-16 (vmap sums the batch in
     # another order) reach 1e-6 after two epochs and O(1) after four; one epoch stays at 1e-10.
     epochs = 2 if optimizer == "sgd" else 1
-    config = TrainConfig(model=user_model, epochs=epochs, batch_size=64, dtype="float64", optimizer=optimizer)
+    config = TrainConfig(
+        model=user_model, epochs=epochs, batch_size=64, dtype="float64", optimizer=optimizer, matmul=matmul
+    )
     result = train_population(digits, members, config, progress=False)
+    assert result.plan.matmul == matmul  # vmap over the members, or each member's plain module in turn
     final = result.frame[result.frame.step == result.frame.step.max()]
     for i, member in enumerate(members):
         plain, accuracy = train_reference(digits, member, config)
@@ -165,3 +169,22 @@ def test_registering_models_checks_names():
         register_model("mlp", lambda s, k: nn.Linear(1, k))
     with pytest.raises(TypeError, match=r"model 'x': factory must be callable"):
         register_model("x", 3)
+
+
+def test_the_plan_chooses_between_vmap_and_plain_modules_and_rejects_other_libraries(digits, user_model, monkeypatch):
+    from losslab.train import plan as plans
+
+    monkeypatch.setenv("LOSSLAB_CACHE_DIR", str(__import__("tempfile").mkdtemp()))
+    seen = []
+
+    def loop_faster(candidate, warmup, steps):  # plain modules on worker threads twice as fast as vmap
+        seen.append(candidate.matmul)
+        members = sum(b.stop - b.start for b in candidate.blocks(64)[: candidate.workers])
+        return steps * members / 1000 * (0.5 if candidate.matmul == "loop" else 1.0)
+
+    chosen, _ = plans.choose_plan(TrainConfig(), 64, 10_000, True, ("vmap", "loop"), 10_000, {"m": 1}, loop_faster)
+    assert chosen.matmul == "loop" and set(seen) == {"vmap", "loop"}
+    default = plans.default_plan(TrainConfig(), 64, 10_000, True, ("vmap", "loop"))
+    assert default.matmul == "vmap"
+    with pytest.raises(ValueError, match=r"matmul 'numpy' does not apply to model 'test-tiny-net'; use one of"):
+        train_population(digits, MEMBERS, TrainConfig(model=user_model, epochs=1, matmul="numpy"), progress=False)

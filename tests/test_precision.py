@@ -29,7 +29,7 @@ def test_bf16_training_stays_within_tolerance_of_fp32(digits, model):
     gap = (last(bf16) - last(fp32)).abs()
     assert gap.mean() <= 0.02 and gap.max() <= 0.05
     assert last(bf16).min() > 0.85
-    assert bf16.plan.matmul == "torch"
+    assert bf16.plan.matmul != "numpy"  # torch's products (or, for resmlp, an nn.Module: vmap or a loop of modules)
 
 
 def test_bad_precisions_are_clear_errors(digits):

@@ -22,7 +22,9 @@ import torch
 
 OPTIMIZERS = ("sgd", "adam")
 LINKS = ("auto", "softmax", "sigmoid")
-MATMUL_BACKENDS = ("auto", "torch", "numpy")
+#: How a block computes: the built-in models' products on torch's or numpy's BLAS; an nn.Module model through
+#: torch.func's vmap or as one plain module per member in a loop (``module_population``).
+MATMUL_BACKENDS = ("auto", "torch", "numpy", "vmap", "loop")
 PRECISIONS = ("fp32", "tf32", "bf16")
 
 #: Configuration fields that choose how a population runs, not what it computes; they are left out of

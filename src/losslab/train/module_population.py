@@ -117,19 +117,62 @@ def check_module(name: str, module: nn.Module, input_shape: tuple[int, ...], num
     return sum(produced) // 2
 
 
-class ModulePopulation:
-    """M copies of one module architecture with their own parameters: x [M, B, features] -> logits [M, B, K]."""
+def _bind(module: nn.Module, name: str, tensor: torch.Tensor, parameter: bool) -> None:
+    """Put ``tensor`` in ``module`` as its parameter (or buffer) ``name`` (dotted), sharing its memory."""
+    *path, leaf = name.split(".")
+    owner = module
+    for part in path:
+        owner = getattr(owner, part)
+    if parameter:
+        owner._parameters[leaf] = nn.Parameter(tensor, requires_grad=True)
+    else:
+        owner._buffers[leaf] = tensor
 
-    splittable: ClassVar[bool] = False  # vmap picks batched kernels by member count, like grouped convolutions
-    matmul_libraries: ClassVar[tuple[str, ...]] = ("torch",)
-    matmul: ClassVar[str] = "torch"
+
+class ModulePopulation:
+    """M copies of one module architecture with their own parameters: x [M, B, features] -> logits [M, B, K].
+
+    Two ways to compute a block (``matmul``, chosen by the execution plan like the MLP's products):
+    ``vmap``, one batched call through ``torch.func`` for all of the block's members, and ``loop``, each
+    member as a plain module (its parameters views of the stacked ones) called and differentiated in turn,
+    for the plan to run on worker threads. Which is faster depends on the module and the machine: vmap batches
+    small layers that a loop would call one by one, while ops without a batched rule run member by member
+    inside vmap anyway. The two round differently (other kernels), so the plan records the choice.
+    """
+
+    splittable: ClassVar[bool] = True  # blocks are fixed by the plan, which records them with the results
+    matmul_libraries: ClassVar[tuple[str, ...]] = ("vmap", "loop")
 
     def __init__(
-        self, name: str, base: nn.Module, params: dict, buffers: dict, input_shape: tuple[int, ...], activations: int
+        self,
+        name: str,
+        base: nn.Module,
+        params: dict,
+        buffers: dict,
+        input_shape: tuple[int, ...],
+        activations: int,
+        matmul: str = "vmap",
     ):
         self.name, self.base, self.input_shape, self.activations = name, base, tuple(input_shape), activations
         self._params, self._buffers = params, buffers
         self._call = vmap(self._member_call, in_dims=(0, 0, 0))
+        self.matmul = matmul
+        self._modules: list[nn.Module] | None = None  # the loop's plain modules, made on first use
+
+    def _member_modules(self) -> list[nn.Module]:
+        """One plain module per member, its parameters and buffers views of the stacked tensors (so the
+        optimiser's in-place updates reach them)."""
+        if self._modules is None:
+            modules = []
+            for i in range(self.members):
+                module = copy.deepcopy(self.base)
+                for key, value in self._params.items():
+                    _bind(module, key, value[i], parameter=True)
+                for key, value in self._buffers.items():
+                    _bind(module, key, value[i], parameter=False)
+                modules.append(module)
+            self._modules = modules
+        return self._modules
 
     @classmethod
     def create(
@@ -171,14 +214,35 @@ class ModulePopulation:
         return x.reshape(x.shape[0], x.shape[1], *self.input_shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.matmul == "loop":
+            inputs = self._inputs(x)
+            return torch.stack([module(inputs[i]) for i, module in enumerate(self._member_modules())])
         return self._call(self._params, self._buffers, self._inputs(x))
 
     def forward_backward(self, x: torch.Tensor, logit_grad: LogitGrad) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        if self.matmul == "loop":
+            return self._loop_forward_backward(x, logit_grad)
         params = {k: v.detach().requires_grad_(True) for k, v in self._params.items()}
         with torch.enable_grad():
             logits = self._call(params, self._buffers, self._inputs(x))
             grads = torch.autograd.grad(logits, list(params.values()), logit_grad(logits.detach()))
         return logits.detach(), list(grads)
+
+    def _loop_forward_backward(self, x: torch.Tensor, logit_grad: LogitGrad):
+        """Each member's plain module forward (graphs kept), the loss gradient of all members at once (the loss
+        groups batch across members), then each member's backward into its rows of the gradients."""
+        inputs = self._inputs(x)
+        modules = self._member_modules()
+        with torch.enable_grad():
+            outputs = [module(inputs[i]) for i, module in enumerate(modules)]
+            logits = torch.stack([o.detach() for o in outputs])
+            delta = logit_grad(logits)
+            grads = [torch.empty_like(v) for v in self._params.values()]
+            for i, (module, output) in enumerate(zip(modules, outputs)):
+                member_grads = torch.autograd.grad(output, list(module.parameters()), delta[i])
+                for g, row in zip(grads, member_grads):
+                    g[i] = row
+        return logits, grads
 
     def select(self, members: slice) -> ModulePopulation:
         params = {k: v[members].clone() for k, v in self._params.items()}
@@ -186,7 +250,7 @@ class ModulePopulation:
         # functional_call swaps tensors into the module object while it runs, so blocks that may run on
         # different threads at once each get their own (parameter-free) copy of it.
         return ModulePopulation(
-            self.name, copy.deepcopy(self.base), params, buffers, self.input_shape, self.activations
+            self.name, copy.deepcopy(self.base), params, buffers, self.input_shape, self.activations, self.matmul
         )
 
     @classmethod
@@ -194,7 +258,7 @@ class ModulePopulation:
         first = parts[0]
         params = {k: torch.cat([p._params[k] for p in parts]) for k in first._params}
         buffers = {k: torch.cat([p._buffers[k] for p in parts]) for k in first._buffers}
-        return cls(first.name, first.base, params, buffers, first.input_shape, first.activations)
+        return cls(first.name, first.base, params, buffers, first.input_shape, first.activations, first.matmul)
 
     def member_bytes(self, batch: int) -> int:
         n_params = sum(v[0].numel() for v in self._params.values())

@@ -110,10 +110,13 @@ def _layout(config: TrainConfig, n_members: int, member_bytes: int, threads: int
     return block, workers
 
 
-def default_plan(config: TrainConfig, n_members: int, member_bytes: int, splittable: bool) -> ExecutionPlan:
-    """The plan from the configuration alone (no measurement): what the config gives, else the defaults."""
+def default_plan(
+    config: TrainConfig, n_members: int, member_bytes: int, splittable: bool, libraries: tuple[str, ...] = ("torch",)
+) -> ExecutionPlan:
+    """The plan from the configuration alone (no measurement): what the config gives, else the defaults (the
+    model's first library: torch's products, or vmap for nn.Module models)."""
     cores = torch.get_num_threads()
-    matmul = "torch" if config.matmul == "auto" else config.matmul
+    matmul = libraries[0] if config.matmul == "auto" else config.matmul
     given = any(getattr(config, f) is not None for f in ("block_size", "threads_per_block", "workers"))
     source = "given" if given or config.matmul != "auto" else "default"
     if not config.on_cpu or not splittable:
@@ -225,7 +228,7 @@ def choose_plan(
     ``time_plan(plan, warmup, steps)`` trains throwaway copies of the plan's first round of blocks (as
     many as run at once) for ``warmup + steps`` steps and returns the seconds of the last ``steps``.
     """
-    plan = default_plan(config, n_members, member_bytes, splittable)
+    plan = default_plan(config, n_members, member_bytes, splittable, libraries)
     fixed = all(getattr(config, f) is not None for f in ("block_size", "threads_per_block", "workers"))
     if not config.on_cpu or not splittable or (fixed and config.matmul != "auto"):
         return plan, []

@@ -191,11 +191,25 @@ def _choose_plan(model, data, members, resolved, binary, config: TrainConfig) ->
         len(members),
         model.member_bytes(config.batch_size),
         model.splittable,
-        model.matmul_libraries if config.precision == "fp32" else ("torch",),
+        _libraries(model, config),
         total_steps,
         shape_key,
         time_plan,
     )
+
+
+def _libraries(model, config: TrainConfig) -> tuple[str, ...]:
+    """The ways the model's blocks may compute here; a ``matmul`` the model has no use for is an error."""
+    libraries = model.matmul_libraries
+    if config.precision != "fp32":  # numpy has no bfloat16 and no TF32
+        libraries = tuple(lib for lib in libraries if lib != "numpy")
+    if config.matmul != "auto" and config.matmul not in libraries:
+        raise ValueError(
+            f"matmul {config.matmul!r} does not apply to model {config.model!r}"
+            f"{'' if config.precision == 'fp32' else f' at precision {config.precision!r}'}; "
+            f"use one of {['auto', *libraries]}"
+        )
+    return libraries
 
 
 def plan_population(
@@ -312,7 +326,7 @@ def _run_plan(model, plan: ExecutionPlan, data, members, resolved, binary, confi
                 bar.advance(0, 1 / len(blocks))
 
         part = model if len(blocks) == 1 else model.select(block)
-        if "numpy" in model.matmul_libraries:
+        if len(model.matmul_libraries) > 1:
             part.matmul = plan.matmul
         rows = _train_block(part, data, members[block], resolved[block], binary, config, on_step, started)
         return rows, part
