@@ -177,7 +177,16 @@ def cpu_benchmark(args) -> None:
         for m in members:
             plain_acc[m.loss].append(train_reference(data, m, config)[1])
 
-    plain, _ = timed(plain_loop)
+    # At the faster of one and all threads (measured on one run): on a machine shared with other work, torch's
+    # thread pool can make the plain loop several times slower on all threads than on one, which would flatter
+    # every ratio below.
+    choices = {}
+    for threads in sorted({1, torch.get_num_threads()}):
+        with intra_op_threads(threads):
+            choices[threads], _ = timed(lambda: train_reference(data, members[0], config))
+    plain_threads = min(choices, key=choices.get)
+    with intra_op_threads(plain_threads):
+        plain, _ = timed(plain_loop)
 
     # 2. The population: the first run measures its plan (and caches it), the second reuses it.
     train_population(data, members[:2], replace(config, epochs=1), progress=False)  # warm-up
@@ -186,7 +195,13 @@ def cpu_benchmark(args) -> None:
     plan = default.plan
     print()
     print(f"{'setup':52s} {'wall s':>8s} {'vs plain':>9s} {'GFLOP/s':>9s}  notes")
-    row("plain per-run loop (nn.Module + torch.optim)", plain, plain, gflop, summarise(plain_acc))
+    row(
+        f"plain per-run loop (nn.Module + torch.optim, {plain_threads} thread(s))",
+        plain,
+        plain,
+        gflop,
+        summarise(plain_acc),
+    )
     row(
         f"population, first run (measures its plan: {first.plan.source})",
         first_seconds,
