@@ -107,7 +107,7 @@ def test_spec_expansion(tmp_path):
         ),
         (
             ("batch_size = 20", 'batch_size = 20\nplan = { matmul = "mkl" }'),
-            r"grid\[0\].train.plan.matmul: must be one of \['auto', 'torch', 'numpy'\], got 'mkl'",
+            r"grid\[0\].train.plan.matmul: must be one of \['auto', 'torch', 'numpy', 'vmap', 'loop'\], got 'mkl'",
         ),
         (("batch_size = 20", "batch_size = 20\nworkers = 2"), r"grid\[0\].train: unknown key\(s\) \['workers'\]"),
         (("[sizes.smoke]", "[sizes.smoke]\nfast = true"), r"sizes.smoke: unknown key\(s\) \['fast'\]"),

@@ -70,15 +70,30 @@ def test_user_module_members_equal_the_plain_loop_float64(digits, user_model, op
         assert final[final.member == i].test_accuracy.item() == pytest.approx(accuracy, abs=1e-12)
 
 
-@pytest.mark.parametrize("model", ["resmlp", "cnn1d"])
-def test_mnist1d_reference_models_equal_the_plain_loop_float64(model):
+@pytest.mark.parametrize(
+    "model, matmul, optimizer",
+    [
+        ("resmlp", "vmap", "adam"),
+        ("resmlp", "loop", "adam"),
+        ("cnn1d", "torch", "adam"),
+        ("cnn1d", "numpy", "adam"),
+        ("cnn1d", "torch", "sgd"),
+        ("cnn1d", "numpy", "sgd"),
+    ],
+)
+def test_mnist1d_reference_models_equal_the_plain_loop_float64(model, matmul, optimizer):
+    # cnn1d on the CPU is conv_population's hand-written path (torch's or numpy's products); resmlp an nn.Module.
     data = load_dataset("mnist1d")
     small = Dataset(
         "mnist1d-small", data.x_train[:300], data.y_train[:300], data.x_test[:100], data.y_test[:100], data.class_names
     )
-    members = [Member("cross_entropy", seed=0, lr=0.01), Member("mse", seed=1, lr=0.01, init_scale=3.0)]
-    config = TrainConfig(model=model, hidden=[32, 32], epochs=2, batch_size=50, dtype="float64", optimizer="adam")
+    lr = 0.01 if optimizer == "adam" else 0.1
+    members = [Member("cross_entropy", seed=0, lr=lr), Member("mse", seed=1, lr=lr, init_scale=3.0)]
+    config = TrainConfig(
+        model=model, hidden=[32, 32], epochs=2, batch_size=50, dtype="float64", optimizer=optimizer, matmul=matmul
+    )
     result = train_population(small, members, config, progress=False)
+    assert result.plan.matmul == matmul
     for i, member in enumerate(members):
         plain, _ = train_reference(small, member, config)
         ours = result.model.member_state(i)

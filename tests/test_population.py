@@ -61,11 +61,18 @@ def test_sigmoid_members_equal_the_plain_single_run(digits):
         torch.testing.assert_close(w, w_ref, rtol=1e-9, atol=1e-12)
 
 
-def test_cnn_members_equal_the_plain_single_run():
+@pytest.mark.parametrize("matmul", ["torch", "numpy"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_cnn_members_equal_the_plain_single_run(optimizer, matmul):
+    # The CPU path (conv_population: banded products, pooling before the bias, a hand-written backward) against
+    # conv2d -> ReLU -> max_pool2d with autograd and torch.optim, member by member.
     images = tiny_images()
     members = [Member("cross_entropy", seed=0, lr=0.05), Member("mse", seed=1, lr=0.3, init_scale=4.0)]
-    config = TrainConfig(model="cnn", epochs=1, batch_size=32, dtype="float64")
+    if optimizer == "adam":
+        members = [Member(m.loss, m.seed, m.lr / 20, m.init_scale) for m in members]
+    config = TrainConfig(model="cnn", epochs=2, batch_size=16, dtype="float64", optimizer=optimizer, matmul=matmul)
     result = train_population(images, members, config, progress=False)
+    assert result.plan.matmul == matmul
     for i, member in enumerate(members):
         model, _ = train_reference(images, member, config)
         ours = [p[i] for p in result.model.params]
@@ -170,8 +177,8 @@ def test_default_plan_blocks_are_cache_sized_and_spread_over_the_threads():
 
 
 def test_cnn_blocks_agree_to_rounding():
-    # Grouped convolutions choose kernels by group count, so blocks of the CNN round differently
-    # (hence one block by default); in float64 the members still agree to rounding.
+    # The block size is part of the plan's arithmetic (recorded with the results); in float64 any split of the
+    # CNN's members agrees with one block to rounding.
     config = TrainConfig(model="cnn", epochs=1, batch_size=32, dtype="float64")
     one = train_population(tiny_images(), MIXED, config, progress=False)
     blocks = train_population(tiny_images(), MIXED, replace(config, block_size=2, workers=3), progress=False)

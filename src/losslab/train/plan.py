@@ -18,8 +18,12 @@ How the plan is chosen (``choose_plan``), for CPU training of models that may be
    if it beats the default (below) by 15% (more than run-to-run noise), else the default stays.
    The choice is cached per machine and shapes (``$LOSSLAB_CACHE_DIR``, default ``~/.cache/losslab``), so
    later runs of the same shapes reuse it without measuring and reproduce the same bits.
-3. Defaults without a measurement: layout (a) with torch's products. A GPU, and models that may not be
-   split (the CNN, ``nn.Module`` models), run as one block.
+3. Defaults without a measurement: layout (a) with the model's first library (torch's products; ``vmap``
+   for ``nn.Module`` models). A GPU, and models that may not be split, run as one block.
+
+A driver that hands cells to other machines (``losslab run``, locally or on Ray) calls this once per cell
+and fixes the result in the cell's configuration (``ExecutionPlan.fixed_fields``, ``ARITHMETIC_FIELDS``),
+so that every machine computes the same bits; only ``workers`` is left to the machine that trains.
 """
 
 from __future__ import annotations
