@@ -110,6 +110,10 @@ def test_spec_expansion(tmp_path):
             r"grid\[0\].train.plan.matmul: must be one of \['auto', 'torch', 'numpy', 'vmap', 'loop'\], got 'mkl'",
         ),
         (("batch_size = 20", "batch_size = 20\nworkers = 2"), r"grid\[0\].train: unknown key\(s\) \['workers'\]"),
+        (
+            ("batch_size = 20", 'batch_size = 20\nplan = { matmul = "vmap" }'),
+            r"cell 'a': matmul 'vmap' does not apply to model 'linear'; use one of \['auto', 'torch', 'numpy'\]",
+        ),
         (("[sizes.smoke]", "[sizes.smoke]\nfast = true"), r"sizes.smoke: unknown key\(s\) \['fast'\]"),
         (('name = "tiny"', 'name = "tiny"\ncolour = "blue"'), r"top level: unknown key\(s\) \['colour'\]"),
     ],

@@ -31,7 +31,7 @@ from losslab.train.config import describe_device, resolve_device
 from losslab.train.datasets import DATASETS, check_available
 from losslab.train.models import build_model
 from losslab.train.plan import ARITHMETIC_FIELDS
-from losslab.train.population import plan_population
+from losslab.train.population import matmul_choices, plan_population
 
 
 @dataclass
@@ -205,7 +205,7 @@ def check_cell(cell: Cell, dataset) -> None:
         binary, resolved = check_population(dataset, members, config, device_checks=False)
         _probe_losses(resolved, binary, dataset.num_classes, getattr(torch, config.dtype))
         try:  # one member on the CPU: a model that does not fit the data (cnn on vectors) fails now
-            build_model(
+            probe = build_model(
                 config.model,
                 dataset.input_shape,
                 1 if binary else dataset.num_classes,
@@ -222,6 +222,7 @@ def check_cell(cell: Cell, dataset) -> None:
             if origin is None:
                 raise
             raise (TypeError if isinstance(exc, TypeError) else ValueError)(f"plugin {origin!r}: {exc}") from None
+        matmul_choices(probe, config)  # a plan's matmul the model cannot use (numpy for an nn.Module model)
 
 
 def _prepare(spec: Spec, cell: Cell, data_dir, device: str, cache: dict):

@@ -191,14 +191,14 @@ def _choose_plan(model, data, members, resolved, binary, config: TrainConfig) ->
         len(members),
         model.member_bytes(config.batch_size),
         model.splittable,
-        _libraries(model, config),
+        matmul_choices(model, config),
         total_steps,
         shape_key,
         time_plan,
     )
 
 
-def _libraries(model, config: TrainConfig) -> tuple[str, ...]:
+def matmul_choices(model, config: TrainConfig) -> tuple[str, ...]:
     """The ways the model's blocks may compute here; a ``matmul`` the model has no use for is an error."""
     libraries = model.matmul_libraries
     if config.precision != "fp32":  # numpy has no bfloat16 and no TF32
