@@ -1,6 +1,6 @@
 """Convolutional populations as batched matrix products, with a hand-written backward (the CPU fast path).
 
-Two models: ``cnn`` (28x28 images: conv 5x5 -> max-pool 2 -> ReLU, twice, then a linear head; ``CNNPopulation``)
+Two models: ``cnn`` (28x28 images: conv 5x5 -> ReLU -> max-pool 2, twice, then a linear head; ``CNNPopulation``)
 and ``cnn1d`` (the MNIST-1D reference CNN: three strided Conv1d and a linear head; ``CNN1dPopulation``).
 Activations are channels-last, ``[M, B, *positions, channels]``, so that a convolution's input patches are
 runs of contiguous memory, and every convolution is a product ``[M, rows, K] @ [M, K, N]`` on the block's
@@ -13,17 +13,18 @@ products (K = 25, N = 8) starve any BLAS; folding the input gradient of the seco
 tile's input is 5 rows of 8 columns (contiguous runs of 8 x channels values), and the weight is a banded
 ("Toeplitz") matrix that maps those to 4 columns of all output channels: [B*144, 40] @ [40, 32] for the first
 convolution (1.6x the useful multiply-adds, in shapes a BLAS runs well), [B*16, 320] @ [320, 64] for the second;
-the input gradient folds back in 10 passes of contiguous runs. Measured on a Zen 3 core (batch 64, one thread):
-2.8 ms a member-step for the im2col products plus 2.9 ms for the copies and folds, against about 2.3 ms and 0.6 ms
-here (``benchmarks/p2_cnn.py`` prints the bounds).
+the input gradient folds back in 20 passes of contiguous runs. Measured on one Zen 3 core (batch 64, blocks of
+8): im2col costs about 3.0 ms a member-step in products and 3.2 ms in its copies and folds; the banded form
+about 2.8 ms in products and 1.2 ms in everything else (``benchmarks/p2_cnn.py`` prints the bounds).
 
 Max-pooling comes before the bias and ReLU (max(x) + b = max(x + b) and ReLU is monotone, so the values are
 those of conv -> ReLU -> pool), on a quarter of the elements; its backward sends each window's gradient to the
 first maximal position in row-major order, as ``torch.nn.functional.max_pool2d`` does.
 
 Member i starts exactly as the plain model (``reference.py``) and trains to the same numbers in float64
-(tests/test_population.py, tests/test_module_models.py); every member's products are its own BLAS calls, so
-what a block computes does not depend on which thread runs it.
+(tests/test_population.py, tests/test_module_models.py), and a block's arithmetic does not depend on which
+thread runs it (the block size, threads per block and library are the execution plan's, recorded with the
+results).
 """
 
 from __future__ import annotations
