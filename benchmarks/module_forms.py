@@ -45,7 +45,7 @@ def main() -> None:
             config = TrainConfig(
                 model=model, optimizer="adam", epochs=args.epochs, batch_size=100, eval_every_steps=10**9
             )
-            plain, threads = plain_seconds(data, members, config, args.plain_runs)
+            plain, threads, _ = plain_seconds(data, members, config, args.plain_runs)
             chosen = train_population(data, members, config, progress=False).plan  # measures (or reads the cache)
             print(
                 f"{model}: {len(members)} members, Adam, batch 100, {args.epochs} epochs; plain loop {plain:.2f} s "

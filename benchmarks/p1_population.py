@@ -66,10 +66,21 @@ def summarise(accuracies: dict[str, list[float]]) -> str:
     )
 
 
+#: This process's CPU seconds in the last ``timed`` call (all its threads).
+LAST_CPU = [0.0]
+
+
 def timed(fn):
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     out = fn()
+    LAST_CPU[0] = time.process_time() - cpu
     return time.perf_counter() - started, out
+
+
+def alone(threads: int) -> float:
+    """The last ``timed`` call's CPU seconds over the threads it kept busy: its wall time had it had the machine to
+    itself (on a machine shared with other work the wall clock also counts the time spent waiting for a core)."""
+    return LAST_CPU[0] / max(1, threads)
 
 
 def peak_gflops(library: str, device: str, n: int = 2048, repeats: int = 3, tf32: bool = False) -> float:
@@ -146,8 +157,15 @@ def machine_line() -> str:
     )
 
 
-def row(label: str, seconds: float, plain: float, gflop: float, note: str = "") -> None:
-    print(f"{label:52s} {seconds:8.2f} {plain / seconds:8.1f}x {gflop / seconds:9.1f}  {note}")
+#: The plain loop's time alone (CPU seconds), for the "alone" column of ``row``.
+PLAIN_ALONE = [0.0]
+
+
+def row(label: str, seconds: float, plain: float, gflop: float, note: str = "", cpu: float | None = None) -> None:
+    """One setup: wall seconds, ratio to the plain loop and GFLOP/s; with ``cpu`` (seconds alone, see ``alone``)
+    that time and its ratio to the plain loop's time alone."""
+    by_cpu = f"{cpu:8.2f} {PLAIN_ALONE[0] / cpu:7.1f}x" if cpu else f"{'':8s} {'':8s}"
+    print(f"{label:52s} {seconds:8.2f} {plain / seconds:8.1f}x {gflop / seconds:9.1f} | {by_cpu}  {note}")
 
 
 def cpu_benchmark(args) -> None:
@@ -187,20 +205,28 @@ def cpu_benchmark(args) -> None:
     plain_threads = min(choices, key=choices.get)
     with intra_op_threads(plain_threads):
         plain, _ = timed(plain_loop)
+    plain_cpu = PLAIN_ALONE[0] = alone(plain_threads)
 
     # 2. The population: the first run measures its plan (and caches it), the second reuses it.
     train_population(data, members[:2], replace(config, epochs=1), progress=False)  # warm-up
     first_seconds, first = timed(lambda: train_population(data, members, config, progress=False))
+    first_cpu = alone(cores)
     default_seconds, default = timed(lambda: train_population(data, members, config, progress=False))
     plan = default.plan
+    default_cpu = alone(plan.workers * plan.threads_per_block)
     print()
-    print(f"{'setup':52s} {'wall s':>8s} {'vs plain':>9s} {'GFLOP/s':>9s}  notes")
+    print(
+        "wall: the clock; alone: this process's CPU seconds over the threads it kept busy (the wall time with the\n"
+        "machine to itself: other work on a shared machine makes the clock also count the waits for a core)"
+    )
+    print(f"{'setup':52s} {'wall s':>8s} {'vs plain':>9s} {'GFLOP/s':>9s} | {'alone s':>8s} {'vs plain':>8s}  notes")
     row(
         f"plain per-run loop (nn.Module + torch.optim, {plain_threads} thread(s))",
         plain,
         plain,
         gflop,
         summarise(plain_acc),
+        plain_cpu,
     )
     row(
         f"population, first run (measures its plan: {first.plan.source})",
@@ -208,8 +234,16 @@ def cpu_benchmark(args) -> None:
         plain,
         gflop,
         summarise(final_accuracy(first)),
+        first_cpu,
     )
-    row("population, default (plan from the cache)", default_seconds, plain, gflop, f"plan {plan.describe()}")
+    row(
+        "population, default (plan from the cache)",
+        default_seconds,
+        plain,
+        gflop,
+        f"plan {plan.describe()}",
+        default_cpu,
+    )
     for t in first.plan_timings or default.plan_timings or []:
         print(
             f"    probe: blocks of {t['block_size']}, {t['threads_per_block']} thread(s), {t['workers']} worker(s), "
@@ -230,38 +264,44 @@ def cpu_benchmark(args) -> None:
             variant = replace(config, workers=value, threads_per_block=1, matmul=plan.matmul)
             label = f"  workers={value}, one-thread blocks, {plan.matmul}"
         seconds, result = timed(lambda variant=variant: train_population(data, members, variant, progress=False))
-        results[(key, value)] = seconds
-        row(label, seconds, plain, gflop, f"blocks {result.blocks}")
+        cpu = alone(result.plan.workers * result.plan.threads_per_block)
+        results[(key, value)] = (seconds, cpu)
+        row(label, seconds, plain, gflop, f"blocks {result.blocks}", cpu)
     one_block = replace(config, block_size=len(members), threads_per_block=cores, workers=1, matmul=plan.matmul)
     seconds, _ = timed(lambda: train_population(data, members, one_block, progress=False))
-    results["one block"] = seconds
-    row(f"  one block on all {cores} threads, {plan.matmul}", seconds, plain, gflop)
-    best = min(results.values())
-    print(
-        f"  the default takes {default_seconds / best:.2f}x the best setting above and "
-        f"{default_seconds / results[('workers', 1)]:.2f}x workers=1"
-    )
+    results["one block"] = (seconds, alone(cores))
+    row(f"  one block on all {cores} threads, {plan.matmul}", seconds, plain, gflop, "", results["one block"][1])
+    for i, kind in ((0, "wall"), (1, "alone")):
+        best = min(r[i] for r in results.values())
+        default = (default_seconds, default_cpu)[i]
+        print(
+            f"  {kind}: the default takes {default / best:.2f}x the best setting above and "
+            f"{default / results[('workers', 1)][i]:.2f}x workers=1"
+        )
 
     # 4. The bounds: the step's products alone, in the default plan's blocks and threads, with each library.
     for lib in ("torch", "numpy"):
-        bound = matmul_bound(replace(plan, matmul=lib), len(members), steps)
+        bound, _ = timed(lambda lib=lib: matmul_bound(replace(plan, matmul=lib), len(members), steps))
+        bound_cpu = alone(plan.workers * plan.threads_per_block)
         row(
             f"  matmul-only bound, {lib} products, the default's blocks",
             bound,
             plain,
             gflop,
-            f"the default takes {default_seconds / bound:.2f}x this bound",
+            f"the default takes {default_seconds / bound:.2f}x this bound (alone: {default_cpu / bound_cpu:.2f}x)",
+            bound_cpu,
         )
     row("  the machine's limit: P1's products at the large-matmul peak", limit, plain, gflop)
 
     # 5. How the time grows with the number of members.
     print()
-    print(f"{'members':>8s} {'wall s':>8s} {'s per member':>13s} {'GFLOP/s':>8s} {'vs the plain loop':>18s}  plan")
-    per_run_plain = plain / len(members)
+    print(f"{'members':>8s} {'alone s':>8s} {'s per member':>13s} {'GFLOP/s':>8s} {'vs the plain loop':>18s}  plan")
+    per_run_plain = plain_cpu / len(members)
     base = None
     for count in (32, 128) if args.quick else (32, 128, 1024):
         crowd = members_of(count)
         seconds, result = timed(lambda crowd=crowd: train_population(data, crowd, config, progress=False))
+        seconds = alone(result.plan.workers * result.plan.threads_per_block)  # the machine is shared
         per_member = seconds / count
         base = base or per_member
         print(

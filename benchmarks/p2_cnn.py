@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from p1_population import machine_line, peak_gflops, timed  # noqa: E402
+from p1_population import alone, machine_line, peak_gflops, timed  # noqa: E402
 
 from losslab.train import Member, TrainConfig, load_dataset, train_population  # noqa: E402
 from losslab.train.conv_population import TILE  # noqa: E402
@@ -143,9 +143,10 @@ def members_of(count: int, lr: float) -> list[Member]:
     return [Member(LOSSES[i * 2 // count], seed=i % (count // 2), lr=lr) for i in range(count)]
 
 
-def plain_seconds(data, members, config, runs: int) -> tuple[float, int]:
+def plain_seconds(data, members, config, runs: int) -> tuple[float, int, float]:
     """The plain loop's seconds for all ``members``, from ``runs`` of them (every run is the same work), at the
-    faster of one thread and all threads (measured on the first run), and that thread count."""
+    faster of one thread and all threads (measured on the first run), that thread count, and the seconds alone
+    (CPU time over the threads, ``p1_population.alone``)."""
     cores = torch.get_num_threads()
     choices = {}
     for threads in sorted({1, cores}):
@@ -154,11 +155,15 @@ def plain_seconds(data, members, config, runs: int) -> tuple[float, int]:
     threads = min(choices, key=choices.get)
     with intra_op_threads(threads):
         seconds, _ = timed(lambda: [train_reference(data, m, config) for m in members[:runs]])
-    return seconds / runs * len(members), threads
+    scale = len(members) / runs
+    return seconds * scale, threads, alone(threads) * scale
 
 
-def row(label: str, seconds: float, plain: float, gflop: float, note: str = "") -> None:
-    print(f"  {label:58s} {seconds:9.2f} {plain / seconds:8.2f}x {gflop / seconds:8.1f}  {note}")
+def row(
+    label: str, seconds: float, plain: float, gflop: float, note: str = "", cpu: float = 0.0, plain_cpu: float = 0.0
+) -> None:
+    by_cpu = f"{cpu:9.2f} {plain_cpu / cpu:8.2f}x" if cpu else f"{'':9s} {'':9s}"
+    print(f"  {label:58s} {seconds:9.2f} {plain / seconds:8.2f}x {gflop / seconds:8.1f} | {by_cpu}  {note}")
 
 
 def workload(name: str, data: Dataset, config: TrainConfig, lr: float, args, peak: float) -> None:
@@ -172,21 +177,25 @@ def workload(name: str, data: Dataset, config: TrainConfig, lr: float, args, pea
         f"{name}: {config.model}, {config.optimizer} lr {lr}, batch {config.batch_size}, {config.epochs} epoch(s) of "
         f"{data.x_train.shape[0]} examples ({steps} steps), {len(members)} members, {gflop:.0f} GFLOP (im2col count)"
     )
-    plain, plain_threads = plain_seconds(data, members, config, args.plain_members)
+    plain, plain_threads, plain_cpu = plain_seconds(data, members, config, args.plain_members)
     train_population(data, members[:2], replace(config, epochs=1), progress=False)  # warm-up
     first_seconds, first = timed(lambda: train_population(data, members, config, progress=False))
+    first_cpu = alone(torch.get_num_threads())
     seconds, result = timed(lambda: train_population(data, members, config, progress=False))
     plan = result.plan
-    print(f"  {'setup':58s} {'wall s':>9s} {'vs plain':>9s} {'GFLOP/s':>8s}  notes")
+    cpu = alone(plan.workers * plan.threads_per_block)
+    print(f"  {'setup':58s} {'wall s':>9s} {'vs plain':>9s} {'GFLOP/s':>8s} | {'alone s':>9s} {'vs plain':>9s}  notes")
     row(
         f"plain per-run loop ({args.plain_members} runs timed, {plain_threads} thread(s))",
         plain,
         plain,
         gflop,
         "scaled to all members",
+        plain_cpu,
+        plain_cpu,
     )
-    row(f"population, first run (plan: {first.plan.source})", first_seconds, plain, gflop)
-    row("population, default (plan from the cache)", seconds, plain, gflop, f"plan {plan.describe()}")
+    row(f"population, first run (plan: {first.plan.source})", first_seconds, plain, gflop, "", first_cpu, plain_cpu)
+    row("population, default (plan from the cache)", seconds, plain, gflop, f"plan {plan.describe()}", cpu, plain_cpu)
     for t in first.plan_timings or result.plan_timings or []:
         print(
             f"      probe: blocks of {t['block_size']}, {t['threads_per_block']} thread(s), {t['workers']} worker(s), "
@@ -197,29 +206,36 @@ def workload(name: str, data: Dataset, config: TrainConfig, lr: float, args, pea
         f"{loss} {100 * statistics.mean(final[final.loss == loss].test_accuracy):.1f}%" for loss in LOSSES
     )
     print(f"      final test accuracy (mean over seeds): {accuracy}")
-    bounds = {}
+    bounds, bounds_cpu = {}, {}
+    bound_steps = min(steps, args.bound_steps)
     for own in (False, True):
         for library in ("numpy", "torch"):
-            bound_steps = min(steps, args.bound_steps)
-            bound = product_bound(
-                products(config.batch_size, own), replace(plan, matmul=library), len(members), bound_steps, library
+            bound, _ = timed(
+                lambda own=own, library=library: product_bound(
+                    products(config.batch_size, own), replace(plan, matmul=library), len(members), bound_steps, library
+                )
             )
             bound *= steps / bound_steps
-            bounds[("own" if own else "im2col", library)] = bound
+            bound_cpu = alone(plan.workers * plan.threads_per_block) * steps / bound_steps
+            key = ("own" if own else "im2col", library)
+            bounds[key], bounds_cpu[key] = bound, bound_cpu
             row(
-                f"  matmul-only bound, {'own' if own else 'im2col'} products, {library}",
+                f"  matmul-only bound, {key[0]} products, {library}",
                 bound,
                 plain,
                 gflop,
-                f"the default takes {seconds / bound:.2f}x this bound",
+                f"the default takes {seconds / bound:.2f}x this bound (alone: {cpu / bound_cpu:.2f}x)",
+                bound_cpu,
+                plain_cpu,
             )
-    tightest = min(bounds, key=bounds.get)
     row("  the machine's limit: im2col products at the large-matmul peak", gflop / peak, plain, gflop)
-    print(
-        f"  => population {plain / seconds:.2f}x the plain loop; {seconds / bounds[tightest]:.2f}x its tightest "
-        f"matmul-only bound ({tightest[0]}, {tightest[1]}); {seconds / bounds[('im2col', plan.matmul)]:.2f}x the "
-        f"im2col bound in its own library ({plan.matmul})"
-    )
+    for kind, (pop, bnd, pl) in (("wall", (seconds, bounds, plain)), ("alone", (cpu, bounds_cpu, plain_cpu))):
+        tightest = min(bnd, key=bnd.get)
+        print(
+            f"  => {kind}: population {pl / pop:.2f}x the plain loop; {pop / bnd[tightest]:.2f}x its tightest "
+            f"matmul-only bound ({tightest[0]}, {tightest[1]}); {pop / bnd[('im2col', plan.matmul)]:.2f}x the "
+            f"im2col bound in its own library ({plan.matmul})"
+        )
 
 
 def main() -> None:
