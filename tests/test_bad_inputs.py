@@ -619,9 +619,9 @@ CLI_CASES = [
         one_grid('dataset = "digits"\nlosses = ["mse"]\ntarget_accuracy = 2'),
     ),
     Case(
-        "spec-claims-not-a-list",
+        "spec-claims-removed",
         ["run", "bad.toml"],
-        r"bad.toml: claims: must be a list of claim ids \(strings\), got 'C1'",
+        r"bad.toml: claims: this key was removed: the report reads each grid's 'role'",
         tiny_with(('name = "tiny"', 'name = "tiny"\nclaims = "C1"')),
     ),
     Case(

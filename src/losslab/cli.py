@@ -326,8 +326,8 @@ def _cmd_report(args) -> int:
         raise UsageError("--out is empty; give a folder for index.html")
     lang = _language(args)
     from losslab.i18n import render
-    from losslab.report.claims import verdict_word
     from losslab.report.html import write_report
+    from losslab.report.verdicts import verdict_word
 
     path, verdicts = write_report([Path(r) for r in args.results], Path(args.out), lang=lang)
     print(f"wrote {path}")

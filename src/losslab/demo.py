@@ -33,10 +33,10 @@ def run_demo(
     from losslab.experiments.spec import load_spec
     from losslab.explore import write_explorer
     from losslab.i18n import check_language, render, translator
-    from losslab.report.claims import verdict_word
     from losslab.report.figures import FIGURES, write_figures
     from losslab.report.fonts import require
     from losslab.report.html import write_report
+    from losslab.report.verdicts import verdict_word
     from losslab.theory.ledger import ledger_exit_code, ledger_summary, verify_all
     from losslab.train.config import resolve_device
 

@@ -253,7 +253,6 @@ def run_spec(
         "spec": spec.name,
         "size": size_name,
         "description": spec.description,
-        "claims": spec.claims,
         "source": spec.source,
         "command": _command(spec, size),
         "spec_data": spec.data,

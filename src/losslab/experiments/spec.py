@@ -6,13 +6,16 @@ whose ``dataset_options`` hold lists expands into one cell per combination (e.g.
 10, 100); each cell is trained as one population. Named sizes (``[sizes.smoke]``, ``[sizes.small]``)
 override fields so the same spec runs in seconds or at full size.
 
-Top-level keys: name, description, claims, plugins, train, grid (array of tables), sizes. ``plugins`` lists
+Top-level keys: name, description, plugins, train, grid (array of tables), sizes. ``plugins`` lists
 module names or ``.py`` files (relative to the spec's folder) imported before anything else of the spec is
 read, so its grids may name the losses, datasets and models they register (see ``spec_plugins``).
 Grid keys: label, dataset, dataset_options, classes, model, losses, lrs, init_scales, seeds, train,
-warmstart, target_accuracy (read by the report: steps until a member first reaches it), role (which
-question of the report the grid answers: one of ``ROLES``; the report's claims read grids by role,
-never by label). Size keys: train, seeds, init_scales, lrs, grids (labels to keep), dataset_options.
+warmstart, target_accuracy (read by the report: steps until a member first reaches it), role (which of the
+article's questions the grid answers: one of ``ROLES``; the report's claims read grids by role, never by label,
+and shows every grid, role or not), baseline (the loss every other loss of the grid is compared with in the
+report; default cross-entropy where the grid trains it, else its first loss), margin (the odds ratio of being
+right below which a difference between two losses does not matter; default 1.25; 1: any difference). Size
+keys: train, seeds, init_scales, lrs, grids (labels to keep), dataset_options.
 
 Names become file names, so the spec's ``name``, grid labels and size names are checked identifiers
 (letters, digits, '-' and '_', starting with a letter or digit), and so is every cell id. A seed is an
@@ -41,7 +44,7 @@ from losslab.train.config import EXECUTION_FIELDS, Member, TrainConfig
 from losslab.train.datasets import dataset_option_names, resolve_dataset_name
 from losslab.train.models import MODELS
 
-TOP_KEYS = {"name", "description", "claims", "plugins", "train", "grid", "sizes"}
+TOP_KEYS = {"name", "description", "plugins", "train", "grid", "sizes"}
 GRID_KEYS = {
     "label",
     "dataset",
@@ -56,6 +59,8 @@ GRID_KEYS = {
     "warmstart",
     "target_accuracy",
     "role",
+    "baseline",
+    "margin",
 }
 #: The roles a grid can play in the report (``losslab.report.claims`` reads grids by these names).
 ROLES = {
@@ -145,7 +150,6 @@ class Cell:
 class Spec:
     name: str
     description: str
-    claims: list[str]
     source: str
     data: dict  # the parsed TOML, kept to expand sizes
     folder: str | None = None  # the spec file's folder: relative file: datasets are found from here
@@ -375,6 +379,13 @@ def load_spec(path_or_name: str | Path) -> Spec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{source}: not valid TOML: {exc}") from None
+    if "claims" in data:  # the report decides which claims a grid answers from the grid's role
+        _fail(
+            source,
+            "claims",
+            "this key was removed: the report reads each grid's 'role' to know which of the article's claims it "
+            "answers (and shows every grid, role or not); delete the line",
+        )
     _check_keys(source, "top level", data, TOP_KEYS)
     try:  # first: the grids may name what the plugins register
         plugins = import_spec_plugins(data.get("plugins", []), str(path.parent), f"{source}: plugins")
@@ -387,9 +398,6 @@ def load_spec(path_or_name: str | Path) -> Spec:
         if not is_name(name):
             _fail(source, "name", f'the file name {name!r} is not a spec name ({NAME_RULE}); add name = "..."')
     description = _check_type(source, "description", data.get("description", ""), str, "a string")
-    claims = data.get("claims", [])
-    if not isinstance(claims, list) or not all(isinstance(c, str) for c in claims):
-        _fail(source, "claims", f"must be a list of claim ids (strings), got {claims!r}")
     if not isinstance(data.get("train", {}), dict):
         _fail(source, "train", f"must be a table, got {data['train']!r}")
     if "grid" not in data or not isinstance(data["grid"], list) or not data["grid"]:
@@ -407,7 +415,7 @@ def load_spec(path_or_name: str | Path) -> Spec:
     for size_name, size in sizes.items():
         _check_name(source, f"sizes.{size_name}", size_name, "a size name")
         _check_keys(source, f"sizes.{size_name}", size, SIZE_KEYS)
-    spec = Spec(name, description, list(claims), source, data, folder=str(path.parent), path=given, plugins=plugins)
+    spec = Spec(name, description, source, data, folder=str(path.parent), path=given, plugins=plugins)
     for size in [None, *spec.sizes]:  # every size must expand: bad names fail here, before any training
         expand(spec, size)
     return spec
@@ -465,6 +473,23 @@ def expand(spec: Spec, size: str | None = None, device: str = "cpu") -> list[Cel
         role = grid.get("role")
         if role is not None and role not in ROLES:
             _fail(source, f"{where}.role", f"unknown role {role!r}; valid roles: {', '.join(ROLES)}")
+        baseline = grid.get("baseline")
+        if baseline is not None and baseline not in {e.name for e in losses} | {e.label for e in losses}:
+            _fail(
+                source,
+                f"{where}.baseline",
+                f"{baseline!r} is not a loss of this grid; its losses: {', '.join(e.label for e in losses)}",
+            )
+        margin = grid.get("margin")
+        if margin is not None and (
+            isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 1 <= margin < math.inf
+        ):
+            _fail(
+                source,
+                f"{where}.margin",
+                f"must be an odds ratio >= 1 (1.25: a difference below 25% in the odds of being right does not "
+                f"matter; 1: any difference does), got {margin!r}",
+            )
         target = grid.get("target_accuracy")
         if target is not None and (
             isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1

@@ -1017,7 +1017,6 @@ def save_result(result, folder, name: str = "results", *, wait: bool = False) ->
         "spec": name,
         "size": "api",
         "description": "one population saved with losslab.experiments.store.save_result",
-        "claims": [],
         "source": "",
         "command": "",  # not made by 'losslab run': nothing to resume
         "spec_data": {"grid": []},
