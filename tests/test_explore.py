@@ -631,6 +631,45 @@ def test_scrubber_shows_the_measured_rows(browser, page, saturation):
     assert console_problems(browser) == []
 
 
+RATES_SPEC = """
+name = "rates"
+[train]
+epochs = 2
+[[grid]]
+label = "digits"
+dataset = "digits"
+model = "linear"
+losses = ["cross_entropy", "mse"]
+lrs = [0.03, 0.1, 0.3]
+seeds = 2
+target_accuracy = 0.9
+"""
+
+READ_STYLES = """
+const chart = document.getElementById('chart-acc');
+const clip = chart.querySelector('clipPath rect');
+const right = Number(clip.getAttribute('x')) + Number(clip.getAttribute('width'));
+return {
+  lines: [...chart.querySelectorAll('path')].map(p =>
+    [p.getAttribute('stroke'), p.getAttribute('stroke-width'), p.getAttribute('stroke-dasharray')].join('|')),
+  labels: [...chart.querySelectorAll('text.band-label')].map(t => Number(t.getAttribute('x')) - right),
+  legend: [...document.querySelectorAll('#measured-legend label')].map(l => l.textContent),
+};
+"""
+
+
+def test_each_measured_rate_has_its_own_style_and_labels_stay_off_the_curves(browser, tmp_path):
+    (tmp_path / "rates.toml").write_text(RATES_SPEC)
+    run_spec(load_spec(tmp_path / "rates.toml"), tmp_path / "results", log=lambda *_: None)
+    url = write_explorer(tmp_path / "page", results=tmp_path / "results").as_uri()
+    open_page(browser, url + "#tab=measured&cell=digits")
+    shown = browser.execute_script(READ_STYLES)
+    assert len(shown["lines"]) == 6 and len(set(shown["lines"])) == 6  # 2 losses x 3 rates, each its own style
+    assert len(set(shown["legend"])) == 6
+    assert shown["labels"] and all(offset > 0 for offset in shown["labels"])  # the target's label: right of the plot
+    assert console_problems(browser) == []
+
+
 def test_no_network_requests_and_no_console_errors(browser, page):
     browser.get_log("performance")  # drop what earlier tests logged
     for tab in ("gradient", "neuron", "measured"):
