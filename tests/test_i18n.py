@@ -315,7 +315,7 @@ def test_every_figure_in_chinese_draws_every_glyph(results, caplog):
             "warmstart": lambda: RF.warmstart_curves(evidence.role_rows("warm-start", "from-scratch"), lang="zh"),
             "rates": lambda: RF.rate_sensitivity(digits, lang="zh"),
             "curves": lambda: RF.training_curves(digits, lang="zh"),
-            "reliability": lambda: RF.reliability_diagrams(digits, digits.conditions[0], lang="zh"),
+            "reliability": lambda: RF.reliability_diagrams(digits, lang="zh"),
         }
     )
     caplog.set_level(logging.INFO, logger="matplotlib.font_manager")

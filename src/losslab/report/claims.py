@@ -78,7 +78,9 @@ def effect_text(effect: stats.Effect, margin: float, accuracy: float) -> Message
         else ""
     )
     around = (
-        Message("effect.around", low=_pct(low), high=_pct(high), accuracy=_pct(accuracy)) if math.isfinite(low) else ""
+        Message("effect.around", low=_pct(low), high=_pct(high), accuracy=_pct(accuracy))
+        if math.isfinite(low) and margin > 1  # a margin of 1 (any difference) has no band to show
+        else ""
     )
     return Message(
         "effect.text",

@@ -96,7 +96,7 @@ def _golik_part(ev: Evidence, role: str, name: str, better: str, worse: str, eff
     grids = ev.role_grids(role)
     if not grids:
         return None, [Message("finding.no_role", role=role)], None
-    evidence, outcomes, designs, bounds = [], [], [], []
+    evidence, outcomes, designs, bounds, examples = [], [], [], [], []
     several = _several(grids)
     for grid in grids:
         bound = math.log(grid.margin)
@@ -109,6 +109,7 @@ def _golik_part(ev: Evidence, role: str, name: str, better: str, worse: str, eff
             eff = stats.log_odds_effect(a.runs, b.runs)
             designs.append(A.Design(min(a.seeds, b.seeds), eff.seed_sd, eff.test_se))
             bounds.append(bound)
+            examples.append(condition.test_examples)
             on = sorted({a.choice.chosen_on, b.choice.chosen_on} - {sel.ONLY_SETTING})
             shortfall = seed_shortfall({0: a.seeds, 1: b.seeds})
             outcome, why = None, ""
@@ -144,7 +145,7 @@ def _golik_part(ev: Evidence, role: str, name: str, better: str, worse: str, eff
     verdict, decided, total = D.aggregate(outcomes)
     evidence.append(Message("claims.decided", decided=str(decided), total=str(total)))
     part = A.Part(designs, [A.beyond_rule(b) for b in bounds], [bounds], [math.log(effect)] * len(designs))
-    return verdict, evidence, part
+    return verdict, evidence, (part, examples)
 
 
 @declare(
@@ -180,7 +181,7 @@ def finding_golik(ev: Evidence) -> Finding:
         evidence += lines
         if verdict is not None:
             parts[name] = verdict
-        if part is not None and part.designs:
+        if part is not None and part[0].designs:
             audit_parts.append(part)
     values = list(parts.values())
     if not values:
@@ -199,9 +200,10 @@ def finding_golik(ev: Evidence) -> Finding:
     if len(audit_parts) == 2:
         audit = A.audit_parts(
             "golik",
-            audit_parts,
+            [part for part, _ in audit_parts],
             Message("audit.boundary_margin"),
             Message("audit.effect_golik", improves=f"{GOLIK_IMPROVES_EFFECT:g}", stuck=f"{GOLIK_STUCK_EFFECT:g}"),
+            [n for _, examples in audit_parts for n in examples],
         )
     verdict = guard(verdict, audit, evidence, ("not tested",))
     return Finding(

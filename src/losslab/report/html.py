@@ -32,7 +32,6 @@ from losslab.report import audit as A
 from losslab.report import fonts, report_json
 from losslab.report import result_figures as RF
 from losslab.report import selection as sel
-from losslab.report import summaries as S
 from losslab.report import tables as T
 from losslab.report.claims import verdicts
 from losslab.report.figures import FIGURES
@@ -99,22 +98,9 @@ def _grid_figures(grid, lang: str) -> list[tuple[str, EmbeddedFigure]]:
         (f"{name}-rates", embed(RF.rate_sensitivity(grid, lang=lang), Message("caption.rates", grid=grid.key), lang)),
         (f"{name}-curves", embed(RF.training_curves(grid, lang=lang), Message("caption.curves", grid=grid.key), lang)),
     ]
-    for condition in grid.conditions:
-        chosen = pd.concat([a.chosen for a in condition.arms if a.members] or [pd.DataFrame()])
-        if len(chosen) and S.has_reliability(chosen):
-            where = f"{grid.key}/{condition.cell}" + (
-                f" x{condition.init_scale:g}" if "init_scale" in grid.varying else ""
-            )
-            out.append(
-                (
-                    f"{name}-reliability-{condition.cell}-{condition.init_scale:g}",
-                    embed(
-                        RF.reliability_diagrams(grid, condition, lang=lang),
-                        Message("caption.reliability", cell=where),
-                        lang,
-                    ),
-                )
-            )
+    reliability = RF.reliability_diagrams(grid, lang=lang)
+    if reliability is not None:
+        out.append((f"{name}-reliability", embed(reliability, Message("caption.reliability", cell=grid.key), lang)))
     return out
 
 

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
 from losslab.i18n import translator
 from losslab.report import decide as D
@@ -75,7 +76,13 @@ def rate_sensitivity(grid: G.Grid, lang: str = "en") -> Figure:
             ylabel=t("figure.rates.ylabel_test" if on_test else "figure.rates.ylabel"),
             title=_condition_title(grid, condition),
         )
-        ax.grid(alpha=0.3, which="both")
+        # Ticks at the rates tried, no minor ticks: what was measured, and far cheaper to draw than log minor ticks.
+        tried = sorted({p.lr for arm in condition.arms for p in arm.choice.curve})
+        shown = tried if len(tried) <= 8 else tried[:: math.ceil(len(tried) / 8)]
+        ax.xaxis.set_major_locator(FixedLocator(shown))
+        ax.xaxis.set_major_formatter(FixedFormatter([f"{lr:g}" for lr in shown]))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.grid(alpha=0.3)
     for k in range(len(grid.conditions), axes.size):
         axes.flat[k].set_visible(False)
     axes[0, 0].legend(fontsize=7, loc="lower left")
@@ -117,58 +124,72 @@ def training_curves(grid: G.Grid, lang: str = "en") -> Figure:
 
 
 @localized
-def reliability_diagrams(grid: G.Grid, condition: G.Condition, lang: str = "en") -> Figure:
-    """Reliability diagrams of one condition: one column per loss at its chosen rate, raw and temperature-scaled.
+def reliability_diagrams(grid: G.Grid, lang: str = "en") -> Figure | None:
+    """Reliability diagrams of a grid: a pair of rows per condition, one column per loss at its chosen rate.
 
-    Top: accuracy per equal-width confidence bin (15 bins; bars: raw softmax, outline: after temperature
-    scaling) against the diagonal of perfect calibration. Bottom: how many test examples fall in each
-    bin, summed over seeds (log scale). Bins are aggregated over seeds, weighted by their counts.
+    Top of each pair: accuracy per equal-width confidence bin (15 bins; bars: raw softmax, outline: after
+    temperature scaling) against the diagonal of perfect calibration. Below it: how many test examples fall in
+    each bin, summed over seeds (log scale). Bins are aggregated over seeds, weighted by their counts. None
+    where no condition has reliability bins (results of an older trainer).
     """
     t = translator(lang)
-    arms = [a for a in condition.arms if a.members]
-    fig = Figure(figsize=(max(4.5, 2.9 * len(arms)), 5.2), layout="constrained")
-    axes = fig.subplots(2, len(arms), squeeze=False, gridspec_kw={"height_ratios": [3, 1.2]}, sharey="row")
-    for j, arm in enumerate(arms):
-        raw, scaled = S.reliability(arm.chosen), S.reliability(arm.chosen, scaled=True)
-        top, bottom = axes[0, j], axes[1, j]
-        centres, width = (raw["lower"] + raw["upper"]) / 2, 1 / S.RELIABILITY_BINS
-        top.bar(
-            centres,
-            raw["accuracy"].fillna(0),
-            width=width,
-            color=OKABE_ITO[0],
-            alpha=0.75,
-            label=t("figure.reliability.raw"),
-        )
-        if scaled["count"].sum() > 0:
+    conditions = [c for c in grid.conditions if any(a.members and S.has_reliability(a.chosen) for a in c.arms)]
+    if not conditions:
+        return None
+    columns = max(sum(1 for a in c.arms if a.members) for c in conditions)
+    fig = Figure(figsize=(max(4.5, 2.9 * columns), 5.2 * len(conditions)), layout="constrained")
+    axes = fig.subplots(
+        2 * len(conditions), columns, squeeze=False, gridspec_kw={"height_ratios": [3, 1.2] * len(conditions)}
+    )
+    width = 1 / S.RELIABILITY_BINS
+    for r, condition in enumerate(conditions):
+        arms = [a for a in condition.arms if a.members]
+        for j in range(columns):
+            top, bottom = axes[2 * r, j], axes[2 * r + 1, j]
+            if j >= len(arms):
+                top.set_visible(False)
+                bottom.set_visible(False)
+                continue
+            arm = arms[j]
+            raw, scaled = S.reliability(arm.chosen), S.reliability(arm.chosen, scaled=True)
+            centres = (raw["lower"] + raw["upper"]) / 2
             top.bar(
                 centres,
-                scaled["accuracy"].fillna(0),
+                raw["accuracy"].fillna(0),
                 width=width,
-                fill=False,
-                edgecolor=OKABE_ITO[1],
-                linewidth=1.5,
-                label=t("figure.reliability.scaled"),
+                color=OKABE_ITO[0],
+                alpha=0.75,
+                label=t("figure.reliability.raw"),
             )
-        top.plot([0, 1], [0, 1], color="0.3", linestyle="--", linewidth=1, label=t("figure.reliability.perfect"))
-        top.set(
-            xlim=(0, 1),
-            ylim=(0, 1),
-            title=t("figure.reliability.panel", loss=arm.loss, lr=f"{arm.choice.lr:g}"),
-            xticks=[0, 0.5, 1],
-        )
-        bottom.bar(centres - width / 4, raw["count"], width=width / 2, color=OKABE_ITO[0])
-        bottom.bar(centres + width / 4, scaled["count"], width=width / 2, color=OKABE_ITO[1])
-        bottom.set(xlim=(0, 1), yscale="symlog", xlabel=t("figure.reliability.xlabel"), xticks=[0, 0.5, 1])
-        for ax in (top, bottom):
-            ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel(t("figure.reliability.ylabel"))
-    axes[1, 0].set_ylabel(t("figure.reliability.count_ylabel"))
+            if scaled["count"].sum() > 0:
+                top.bar(
+                    centres,
+                    scaled["accuracy"].fillna(0),
+                    width=width,
+                    fill=False,
+                    edgecolor=OKABE_ITO[1],
+                    linewidth=1.5,
+                    label=t("figure.reliability.scaled"),
+                )
+            top.plot([0, 1], [0, 1], color="0.3", linestyle="--", linewidth=1, label=t("figure.reliability.perfect"))
+            name = f"{_condition_title(grid, condition)}: {arm.loss}" if len(conditions) > 1 else arm.loss
+            top.set(
+                xlim=(0, 1),
+                ylim=(0, 1),
+                title=t("figure.reliability.panel", loss=name, lr=f"{arm.choice.lr:g}"),
+                xticks=[0, 0.5, 1],
+            )
+            bottom.bar(centres - width / 4, raw["count"], width=width / 2, color=OKABE_ITO[0])
+            bottom.bar(centres + width / 4, scaled["count"], width=width / 2, color=OKABE_ITO[1])
+            bottom.set(xlim=(0, 1), yscale="symlog", xlabel=t("figure.reliability.xlabel"), xticks=[0, 0.5, 1])
+            for ax in (top, bottom):
+                ax.grid(alpha=0.3)
+        axes[2 * r, 0].set_ylabel(t("figure.reliability.ylabel"))
+        axes[2 * r + 1, 0].set_ylabel(t("figure.reliability.count_ylabel"))
     axes[0, 0].legend(fontsize=7, loc="upper left")
-    name = f"{grid.key}: {_condition_title(grid, condition)}"
-    chosen = t(sel.chosen_phrase(a.choice.chosen_on for a in arms))
+    chosen = t(sel.chosen_phrase(a.choice.chosen_on for c in conditions for a in c.arms))
     # wrap: with one or two losses the figure is narrower than the title
-    fig.suptitle(t("figure.reliability.suptitle", cell=name, chosen=chosen), wrap=True)
+    fig.suptitle(t("figure.reliability.suptitle", cell=grid.key, chosen=chosen), wrap=True)
     return fig
 
 

@@ -290,6 +290,8 @@ def decide(ev: Evidence, kind: str) -> list:
             continue
         item = entry.decide(ev)
         item.rule = getattr(entry.decide, "rule_text", inspect.getdoc(entry.decide) or "")
+        if kind == "finding":
+            item.key = entry.id  # every return path of a finding names it the same way
         if item.verdict not in allowed:
             raise AssertionError(f"{entry.id}: verdict {item.verdict!r} is not one of {allowed}")
         out.append(item)
