@@ -12,6 +12,7 @@ import contextlib
 import math
 import os
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -246,7 +247,7 @@ def _cmd_list(args) -> int:
             entry = MODELS[name]
             origin = "built-in" if getattr(entry, "builtin", True) else "registered (register_model)"
             table.add_row(name, escape(getattr(entry, "summary", "")), origin)
-    Console().print(table)
+    Console(width=shutil.get_terminal_size((200, 24)).columns).print(table)  # the terminal's width, else wide
     return 0
 
 
