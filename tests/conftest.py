@@ -42,9 +42,9 @@ def clean_registries():
 
     from losslab import plugins
     from losslab.core import LOSSES
+    from losslab.data import DATASETS
     from losslab.experiments import spec_plugins
-    from losslab.train.datasets import DATASETS
-    from losslab.train.models import MODELS
+    from losslab.models import MODELS
 
     registries = (LOSSES, DATASETS, MODELS, plugins.PLUGINS, spec_plugins._REGISTERED)
     saved = [dict(r) for r in registries]

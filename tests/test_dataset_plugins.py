@@ -9,9 +9,9 @@ import torch
 
 import losslab
 from losslab.cli import main
+from losslab.data import DATASETS, VALIDATION_SEED, load_dataset, register_dataset
+from losslab.data.checks import check_dataset, stratified_split
 from losslab.experiments.spec import SpecError, load_spec
-from losslab.train.dataset_checks import check_dataset, stratified_split
-from losslab.train.datasets import DATASETS, VALIDATION_SEED, load_dataset, register_dataset
 
 
 @pytest.fixture

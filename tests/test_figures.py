@@ -41,7 +41,7 @@ def test_plot_cli_writes_lists_and_rejects(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert main(["plot", "sigmoid", "--out", str(blocker)]) == 2
-    assert "exists and is not a folder" in capsys.readouterr().err
+    assert f"figures folder (--out) {blocker} is a file; give a folder" in capsys.readouterr().err
     assert main(["plot", "sigmoid", "--format", "jpg"]) == 2
     assert "invalid choice: 'jpg'" in capsys.readouterr().err
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from losslab.train import Member, TrainConfig, load_dataset, train_population
-from losslab.train.datasets import Dataset
-from losslab.train.models import MODELS, get_model, register_model
+from losslab.data import Dataset, load_dataset
+from losslab.models import MODELS, get_model, register_model
+from losslab.train import Member, TrainConfig, train_population
 from losslab.train.reference import train_reference
 
 

@@ -12,12 +12,12 @@ import pytest
 
 from losslab import plugins
 from losslab.core import LOSSES
+from losslab.data import DATASETS
 from losslab.experiments import spec_plugins
 from losslab.experiments.runner import run_spec
 from losslab.experiments.spec import SpecError, load_spec
 from losslab.experiments.store import load_results
-from losslab.train.datasets import DATASETS
-from losslab.train.models import MODELS
+from losslab.models import MODELS
 
 pytestmark = pytest.mark.usefixtures("clean_registries")
 

@@ -70,19 +70,12 @@ MAX_TRIALS = 100_000  # the numeric checks hold arrays of trials x classes: more
 
 def _check_output_file(path: Path, flag: str) -> None:
     """Fail now, before the work, if ``path`` cannot be written (a folder, a missing or read-only parent)."""
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise UsageError(f"{flag} {path} is a folder; give a file name")
-    if not parent.is_dir():
-        raise UsageError(f"{flag} {path}: folder {parent} does not exist; create it or give another path")
-    try:  # a real write, not os.access: as root, only trying tells a read-only place from a writable one
-        if path.exists():
-            open(path, "ab").close()  # appends nothing: the file is unchanged
-        else:
-            open(path, "xb").close()
-            path.unlink()
-    except OSError as exc:
-        raise UsageError(f"{flag} {path}: cannot write ({exc.strerror}); give a writable path") from None
+    from losslab.experiments.store import StoreError, check_writable
+
+    try:
+        check_writable(path, flag, file=True)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None  # a bad option, reported like the other options' errors
 
 
 def _cmd_verify(args) -> int:
@@ -234,13 +227,13 @@ def _cmd_list(args) -> int:
             summary = loss.summary + f" [{'; '.join(forms)}" + (f"; {params}" if params else "") + "]"
             table.add_row(name, escape(summary), escape(origin_of(loss.module)))
     elif args.kind == "datasets":
-        from losslab.train.datasets import DATASETS
+        from losslab.data import DATASETS
 
         for name, entry in DATASETS.items():
             table.add_row(name, escape(entry.summary), escape(entry.origin))
         table.add_row("file:PATH", "a .npz, .csv or .parquet file (see the README)", "built-in")
     else:
-        from losslab.train.models import MODELS
+        from losslab.models import MODELS
 
         for name in MODELS:  # a dict name -> entry (iterating gives the names)
             entry = MODELS[name]
@@ -286,6 +279,7 @@ def _add_run(sub) -> None:
 
 
 def _cmd_run(args) -> int:
+    from losslab.commands import run_command
     from losslab.experiments.runner import run_spec
     from losslab.experiments.spec import load_spec
 
@@ -307,7 +301,14 @@ def _cmd_run(args) -> int:
         raise UsageError("--out is empty; give a folder for the results")
     out = Path(args.out) if args.out else Path("losslab-results") / spec.name
     summary = run_spec(
-        spec, out, size=size, device=args.device, data_dir=args.data_dir, cluster=cluster, wait=args.wait
+        spec,
+        out,
+        size=size,
+        device=args.device,
+        data_dir=args.data_dir,
+        cluster=cluster,
+        wait=args.wait,
+        command=run_command(spec.path or spec.name, size),
     )
     print(summary.describe())
     return 0

@@ -21,15 +21,15 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from losslab.data import DATASETS, check_available, load_dataset
 from losslab.experiments import store
 from losslab.experiments.cluster import RayCluster
 from losslab.experiments.spec import Cell, Spec, SpecError
 from losslab.experiments.spec_plugins import plugin_of, registered_by
-from losslab.experiments.store import environment, load_results  # noqa: F401  (re-exported: the store reads)
-from losslab.train import Member, check_population, load_dataset, train_population
+from losslab.experiments.store import environment
+from losslab.models import build_model
+from losslab.train import Member, check_population, train_population
 from losslab.train.config import describe_device, resolve_device
-from losslab.train.datasets import DATASETS, check_available
-from losslab.train.models import build_model
 
 
 @dataclass
@@ -195,11 +195,6 @@ def _cell_config(cell: Cell) -> dict:
     }
 
 
-def _command(spec: Spec, size: str | None) -> str:
-    """The command that reruns this spec at this size (the store adds ``--out``)."""
-    return store.run_command(spec.path or spec.name, size)
-
-
 def run_spec(
     spec: Spec,
     out: Path,
@@ -210,6 +205,7 @@ def run_spec(
     log=print,
     cluster: RayCluster | None = None,
     wait: bool = False,
+    command: str = "",
 ) -> RunSummary:
     """Run every cell of ``spec`` at ``size`` into ``out``, skipping cells already finished there.
 
@@ -217,7 +213,9 @@ def run_spec(
     this spec at this size; another run writing into it makes this one fail at once (a
     ``LockedError``), or with ``wait=True`` wait for it. Cells train one after another in this
     process, or as tasks on Ray when ``cluster`` is given; either way this process writes the
-    results, so resume and atomic writes work the same.
+    results, so resume and atomic writes work the same. ``command`` is the command line that runs this
+    spec at this size (``losslab.commands.run_command``), recorded in the manifest for the messages and the
+    report that tell how to finish or reproduce the run; "" records none (a run from Python).
     """
     started = time.perf_counter()
     out = Path(out)
@@ -255,7 +253,7 @@ def run_spec(
         "description": spec.description,
         "claims": spec.claims,
         "source": spec.source,
-        "command": _command(spec, size),
+        "command": command,
         "spec_data": spec.data,
         "plugins": [p.record() for p in spec.plugins],  # source, kind, module, path, SHA-256 of the file
         "environment": environment(device),

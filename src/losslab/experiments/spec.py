@@ -23,7 +23,6 @@ integer in [0, 2**63 - 1]; seeds, learning rates, initial scales and losses may 
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
 import json
 import math
@@ -33,13 +32,13 @@ from importlib import resources
 from pathlib import Path
 
 from losslab.core import get_loss
+from losslab.data import dataset_option_names, resolve_dataset_name
+from losslab.data import files as dataset_files
 from losslab.experiments.spec_plugins import SpecPlugin, import_spec_plugins
 from losslab.experiments.store import CELL_ID_RULE, MAX_SEED, NAME_RULE, is_cell_id, is_name
-from losslab.plugins import file_sha256
-from losslab.train import dataset_files
+from losslab.models import MODELS
+from losslab.plugins import file_sha256, fingerprint
 from losslab.train.config import EXECUTION_FIELDS, Member, TrainConfig
-from losslab.train.datasets import dataset_option_names, resolve_dataset_name
-from losslab.train.models import MODELS
 
 TOP_KEYS = {"name", "description", "claims", "plugins", "train", "grid", "sizes"}
 GRID_KEYS = {
@@ -124,7 +123,7 @@ class Cell:
         if dataset_files.is_file_name(self.dataset):
             data_file = {"data_sha256": file_sha256(dataset_files.file_path(self.dataset))}
         plugins = {"plugins_sha256": [p.sha256 for p in self.plugins]} if self.plugins else {}
-        payload = json.dumps(
+        return fingerprint(
             {
                 **data_file,
                 **plugins,
@@ -134,11 +133,8 @@ class Cell:
                 "train": {k: v for k, v in asdict(self.train).items() if k not in EXECUTION_KEYS},
                 "members": [asdict(m) for m in self.members],
                 "warmstart": self.warmstart,
-            },
-            sort_keys=True,
-            default=str,
+            }
         )
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

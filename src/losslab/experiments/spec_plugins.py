@@ -60,8 +60,8 @@ _REGISTERED: dict[str, list[tuple[str, str, object]]] = {}
 
 def _registries() -> dict[str, dict]:
     from losslab.core import LOSSES
-    from losslab.train.datasets import DATASETS
-    from losslab.train.models import MODELS
+    from losslab.data import DATASETS
+    from losslab.models import MODELS
 
     return {"loss": LOSSES, "dataset": DATASETS, "model": MODELS}
 

@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 
 from losslab import __version__
-from losslab.experiments.store import run_command
+from losslab.experiments.store import check_writable, load_results
 from losslab.i18n import check_language, messages, meta, placeholders
 
 FILENAME = "explorer.html"
@@ -43,9 +43,13 @@ def _asset(name: str) -> str:
 
 def _load_rows(folder: Path):
     """The one place that reads result rows: through the results store (complete, every checksum verified)."""
-    from losslab.experiments.store import load_results
-
     return load_results(folder)
+
+
+def _command(spec: str, size: str) -> str:
+    """How the page tells a reader to run the spec again at this size (by its name, as the report does)."""
+    flag = "" if size == "full" else (" --smoke" if size == "smoke" else f" --size {size}")
+    return f"losslab run {spec}{flag}"
 
 
 def _round(value) -> float | None:
@@ -126,7 +130,7 @@ def measured_data(folder: Path) -> dict:
         "source": str(folder),
         "spec": str(manifest.get("spec", "")),
         "size": size,
-        "command": run_command(manifest.get("spec", "saturation"), size),
+        "command": _command(str(manifest.get("spec", "saturation")), size),
         "cells": cells,
     }
 
@@ -191,8 +195,9 @@ def build_explorer(results: Path | None = None, lang: str = "en") -> str:
 
 def write_explorer(out: Path, results: Path | None = None, lang: str = "en") -> Path:
     """Write ``out/explorer.html`` in ``lang`` (see ``build_explorer``) and return its path."""
-    html = build_explorer(results, lang)
     out = Path(out)
+    check_writable(out, "explorer folder")
+    html = build_explorer(results, lang)
     out.mkdir(parents=True, exist_ok=True)
     path = out / FILENAME
     path.write_text(html, encoding="utf-8")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch  # noqa: E402
 
 from losslab.analysis import landscape  # noqa: E402
 from losslab.core import Loss, get_loss  # noqa: E402
+from losslab.experiments.store import check_writable  # noqa: E402
 from losslab.i18n import Message, check_language, render, translator  # noqa: E402
 from losslab.report.fonts import figure_fonts  # noqa: E402
 from losslab.report.fonts import require as require_fonts  # noqa: E402
@@ -304,14 +304,8 @@ def write_figures(
         taking = ", ".join(n for n, f in FIGURES.items() if f.takes_losses)
         raise ValueError(f"--loss is drawn only in the figures {taking}; none of {', '.join(names)} is one of them")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {out} exists and is not a folder; choose another path")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PermissionError(f"cannot create the output folder {out}: {exc.strerror}") from None
-    if not os.access(out, os.W_OK):
-        raise PermissionError(f"cannot write into {out}: permission denied; choose a writable folder with --out")
+    check_writable(out, "figures folder")
+    out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, spec in specs:
         fig = spec.make(losses=losses, lang=lang) if spec.takes_losses and losses else spec.make(lang=lang)

@@ -530,8 +530,9 @@ def _describe_run(manifest: dict) -> dict:
     """A run as the 'Reproduce' section and the size banners show it."""
     env = manifest.get("environment", {})
     size = manifest.get("size", "full")
+    flag = "" if size == "full" else (" --smoke" if size == "smoke" else f" --size {size}")
     return {
-        "command": store.run_command(manifest["spec"], size),
+        "command": f"losslab run {manifest['spec']}{flag}",
         "cells": len(manifest.get("cells", [])),
         "size": size,
         "env": _run_environment(env),

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from losslab.train.models import LogitGrad
+from losslab.models.protocol import LogitGrad
 
 #: factory(input_shape, num_outputs, hidden) -> one member's nn.Module
 ModuleFactory = Callable[..., nn.Module]
