@@ -213,7 +213,10 @@ def _cmd_list(args) -> int:
     from rich.table import Table
 
     _import_plugins(args)
-    from losslab.plugins import origin_of
+
+    def origin(registry, name: str) -> str:  # who registered it, and whose entry it replaced
+        record = registry.record(name)
+        return record.origin + (f" (replaces {record.replaced.origin})" if record.replaced is not None else "")
 
     table = Table(title=f"losslab {args.kind}")
     for column in ("name", "summary", "from"):
@@ -225,20 +228,18 @@ def _cmd_list(args) -> int:
             forms = [f for f, ok in (("K classes", loss.accepts_multiclass), ("one logit", loss.accepts_binary)) if ok]
             params = ", ".join(f"{k}={v}" for k, v in loss.defaults.items())
             summary = loss.summary + f" [{'; '.join(forms)}" + (f"; {params}" if params else "") + "]"
-            table.add_row(name, escape(summary), escape(origin_of(loss.module)))
+            table.add_row(name, escape(summary), escape(origin(LOSSES, name)))
     elif args.kind == "datasets":
         from losslab.data import DATASETS
 
         for name, entry in DATASETS.items():
-            table.add_row(name, escape(entry.summary), escape(entry.origin))
+            table.add_row(name, escape(entry.summary), escape(origin(DATASETS, name)))
         table.add_row("file:PATH", "a .npz, .csv or .parquet file (see the README)", "built-in")
     else:
         from losslab.models import MODELS
 
-        for name in MODELS:  # a dict name -> entry (iterating gives the names)
-            entry = MODELS[name]
-            origin = "built-in" if getattr(entry, "builtin", True) else "registered (register_model)"
-            table.add_row(name, escape(getattr(entry, "summary", "")), origin)
+        for name, entry in MODELS.items():
+            table.add_row(name, escape(entry.summary), escape(origin(MODELS, name)))
     Console().print(table)
     return 0
 

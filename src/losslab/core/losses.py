@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 from losslab.core.links import log_softmax_over_classes, softmax_over_classes, softmax_times
 from losslab.core.loss import Loss, LossFn
-from losslab.plugins import check_loss_signature, check_name, keyword_defaults, origin_of
+from losslab.plugins import check_loss_signature, check_name, keyword_defaults
+from losslab.registry import Registry, caller_module
 
 # ---------------------------------------------------------------------------------------------
 # Multiclass losses: z, y of shape [..., K]
@@ -239,7 +240,8 @@ def _check_square_params(params: dict) -> None:
 # The registry
 # ---------------------------------------------------------------------------------------------
 
-LOSSES: dict[str, Loss] = {}
+#: The one registry of losses: name -> Loss (``register_loss`` adds one; built-ins below).
+LOSSES: Registry[Loss] = Registry("loss", "losses", sort_names=True)
 
 
 def make_loss(
@@ -338,25 +340,14 @@ def register_loss(
         gradient_formula=gradient_formula,
         check_params=check_params,
     )
-    if not isinstance(replace, bool):
-        raise ValueError(f"replace must be True or False, got {replace!r}")
-    if name in LOSSES and not replace:
-        raise ValueError(
-            f"loss {name!r} is already registered ({origin_of(LOSSES[name].module)}); choose another name, or pass "
-            "replace=True to replace it"
-        )
-    LOSSES[name] = loss
-    return loss
+    return LOSSES.register(name, loss, replace=replace, module=caller_module())
 
 
 def get_loss(name) -> Loss:
     """Look a loss up by name (a ``Loss`` is returned as is); an unknown name lists the valid ones."""
     if isinstance(name, Loss):
         return name
-    try:
-        return LOSSES[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown loss {name!r}; valid losses: {', '.join(sorted(LOSSES))}") from None
+    return LOSSES.get(name)
 
 
 # --- the built-in losses ---------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from losslab.data.builtin import load_blobs, load_breast_cancer, load_digits, lo
 from losslab.data.dataset import Dataset
 from losslab.data.idx import IDX_FILES, find_idx_file, load_idx_dataset, resolve_data_dir
 from losslab.plugins import accepted_keywords, check_name, origin_of
+from losslab.registry import Registry, caller_module
 
 #: Options of ``load_dataset`` itself, accepted for every dataset.
 COMMON_OPTIONS = frozenset({"validation", "standardise"})
@@ -38,7 +39,8 @@ class DatasetEntry:
         return origin_of(self.module)
 
 
-DATASETS: dict[str, DatasetEntry] = {}
+#: The one registry of datasets: name -> DatasetEntry. A ``file:PATH`` name is valid too, without an entry.
+DATASETS: Registry[DatasetEntry] = Registry("dataset", "datasets", more=", or file:path/to/data.npz (.csv, .parquet)")
 
 
 def register_dataset(name: str, loader, options=None, summary: str = "", *, replace: bool = False) -> DatasetEntry:
@@ -81,11 +83,6 @@ def register_dataset(name: str, loader, options=None, summary: str = "", *, repl
         )
     if not isinstance(summary, str):
         raise ValueError(f"dataset {name!r}: summary must be a string, got {type(summary).__name__}")
-    if name in DATASETS and not replace:
-        raise ValueError(
-            f"dataset {name!r} is already registered ({DATASETS[name].origin}); choose another name, or pass "
-            "replace=True to replace it"
-        )
     entry = DatasetEntry(
         name,
         loader,
@@ -94,8 +91,7 @@ def register_dataset(name: str, loader, options=None, summary: str = "", *, repl
         getattr(loader, "__module__", None) or "?",
         takes_data_dir,
     )
-    DATASETS[name] = entry
-    return entry
+    return DATASETS.register(name, entry, replace=replace, module=caller_module())
 
 
 register_dataset("digits", load_digits, summary="scikit-learn's 8x8 handwritten digits: 1,797 images, 10 classes")
@@ -127,10 +123,7 @@ def resolve_dataset_name(name, base_dir=None) -> str:
     """
     if dataset_files.is_file_name(name):
         return dataset_files.PREFIX + str(dataset_files.check_file(name, base_dir))
-    if not isinstance(name, str) or name not in DATASETS:
-        raise ValueError(
-            f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}, or file:path/to/data.npz (.csv, .parquet)"
-        )
+    DATASETS.get(name)  # an unknown name raises, listing the valid ones
     return name
 
 

@@ -172,9 +172,8 @@ def _prepare(spec: Spec, cell: Cell, data_dir, device: str, cache: dict):
         try:
             dataset = _load_cell_dataset(cell, data_dir, device, cache)
         except (ValueError, TypeError) as exc:  # a plugin's loader or data: say which plugin
-            origin = plugin_of(getattr(DATASETS.get(cell.dataset), "module", None)) or registered_by(
-                "dataset", cell.dataset
-            )
+            loader_module = DATASETS[cell.dataset].module if cell.dataset in DATASETS else None
+            origin = plugin_of(loader_module) or registered_by("dataset", cell.dataset)
             if origin is None:
                 raise
             raise (TypeError if isinstance(exc, TypeError) else ValueError)(f"plugin {origin!r}: {exc}") from None

@@ -279,7 +279,7 @@ def _train_config(source, where, overrides: dict, device: str) -> TrainConfig:
     except (TypeError, ValueError) as exc:
         _fail(source, where, str(exc))
     if config.model not in MODELS:
-        _fail(source, f"{where}.model", f"unknown model {config.model!r}; valid models: {', '.join(MODELS)}")
+        _fail(source, f"{where}.model", MODELS.unknown(config.model))
     return config
 
 

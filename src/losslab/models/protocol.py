@@ -64,7 +64,6 @@ class ModelEntry:
     build: Callable[..., PopulationModel]
     summary: str
     module_factory: Callable[..., torch.nn.Module] | None = None
-    builtin: bool = False
 
 
 def uniform(gen: torch.Generator, shape, bound: float, dtype) -> torch.Tensor:

@@ -22,6 +22,7 @@ from losslab.models.mlp import MLP, mlp_widths
 from losslab.models.module_population import ModulePopulation
 from losslab.models.protocol import ModelEntry, PopulationModel
 from losslab.plugins import check_name
+from losslab.registry import Registry, caller_module
 
 
 def _build_linear(input_shape, num_outputs, seeds, logit_scales, hidden=None, dtype=torch.float32, device="cpu"):
@@ -40,11 +41,10 @@ def _build_cnn(input_shape, num_outputs, seeds, logit_scales, hidden=None, dtype
 
 
 #: The one registry of models: name -> ModelEntry. Iterating gives the names.
-MODELS: dict[str, ModelEntry] = {
-    "linear": ModelEntry("linear", _build_linear, "softmax / logistic regression (one linear layer)", builtin=True),
-    "mlp": ModelEntry("mlp", _build_mlp, "ReLU MLP, widths from `hidden` (default [100, 100])", builtin=True),
-    "cnn": ModelEntry("cnn", _build_cnn, "small convnet for 28x28 images: conv 8, conv 16, linear", builtin=True),
-}
+MODELS: Registry[ModelEntry] = Registry("model", "models")
+MODELS.register("linear", ModelEntry("linear", _build_linear, "softmax / logistic regression (one linear layer)"))
+MODELS.register("mlp", ModelEntry("mlp", _build_mlp, "ReLU MLP, widths from `hidden` (default [100, 100])"))
+MODELS.register("cnn", ModelEntry("cnn", _build_cnn, "small convnet for 28x28 images: conv 8, conv 16, linear"))
 
 
 def register_model(name: str, factory: Callable[..., torch.nn.Module], *, summary: str = "", replace: bool = False):
@@ -63,32 +63,27 @@ def register_model(name: str, factory: Callable[..., torch.nn.Module], *, summar
         raise TypeError(
             f"model {name!r}: factory must be callable as factory(input_shape, num_classes), got {factory!r}"
         )
-    if name in MODELS and not replace:
-        raise ValueError(f"model {name!r} is already registered; pass replace=True to replace it")
     doc = (getattr(factory, "__doc__", None) or "").strip().splitlines()
 
     def module_factory(input_shape, num_outputs, hidden=None):  # a user's factory takes no widths
         return factory(input_shape, num_outputs)
 
     entry = _module_entry(name, module_factory, summary or (doc[0] if doc else f"user model {name}"))
-    MODELS[name] = entry
-    return entry
+    return MODELS.register(name, entry, replace=replace, module=caller_module())
 
 
-def _module_entry(name: str, module_factory, summary: str, builtin: bool = False) -> ModelEntry:
+def _module_entry(name: str, module_factory, summary: str) -> ModelEntry:
     def build(input_shape, num_outputs, seeds, logit_scales, hidden=None, dtype=torch.float32, device="cpu"):
         return ModulePopulation.create(
             name, module_factory, input_shape, num_outputs, seeds, logit_scales, hidden, dtype, device
         )
 
-    return ModelEntry(name, build, summary, module_factory=module_factory, builtin=builtin)
+    return ModelEntry(name, build, summary, module_factory=module_factory)
 
 
 def get_model(name: str) -> ModelEntry:
-    try:
-        return MODELS[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}") from None
+    """The registered model ``name``; an unknown name lists the valid ones."""
+    return MODELS.get(name)
 
 
 def build_model(
@@ -108,4 +103,4 @@ def build_model(
 
 
 for _name, _factory, _summary in mnist1d.BUILTIN:
-    MODELS[_name] = _module_entry(_name, _factory, _summary, builtin=True)
+    MODELS.register(_name, _module_entry(_name, _factory, _summary))

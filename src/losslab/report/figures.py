@@ -27,6 +27,7 @@ from losslab.analysis import landscape  # noqa: E402
 from losslab.core import Loss, get_loss  # noqa: E402
 from losslab.experiments.store import check_writable  # noqa: E402
 from losslab.i18n import Message, check_language, render, translator  # noqa: E402
+from losslab.registry import Registry  # noqa: E402
 from losslab.report.fonts import figure_fonts  # noqa: E402
 from losslab.report.fonts import require as require_fonts  # noqa: E402
 
@@ -245,23 +246,26 @@ class FigureSpec:
     takes_losses: bool = False  # make(losses=[...]) draws extra losses beside the built-ins
 
 
-FIGURES: dict[str, FigureSpec] = {
-    "sigmoid": FigureSpec(sigmoid_and_derivative, Message("figure.description.sigmoid")),
-    "binary-gradient": FigureSpec(binary_gradient_curves, Message("figure.description.binary_gradient")),
-    "gradient-norm": FigureSpec(
-        multiclass_gradient_norm, Message("figure.description.gradient_norm"), takes_losses=True
-    ),
-    "logit-plane": FigureSpec(logit_plane_heatmap, Message("figure.description.logit_plane"), takes_losses=True),
-    "loss-margin": FigureSpec(loss_vs_margin_curves, Message("figure.description.loss_margin"), takes_losses=True),
-    "curvature": FigureSpec(curvature, Message("figure.description.curvature")),
-}
+#: The figures of ``losslab plot``, by name, in the order they are listed and drawn.
+FIGURES: Registry[FigureSpec] = Registry("figure", "figures", plugins=False)
+FIGURES.register("sigmoid", FigureSpec(sigmoid_and_derivative, Message("figure.description.sigmoid")))
+FIGURES.register("binary-gradient", FigureSpec(binary_gradient_curves, Message("figure.description.binary_gradient")))
+FIGURES.register(
+    "gradient-norm",
+    FigureSpec(multiclass_gradient_norm, Message("figure.description.gradient_norm"), takes_losses=True),
+)
+FIGURES.register(
+    "logit-plane", FigureSpec(logit_plane_heatmap, Message("figure.description.logit_plane"), takes_losses=True)
+)
+FIGURES.register(
+    "loss-margin", FigureSpec(loss_vs_margin_curves, Message("figure.description.loss_margin"), takes_losses=True)
+)
+FIGURES.register("curvature", FigureSpec(curvature, Message("figure.description.curvature")))
 
 
 def get_figure(name: str) -> FigureSpec:
-    try:
-        return FIGURES[name]
-    except KeyError:
-        raise ValueError(f"unknown figure {name!r}; valid figures: {', '.join(FIGURES)}") from None
+    """The figure ``name``; an unknown name lists the valid ones."""
+    return FIGURES.get(name)
 
 
 def prepare_losses(refs: Sequence[str | Loss]) -> list[Loss]:
