@@ -1,7 +1,8 @@
 """The ``losslab`` command: parse arguments, call one library function, print, set the exit code.
 
 Exit codes: 0 success, 1 a check failed (``verify``, ``check-loss``, the ledger inside ``demo``), 2 bad usage or bad input (one line on stderr
-naming the argument or file, the bad value and the fix), 130 interrupted (Ctrl-C).
+naming the argument or file, the bad value and the fix: a ``ValueError`` or ``losslab.errors.BadInputType``), 130 interrupted
+(Ctrl-C). Any other exception is a bug: it propagates with its traceback (exit code 1).
 Heavy imports (torch, matplotlib) happen inside the subcommands so that ``--help`` is instant.
 """
 
@@ -15,6 +16,8 @@ import re
 import sys
 import time
 from pathlib import Path
+
+from losslab.errors import INPUT_ERRORS
 
 
 class UsageError(Exception):
@@ -434,8 +437,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"losslab: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except (ValueError, TypeError) as exc:
-        # Library input errors carry a message that names the argument or file, the value and the fix.
+    except INPUT_ERRORS as exc:
+        # Library input errors carry a message that names the argument or file, the value and the fix. A plain
+        # TypeError is a bug, not bad input: it propagates with its traceback (exit code 1).
         print(f"{prefix}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader of our output went away (| head): nothing left to say

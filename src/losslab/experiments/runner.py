@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from losslab.data import DATASETS, check_available, load_dataset
+from losslab.errors import INPUT_ERRORS, BadInputType
 from losslab.experiments import store
 from losslab.experiments.cluster import RayCluster
 from losslab.experiments.spec import Cell, Spec, SpecError
@@ -138,7 +139,7 @@ def _probe_losses(resolved: list[tuple], binary: bool, num_classes: int, dtype: 
 def check_cell(cell: Cell, dataset) -> None:
     """Every check training would make, without training: members, losses against the dataset's
     classes (each called once on ordinary logits), batch size, and that the model can be built for
-    the data. Raises ValueError/TypeError."""
+    the data. Raises ValueError, or BadInputType (a TypeError) for input of the wrong type."""
     populations = [(cell.members, cell.train)]
     if cell.warmstart is not None:
         _, first, ws_config = _warmstart_population(cell)
@@ -159,11 +160,11 @@ def check_cell(cell: Cell, dataset) -> None:
             )
         except RuntimeError as exc:  # e.g. out of memory for absurd layer widths
             raise ValueError(f"cannot build model {config.model!r}: {str(exc).splitlines()[0]}") from None
-        except (ValueError, TypeError) as exc:  # e.g. a plugin's module that vmap cannot train
+        except INPUT_ERRORS as exc:  # e.g. a plugin's module that vmap cannot train
             origin = registered_by("model", config.model)
             if origin is None:
                 raise
-            raise (TypeError if isinstance(exc, TypeError) else ValueError)(f"plugin {origin!r}: {exc}") from None
+            raise (BadInputType if isinstance(exc, BadInputType) else ValueError)(f"plugin {origin!r}: {exc}") from None
 
 
 def _prepare(spec: Spec, cell: Cell, data_dir, device: str, cache: dict):
@@ -171,14 +172,14 @@ def _prepare(spec: Spec, cell: Cell, data_dir, device: str, cache: dict):
     try:
         try:
             dataset = _load_cell_dataset(cell, data_dir, device, cache)
-        except (ValueError, TypeError) as exc:  # a plugin's loader or data: say which plugin
+        except INPUT_ERRORS as exc:  # a plugin's loader or data: say which plugin
             loader_module = DATASETS[cell.dataset].module if cell.dataset in DATASETS else None
             origin = plugin_of(loader_module) or registered_by("dataset", cell.dataset)
             if origin is None:
                 raise
-            raise (TypeError if isinstance(exc, TypeError) else ValueError)(f"plugin {origin!r}: {exc}") from None
+            raise (BadInputType if isinstance(exc, BadInputType) else ValueError)(f"plugin {origin!r}: {exc}") from None
         check_cell(replace(cell, train=replace(cell.train, device="cpu")), dataset)  # checks need no GPU
-    except (ValueError, TypeError) as exc:
+    except INPUT_ERRORS as exc:
         raise SpecError(f"{spec.source}: cell {cell.id!r}: {exc}") from None
     return dataset
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from losslab.core import get_loss
 from losslab.data import dataset_option_names, resolve_dataset_name
 from losslab.data import files as dataset_files
+from losslab.errors import INPUT_ERRORS
 from losslab.experiments.spec_plugins import SpecPlugin, import_spec_plugins
 from losslab.experiments.store import CELL_ID_RULE, MAX_SEED, NAME_RULE, is_cell_id, is_name
 from losslab.models import MODELS
@@ -236,7 +237,7 @@ def _losses(source, where, value) -> list[LossEntry]:
             _fail(source, f"{where}[{i}]", f"must be a loss name or a table with 'name', got {item!r}")
         try:
             get_loss(name).resolve_params(params)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError) as exc:  # any TypeError too: a plugin's check_params is the user's code
             _fail(source, f"{where}[{i}]", str(exc))
         entries.append(LossEntry(name, params))
     # Compared with their parameters resolved ("focal", gamma = 2 and gamma = 2.0 are one loss, trained thrice).
@@ -276,7 +277,7 @@ def _train_config(source, where, overrides: dict, device: str) -> TrainConfig:
     try:
         config = TrainConfig(**values, device=device)
         config.validate(device_checks=False)  # the device is chosen when the spec runs
-    except (TypeError, ValueError) as exc:
+    except INPUT_ERRORS as exc:
         _fail(source, where, str(exc))
     if config.model not in MODELS:
         _fail(source, f"{where}.model", MODELS.unknown(config.model))

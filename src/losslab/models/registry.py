@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import torch
 
+from losslab.errors import BadInputType
 from losslab.models import mnist1d
 from losslab.models.cnn import CNN
 from losslab.models.mlp import MLP, mlp_widths
@@ -60,7 +61,7 @@ def register_model(name: str, factory: Callable[..., torch.nn.Module], *, summar
     """
     check_name("model", name)
     if not callable(factory):
-        raise TypeError(
+        raise BadInputType(
             f"model {name!r}: factory must be callable as factory(input_shape, num_classes), got {factory!r}"
         )
     doc = (getattr(factory, "__doc__", None) or "").strip().splitlines()

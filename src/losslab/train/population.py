@@ -112,7 +112,7 @@ def check_population(
     dataset: Dataset, members: list[Member], config: TrainConfig, device_checks: bool = True
 ) -> tuple[bool, list[tuple]]:
     """Every check ``train_population`` makes before training, without training: raises ValueError or
-    TypeError naming the bad value (``device_checks=False``: not those of ``TrainConfig.check_device``).
+    BadInputType (a TypeError) naming the bad value (``device_checks=False``: not those of ``TrainConfig.check_device``).
     Returns (whether the model has one sigmoid logit, each member's (loss, resolved parameters))."""
     config.validate(device_checks)
     binary = _uses_sigmoid_link(dataset, members, config)
