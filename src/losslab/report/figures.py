@@ -1,5 +1,9 @@
 """Figures of the optimisation view. Each function returns a matplotlib Figure (usable in notebooks).
 
+They are drawn with matplotlib's object-oriented API (``matplotlib.figure.Figure``, ``fig.savefig``), never
+pyplot, so importing or drawing them leaves the backend a notebook or program chose as it was. In a
+notebook a figure shows when it is a cell's value, or through ``display(fig)``.
+
 ``FIGURES`` is the registry behind ``losslab plot``; ``write_figures`` saves a selection. The figures
 that compare losses (gradient norm and loss against the margin, the K = 3 logit plane) also draw any
 extra losses given to them (``losses=[...]``: registered names or ``Loss`` objects, e.g. a user's loss
@@ -16,20 +20,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure  # no pyplot: drawing never touches a notebook's backend
 
-matplotlib.use("Agg")  # no display: figures are written to files or embedded in the report
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from losslab.analysis import landscape  # noqa: E402
-from losslab.core import Loss, get_loss  # noqa: E402
-from losslab.experiments.store import check_writable  # noqa: E402
-from losslab.i18n import Message, check_language, render, translator  # noqa: E402
-from losslab.registry import Registry  # noqa: E402
-from losslab.report.fonts import figure_fonts  # noqa: E402
-from losslab.report.fonts import require as require_fonts  # noqa: E402
+from losslab.analysis import landscape
+from losslab.core import Loss, get_loss
+from losslab.experiments.store import check_writable
+from losslab.i18n import Message, check_language, render, translator
+from losslab.registry import Registry
+from losslab.report.fonts import figure_fonts
+from losslab.report.fonts import require as require_fonts
 
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 DASHES = ["-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (3, 1, 1, 1, 1, 1))]
@@ -55,13 +56,13 @@ def _label(loss, lang: str = "en") -> str:
     return render(LOSS_LABELS.get(loss.name, loss.name), lang)
 
 
-def localized(make: Callable[..., plt.Figure]) -> Callable[..., plt.Figure]:
+def localized(make: Callable[..., Figure]) -> Callable[..., Figure]:
     """Draw a figure function's text with the fonts of its ``lang`` keyword (a CJK font for Chinese)."""
 
     signature = inspect.signature(make)
 
     @functools.wraps(make)
-    def draw(*args, **kwargs) -> plt.Figure:
+    def draw(*args, **kwargs) -> Figure:
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         with figure_fonts(bound.arguments["lang"]):
@@ -79,12 +80,12 @@ def style(i: int) -> dict:
 
 
 def _figure(width=7.0, height=4.5, ncols=1):
-    fig, axes = plt.subplots(1, ncols, figsize=(width, height), constrained_layout=True)
-    return fig, axes
+    fig = Figure(figsize=(width, height), constrained_layout=True)
+    return fig, fig.subplots(1, ncols)
 
 
 @localized
-def sigmoid_and_derivative(lang: str = "en") -> plt.Figure:
+def sigmoid_and_derivative(lang: str = "en") -> Figure:
     """The article's figure: f(x) = 1/(1 + e^-x) and f'(x) = f(x)(1 - f(x)), with the flat tails marked."""
     t = translator(lang)
     x = np.linspace(-10, 10, 801)
@@ -108,7 +109,7 @@ def sigmoid_and_derivative(lang: str = "en") -> plt.Figure:
 
 
 @localized
-def binary_gradient_curves(lang: str = "en") -> plt.Figure:
+def binary_gradient_curves(lang: str = "en") -> Figure:
     """dL/dz against z for sigmoid-MSE and BCE, y = 1 and y = 0, with the MSE dead zone shaded."""
     t = translator(lang)
     z = np.linspace(-12, 12, 1201)
@@ -152,7 +153,7 @@ def _per_loss_vs_margin(values, margins, yscale: str, losses: Sequence[str | Los
 
 
 @localized
-def multiclass_gradient_norm(losses: Sequence[str | Loss] = (), lang: str = "en") -> plt.Figure:
+def multiclass_gradient_norm(losses: Sequence[str | Loss] = (), lang: str = "en") -> Figure:
     """||dL/dz|| against the true-class margin, K = 10, one line per loss (log scale), ``losses`` added."""
     t = translator(lang)
     fig, ax = _per_loss_vs_margin(landscape.gradient_norm_vs_margin, np.linspace(-15, 15, 601), "log", losses, lang)
@@ -169,7 +170,7 @@ def multiclass_gradient_norm(losses: Sequence[str | Loss] = (), lang: str = "en"
 
 
 @localized
-def logit_plane_heatmap(losses: Sequence[str | Loss] = (), lang: str = "en") -> plt.Figure:
+def logit_plane_heatmap(losses: Sequence[str | Loss] = (), lang: str = "en") -> Figure:
     """K = 3, true class 0 at logit 0: log10 ||dL/dz|| over (z_1, z_2) for softmax-MSE, CE and ``losses``."""
     t = translator(lang)
     grid = np.linspace(-12, 12, 241)
@@ -205,7 +206,7 @@ def logit_plane_heatmap(losses: Sequence[str | Loss] = (), lang: str = "en") -> 
 
 
 @localized
-def loss_vs_margin_curves(losses: Sequence[str | Loss] = (), lang: str = "en") -> plt.Figure:
+def loss_vs_margin_curves(losses: Sequence[str | Loss] = (), lang: str = "en") -> Figure:
     """L against the true-class margin, K = 10, one line per loss, ``losses`` added."""
     t = translator(lang)
     fig, ax = _per_loss_vs_margin(landscape.loss_vs_margin, np.linspace(-10, 10, 401), "log", losses, lang)
@@ -221,7 +222,7 @@ def loss_vs_margin_curves(losses: Sequence[str | Loss] = (), lang: str = "en") -
 
 
 @localized
-def curvature(lang: str = "en") -> plt.Figure:
+def curvature(lang: str = "en") -> Figure:
     """The smallest Hessian eigenvalue in logit space against the margin, K = 3."""
     t = translator(lang)
     m = np.linspace(-10, 10, 201)
@@ -241,7 +242,7 @@ def curvature(lang: str = "en") -> plt.Figure:
 
 @dataclass(frozen=True)
 class FigureSpec:
-    make: Callable[..., plt.Figure]
+    make: Callable[..., Figure]
     description: str
     takes_losses: bool = False  # make(losses=[...]) draws extra losses beside the built-ins
 
@@ -316,6 +317,5 @@ def write_figures(
         path = out / f"{name}.{fmt}"
         with figure_fonts(lang):
             fig.savefig(path, dpi=110)
-        plt.close(fig)
         written.append(path)
     return written

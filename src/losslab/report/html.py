@@ -15,7 +15,6 @@ from pathlib import Path
 
 import jinja2
 import markupsafe
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from losslab import __version__
@@ -46,7 +45,6 @@ def embed(fig, caption: str, lang: str = "en") -> EmbeddedFigure:
     buffer = io.BytesIO()
     with fonts.figure_fonts(lang):
         fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
     return EmbeddedFigure(base64.b64encode(buffer.getvalue()).decode("ascii"), caption)
 
 

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure  # no pyplot: drawing never touches a notebook's backend
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from losslab.i18n import translator  # noqa: E402
-from losslab.report import summaries as S  # noqa: E402
-from losslab.report.figures import OKABE_ITO, localized, style  # noqa: E402
+from losslab.i18n import translator
+from losslab.report import summaries as S
+from losslab.report.figures import OKABE_ITO, localized, style
 
 LOSS_DASH = {"mse": "--", "cross_entropy": "-", "binary_cross_entropy": "-"}
 
 
 @localized
-def saturation_curves(rows: pd.DataFrame, lang: str = "en") -> plt.Figure:
+def saturation_curves(rows: pd.DataFrame, lang: str = "en") -> Figure:
     """Test accuracy and logit-gradient norm over steps, per cell, loss and initial logit scale."""
     t = translator(lang)
     cells = list(dict.fromkeys(rows["cell"]))
-    fig, axes = plt.subplots(2, len(cells), figsize=(max(8, 5 * len(cells)), 7), constrained_layout=True, squeeze=False)
+    fig = Figure(figsize=(max(8, 5 * len(cells)), 7), constrained_layout=True)
+    axes = fig.subplots(2, len(cells), squeeze=False)
     acc = S.curves(rows[rows["phase"] == "main"], "test_accuracy", ["cell", "loss_label", "init_scale"])
     grad = S.curves(rows[rows["phase"] == "main"], "grad_norm", ["cell", "loss_label", "init_scale"])
     scales = sorted(rows["init_scale"].unique())
@@ -60,7 +58,7 @@ def saturation_curves(rows: pd.DataFrame, lang: str = "en") -> plt.Figure:
 
 
 @localized
-def comparison_differences(rows: pd.DataFrame, lang: str = "en") -> plt.Figure:
+def comparison_differences(rows: pd.DataFrame, lang: str = "en") -> Figure:
     """Test accuracy of each loss minus cross-entropy's, paired by seed, per dataset, with 95% intervals.
 
     Each loss at its learning rate chosen on validation. Drawn as differences (zero = cross-entropy) so
@@ -71,7 +69,8 @@ def comparison_differences(rows: pd.DataFrame, lang: str = "en") -> plt.Figure:
     chosen = S.selected_rows(rows)
     cells = sorted(chosen["cell"].unique())
     losses = [l for l in dict.fromkeys(sorted(chosen["loss_label"])) if l != "cross_entropy"]
-    fig, ax = plt.subplots(figsize=(max(7, 2.4 * len(cells)), 4.8), constrained_layout=True)
+    fig = Figure(figsize=(max(7, 2.4 * len(cells)), 4.8), constrained_layout=True)
+    ax = fig.subplots()
     width = 0.8 / max(1, len(losses))
     ticks, labelled = [], set()
     for j, cell in enumerate(cells):
@@ -112,11 +111,12 @@ def comparison_differences(rows: pd.DataFrame, lang: str = "en") -> plt.Figure:
 
 
 @localized
-def classes_curve(rows: pd.DataFrame, lang: str = "en") -> plt.Figure:
+def classes_curve(rows: pd.DataFrame, lang: str = "en") -> Figure:
     """Final test accuracy against the number of classes K, one line per loss at its rate chosen on validation."""
     t = translator(lang)
     best = S.selection_table(rows)
-    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    fig = Figure(figsize=(7, 4.5), constrained_layout=True)
+    ax = fig.subplots()
     for i, (label, group) in enumerate(best.groupby("loss")):
         group = group.sort_values("num_classes")
         means = np.array([a.mean for a in group["accuracy"]])
@@ -137,7 +137,7 @@ def classes_curve(rows: pd.DataFrame, lang: str = "en") -> plt.Figure:
 
 
 @localized
-def reliability_diagrams(rows: pd.DataFrame, cell: str, lang: str = "en") -> plt.Figure:
+def reliability_diagrams(rows: pd.DataFrame, cell: str, lang: str = "en") -> Figure:
     """Reliability diagrams of one cell: one column per loss at its chosen setting, raw and temperature-scaled.
 
     Top: accuracy per equal-width confidence bin (15 bins; bars: raw softmax, outline: after temperature
@@ -148,15 +148,8 @@ def reliability_diagrams(rows: pd.DataFrame, cell: str, lang: str = "en") -> plt
     chosen = S.selected_rows(rows)
     chosen = chosen[chosen["cell"] == cell]
     losses = sorted(chosen["loss_label"].unique())
-    fig, axes = plt.subplots(
-        2,
-        len(losses),
-        figsize=(2.9 * len(losses), 5.2),
-        constrained_layout=True,
-        squeeze=False,
-        gridspec_kw={"height_ratios": [3, 1.2]},
-        sharey="row",
-    )
+    fig = Figure(figsize=(2.9 * len(losses), 5.2), constrained_layout=True)
+    axes = fig.subplots(2, len(losses), squeeze=False, gridspec_kw={"height_ratios": [3, 1.2]}, sharey="row")
     for j, loss in enumerate(losses):
         group = chosen[chosen["loss_label"] == loss]
         raw, scaled = S.reliability(group), S.reliability(group, scaled=True)
@@ -201,11 +194,12 @@ def reliability_diagrams(rows: pd.DataFrame, cell: str, lang: str = "en") -> plt
 
 
 @localized
-def warmstart_curves(rows: pd.DataFrame, lang: str = "en") -> plt.Figure:
+def warmstart_curves(rows: pd.DataFrame, lang: str = "en") -> Figure:
     """Test accuracy over epochs: the warm start, then CE continued vs MSE; and both from scratch."""
     t = translator(lang)
     rows = S.with_labels(rows)
-    fig, ax = plt.subplots(figsize=(8, 4.5), constrained_layout=True)
+    fig = Figure(figsize=(8, 4.5), constrained_layout=True)
+    ax = fig.subplots()
     i = 0
     for (grid, label, lr), group in rows.groupby(["grid", "loss_label", "lr"]):
         phase = group[group["phase"] == "main"]
