@@ -26,7 +26,7 @@ from losslab.errors import INPUT_ERRORS, BadInputType
 from losslab.experiments import store
 from losslab.experiments.cluster import RayCluster
 from losslab.experiments.spec import Cell, Spec, SpecError
-from losslab.experiments.spec_plugins import plugin_of, registered_by
+from losslab.experiments.spec_plugins import REGISTRIES, plugin_of, registered_by
 from losslab.experiments.store import environment
 from losslab.models import build_model
 from losslab.train import Member, check_population, train_population
@@ -256,6 +256,8 @@ def run_spec(
         "command": command,
         "spec_data": spec.data,
         "plugins": [p.record() for p in spec.plugins],  # source, kind, module, path, SHA-256 of the file
+        # Built-in entries a plugin (or other code) replaced: "cross_entropy: replaced by plugin my_losses.py (was built-in)"
+        "replaced": [r.describe() for registry in REGISTRIES.values() for r in registry.replacements()],
         "environment": environment(device),
         "execution": {"executor": "local"},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

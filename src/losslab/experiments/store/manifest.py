@@ -2,8 +2,9 @@
 
 It records the spec and size the folder holds, the command that ran it (as the caller gave it: the store
 never builds one), and every cell of that spec with its fingerprint; a finished cell also has its row count
-and the size and SHA-256 of its file. ``read_manifest`` refuses anything else as a one-line ``StoreError``
-naming the file and the fix.
+and the size and SHA-256 of its file. A run also records its environment, its plugins and the built-in
+entries they replaced (``replaced``), which the checks here do not require. ``read_manifest`` refuses a
+manifest without what is required as a one-line ``StoreError`` naming the file and the fix.
 """
 
 from __future__ import annotations
