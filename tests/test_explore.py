@@ -36,8 +36,9 @@ import losslab.i18n as I
 from losslab.analysis import landscape
 from losslab.cli import main
 from losslab.core import LOSSES
-from losslab.experiments.runner import load_results, run_spec
+from losslab.experiments.runner import run_spec
 from losslab.experiments.spec import load_spec
+from losslab.experiments.store import load_results
 from losslab.explore import build_explorer, measured_data, write_explorer
 from losslab.report.html import _template_functions
 
@@ -144,6 +145,17 @@ def test_cli_writes_the_page_and_explains_a_missing_results_folder(tmp_path, cap
     assert main(["explore", "--out", str(tmp_path / "x"), "--results", str(tmp_path / "empty")]) == 2
     assert "is not a results folder (no manifest.json)" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()  # nothing written when the input is bad
+
+
+def test_the_page_is_not_built_where_it_cannot_be_written(tmp_path, capsys):
+    """The explorer checks its folder like every writer (the results store's check_writable), before any work."""
+    (tmp_path / "file.txt").write_text("x")
+    assert main(["explore", "--out", str(tmp_path / "file.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"explorer folder (--out) {tmp_path / 'file.txt'} is a file; give a folder" in err
+    assert main(["explore", "--out", str(tmp_path / "file.txt" / "page")]) == 2
+    assert "cannot create explorer folder" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
 
 
 CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")

@@ -26,7 +26,6 @@ integer in [0, 2**63 - 1]; seeds, learning rates, initial scales and losses may 
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
 import json
 import math
@@ -36,13 +35,14 @@ from importlib import resources
 from pathlib import Path
 
 from losslab.core import get_loss
+from losslab.data import dataset_option_names, resolve_dataset_name
+from losslab.data import files as dataset_files
+from losslab.errors import INPUT_ERRORS
 from losslab.experiments.spec_plugins import SpecPlugin, import_spec_plugins
 from losslab.experiments.store import CELL_ID_RULE, MAX_SEED, NAME_RULE, is_cell_id, is_name
-from losslab.plugins import file_sha256
-from losslab.train import dataset_files
+from losslab.models import MODELS
+from losslab.plugins import file_sha256, fingerprint
 from losslab.train.config import EXECUTION_FIELDS, Member, TrainConfig
-from losslab.train.datasets import dataset_option_names, resolve_dataset_name
-from losslab.train.models import MODELS
 
 TOP_KEYS = {"name", "description", "plugins", "train", "grid", "sizes"}
 GRID_KEYS = {
@@ -129,7 +129,7 @@ class Cell:
         if dataset_files.is_file_name(self.dataset):
             data_file = {"data_sha256": file_sha256(dataset_files.file_path(self.dataset))}
         plugins = {"plugins_sha256": [p.sha256 for p in self.plugins]} if self.plugins else {}
-        payload = json.dumps(
+        return fingerprint(
             {
                 **data_file,
                 **plugins,
@@ -139,11 +139,8 @@ class Cell:
                 "train": {k: v for k, v in asdict(self.train).items() if k not in EXECUTION_KEYS},
                 "members": [asdict(m) for m in self.members],
                 "warmstart": self.warmstart,
-            },
-            sort_keys=True,
-            default=str,
+            }
         )
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -244,7 +241,7 @@ def _losses(source, where, value) -> list[LossEntry]:
             _fail(source, f"{where}[{i}]", f"must be a loss name or a table with 'name', got {item!r}")
         try:
             get_loss(name).resolve_params(params)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError) as exc:  # any TypeError too: a plugin's check_params is the user's code
             _fail(source, f"{where}[{i}]", str(exc))
         entries.append(LossEntry(name, params))
     # Compared with their parameters resolved ("focal", gamma = 2 and gamma = 2.0 are one loss, trained thrice).
@@ -284,10 +281,10 @@ def _train_config(source, where, overrides: dict, device: str) -> TrainConfig:
     try:
         config = TrainConfig(**values, device=device)
         config.validate(device_checks=False)  # the device is chosen when the spec runs
-    except (TypeError, ValueError) as exc:
+    except INPUT_ERRORS as exc:
         _fail(source, where, str(exc))
     if config.model not in MODELS:
-        _fail(source, f"{where}.model", f"unknown model {config.model!r}; valid models: {', '.join(MODELS)}")
+        _fail(source, f"{where}.model", MODELS.unknown(config.model))
     return config
 
 

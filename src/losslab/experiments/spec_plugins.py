@@ -13,9 +13,10 @@ text, which the worker checks against the SHA-256 and executes under the driver'
 need neither the file nor a shared filesystem; a module plugin is imported by name (it must be installed on
 every node), and its file must hash the same as on the driver, else the cell fails naming the plugin.
 
-What a plugin registers is remembered per module, so that importing a changed version of the same plugin
-in a long-lived process (a Ray worker reused by the next run, a notebook) replaces its entries instead of
-failing with "already registered", and a plugin that fails half-way leaves the registries as they were.
+The registries remember which module registered each entry (``losslab.registry``), so that importing a changed
+version of the same plugin in a long-lived process (a Ray worker reused by the next run, a notebook) replaces
+its entries instead of failing with "already registered"; a plugin that fails half-way leaves the registries as
+they were (each registry's snapshot, restored).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ import types
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from losslab.core import LOSSES
+from losslab.data import DATASETS
+from losslab.models import MODELS
 from losslab.plugins import PLUGINS, Plugin, file_sha256, import_plugin, is_file_source, origin_of, where_it_failed
 
 
@@ -54,65 +58,35 @@ class SpecPlugin:
         }
 
 
-# module name -> what importing it added to the registries: [(registry, name, the entry it replaced or None)]
-_REGISTERED: dict[str, list[tuple[str, str, object]]] = {}
-
-
-def _registries() -> dict[str, dict]:
-    from losslab.core import LOSSES
-    from losslab.train.datasets import DATASETS
-    from losslab.train.models import MODELS
-
-    return {"loss": LOSSES, "dataset": DATASETS, "model": MODELS}
+#: The registries a plugin may add to, by the kind of entry.
+REGISTRIES = {"loss": LOSSES, "dataset": DATASETS, "model": MODELS}
 
 
 @contextlib.contextmanager
-def _tracking() -> Iterator[list]:
-    """Yield a list that receives what the block registers; if the block fails, put the registries back."""
-    registries = _registries()
-    before = {kind: dict(registry) for kind, registry in registries.items()}
-    added: list[tuple[str, str, object]] = []
+def _undo_on_failure() -> Iterator[None]:
+    """If the block (a plugin's import) fails, put every registry back as it was before."""
+    before = {kind: registry.snapshot() for kind, registry in REGISTRIES.items()}
     try:
-        yield added
+        yield
     except BaseException:
-        for kind, registry in registries.items():
-            registry.clear()
-            registry.update(before[kind])
+        for kind, registry in REGISTRIES.items():
+            registry.restore(before[kind])
         raise
-    added.extend(
-        (kind, name, before[kind].get(name))
-        for kind, registry in registries.items()
-        for name, entry in registry.items()
-        if before[kind].get(name) is not entry
-    )
-
-
-def _remember(module: str, added: list) -> None:
-    if added:  # an import served from sys.modules adds nothing: keep what the first import registered
-        _REGISTERED[module] = added
 
 
 def forget(module: str) -> None:
     """Take back what ``module`` registered (restoring any entry it replaced), before importing a new version.
 
-    Losses and datasets record the module that defines them, so those are found even when the plugin was
-    first imported by something else (``check-loss``, ``--plugin``) and not tracked here."""
-    registries = _registries()
-    for kind, name, replaced in reversed(_REGISTERED.pop(module, [])):
-        if replaced is None:
-            registries[kind].pop(name, None)
-        else:
-            registries[kind][name] = replaced
-    for kind in ("loss", "dataset"):
-        for name in [n for n, e in registries[kind].items() if getattr(e, "module", None) == module]:
-            del registries[kind][name]
+    The registries record the module whose code registered each entry, however the plugin was first imported
+    (a spec, ``check-loss``, ``--plugin``)."""
+    for registry in REGISTRIES.values():
+        registry.forget(module)
 
 
 def _import_one(given: str, folder: str | None) -> SpecPlugin:
     if not is_file_source(given):  # a module: imported by name, once per process
-        with _tracking() as added:
+        with _undo_on_failure():
             plugin = import_plugin(given)
-        _remember(plugin.module, added)
         return SpecPlugin(given, "module", plugin.module, plugin.path, plugin.sha256)
     path = Path(given).expanduser()
     if not path.is_absolute() and folder is not None:
@@ -123,9 +97,8 @@ def _import_one(given: str, folder: str | None) -> SpecPlugin:
         for old in list(PLUGINS.values()):  # an edited file replaces what its previous version registered
             if old.kind == "file" and old.path == str(resolved) and old.sha256 != digest:
                 forget(old.module)
-    with _tracking() as added:
+    with _undo_on_failure():
         plugin = import_plugin(str(path))
-    _remember(plugin.module, added)
     text = Path(plugin.path).read_bytes()
     if hashlib.sha256(text).hexdigest() != plugin.sha256:
         raise ValueError(f"plugin file {given!r} changed while it was being imported; run again")
@@ -185,9 +158,8 @@ def install(plugins: Sequence[SpecPlugin]) -> None:
         if p.kind == "file":
             _execute_text(p)
             continue
-        with _tracking() as added:
+        with _undo_on_failure():
             plugin = import_plugin(p.module)
-        _remember(plugin.module, added)
         if plugin.sha256 != p.sha256:
             raise ValueError(
                 f"plugin module {p.source!r} on this worker ({plugin.path}, SHA-256 {str(plugin.sha256)[:12]}) is not "
@@ -209,7 +181,7 @@ def _execute_text(p: SpecPlugin) -> None:
     module.__file__ = filename
     sys.modules[p.module] = module  # dataclasses and pickling look modules up here
     try:
-        with _tracking() as added:
+        with _undo_on_failure():
             exec(compile(p.text, filename, "exec"), module.__dict__)
     except Exception as exc:  # noqa: BLE001 - user code: one line naming the plugin, file and line
         sys.modules.pop(p.module, None)
@@ -218,7 +190,6 @@ def _execute_text(p: SpecPlugin) -> None:
             f"plugin {p.source!r} failed to import on this worker: {type(exc).__name__}: {message} "
             f"({where_it_failed(exc, p.path)})"
         ) from exc
-    _remember(p.module, added)
     PLUGINS[p.module] = Plugin(p.source, "file", p.module, p.path, p.sha256)
     _INSTALLED.add(p.module)
 
@@ -229,9 +200,7 @@ def plugin_of(module: str | None) -> str | None:
 
 
 def registered_by(kind: str, name: str) -> str | None:
-    """The source of the plugin that registered ``name`` in the ``kind`` registry ("loss", "dataset", "model")
-    through a spec, or None."""
-    for module, added in _REGISTERED.items():
-        if any(k == kind and n == name for k, n, _ in added):
-            return plugin_of(module)
-    return None
+    """The source of the plugin that registered ``name`` in the ``kind`` registry ("loss", "dataset", "model"),
+    or None (a built-in, a name registered by other code, or no such name)."""
+    registry = REGISTRIES[kind]
+    return plugin_of(registry.record(name).module) if name in registry else None

@@ -53,10 +53,6 @@ def embed(fig, caption: str, lang: str = "en") -> EmbeddedFigure:
     buffer = io.BytesIO()
     with fonts.figure_fonts(lang):
         fig.savefig(buffer, format="png", dpi=90)
-    if getattr(fig.canvas, "manager", None) is not None:  # made through pyplot: let pyplot forget it
-        import matplotlib.pyplot
-
-        matplotlib.pyplot.close(fig)
     return EmbeddedFigure(base64.b64encode(buffer.getvalue()).decode("ascii"), caption)
 
 
@@ -72,9 +68,11 @@ def _run_environment(env: dict) -> Message:
 def _describe_run(manifest: dict, cells: int | None = None) -> dict:
     """A run as the 'Reproduce' section and the size banners show it: the command the manifest recorded."""
     size = manifest.get("size", "full")
-    command = manifest.get("command")
-    if not isinstance(command, str) or not command.startswith("losslab "):
-        command = store.run_command(manifest["spec"], size)
+    # The command the run recorded; a run started from Python recorded none: the spec at its size, as typed.
+    command = store.recorded_command(manifest)
+    if command is None:
+        flag = "" if size == "full" else (" --smoke" if size == "smoke" else f" --size {size}")
+        command = f"losslab run {manifest['spec']}{flag}"
     return {
         "spec": manifest["spec"],
         "command": command,

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import torch
 
 from losslab.core.links import max_over_classes
+from losslab.data import Dataset
 from losslab.train import metrics
 from losslab.train.config import TrainConfig
-from losslab.train.datasets import Dataset
 from losslab.train.loss_groups import LossGroups
 
 

@@ -24,7 +24,6 @@ How the plan is chosen (``choose_plan``), for CPU training of models that may be
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from losslab.plugins import fingerprint
 from losslab.train.config import TrainConfig
 
 # Blocks of the linear and MLP models are sized so that a block's working set stays within about
@@ -175,8 +175,7 @@ def cache_path() -> Path:
 
 
 def _cache_key(shape_key: dict) -> str:
-    payload = json.dumps({"v": CACHE_VERSION, "machine": _machine(), "shape": shape_key}, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+    return fingerprint({"v": CACHE_VERSION, "machine": _machine(), "shape": shape_key}, length=24)
 
 
 def _read_cache() -> dict:
