@@ -397,6 +397,62 @@ def _cmd_demo(args) -> int:
     return run_demo(Path(args.out), size=args.size, device=args.device, lang=lang)
 
 
+def _add_compare(sub) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="compare losses in one command: writes the spec it runs, trains it, writes the report",
+        description="Each loss over its own small learning-rate grid, 5 seeds, the rate chosen on validation; "
+        "writes OUT/spec.toml (rerun and edit it), OUT/results, OUT/index.html and OUT/report.json.",
+    )
+    p.add_argument(
+        "losses",
+        nargs="+",
+        metavar="LOSS",
+        help="a built-in loss, a name a --plugin registers, or FILE.py:FUNCTION (a plain function of logits and "
+        "targets); one loss alone is compared with cross_entropy",
+    )
+    p.add_argument(
+        "--data", required=True, metavar="DATASET", help="a built-in dataset or file:PATH (.csv, .npz, .parquet)"
+    )
+    p.add_argument("--model", default="mlp", help="the model (default mlp, one hidden layer of 100)")
+    p.add_argument(
+        "--seeds", type=int, default=5, help="seeds per loss and rate (default 5, the fewest a verdict takes)"
+    )
+    p.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
+    p.add_argument(
+        "--lrs",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="R",
+        help="the same learning rates for every loss (default: a grid per loss)",
+    )
+    p.add_argument(
+        "--out", default="losslab-compare", help="folder for the spec, results and report (default ./losslab-compare)"
+    )
+    p.add_argument(
+        "--device", default="auto", help="auto (the GPU when there is one, else the CPU), cpu, cuda or cuda:N"
+    )
+    _add_plugin_option(p)
+    _add_lang_option(p, "the report")
+    p.set_defaults(func=_cmd_compare)
+
+
+def _cmd_compare(args) -> int:
+    from losslab.compare import run_compare
+
+    _check_device(args.device)
+    for name, value, lowest in (("--seeds", args.seeds, 1), ("--epochs", args.epochs, 1)):
+        if value < lowest:
+            raise UsageError(f"{name} must be a positive integer, got {value}")
+    if args.lrs is not None and not all(math.isfinite(r) and r > 0 for r in args.lrs):
+        raise UsageError(f"--lrs must be positive numbers, got {args.lrs}")
+    if args.out == "":
+        raise UsageError("--out is empty; give a folder for the comparison")
+    args.lang = _language(args)
+    return run_compare(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from losslab import __version__
 
@@ -406,7 +462,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"losslab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for add in (_add_verify, _add_plot, _add_check_loss, _add_list, _add_run, _add_report, _add_explore, _add_demo):
+    for add in (
+        _add_verify,
+        _add_plot,
+        _add_check_loss,
+        _add_list,
+        _add_run,
+        _add_compare,
+        _add_report,
+        _add_explore,
+        _add_demo,
+    ):
         add(sub)
     return parser
 
@@ -430,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     prefix = "losslab"
     try:
         args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # what was typed, for the commands that record it
         if args.command is None:
             parser.print_help()
             return 2

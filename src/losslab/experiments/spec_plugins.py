@@ -1,12 +1,17 @@
 """A spec's ``plugins``: imported before the spec is validated, recorded in the manifest, shipped to Ray workers.
 
     plugins = ["mypkg.losses", "my_losses.py"]   # module names, or .py files relative to the spec's folder
+    plugins = ["my_losses.py:tempered_ce"]       # a function of a plugin, registered as the loss of its name
 
 ``load_spec`` imports each plugin (``losslab.plugins.import_plugin``) before it reads anything else of the
 spec, so a grid may name a loss, dataset or model that a plugin registers. Each becomes a ``SpecPlugin``:
 its source as the spec gives it, its kind ("file" or "module"), the module name it was imported under, the
 absolute path and the SHA-256 of its file. The manifest records these (``SpecPlugin.record``), and the
 hashes are part of every cell's fingerprint, so a plugin file edited in place retrains its cells on resume.
+
+An entry ``FILE.py:FUNCTION`` (or ``MODULE:FUNCTION``) imports the plugin and registers its FUNCTION as a loss
+named FUNCTION (``losslab.register_loss(FUNCTION, values=...)``): a loss written as one plain function needs no
+registration code to be named in a spec (``losslab compare`` writes such entries).
 
 Ray workers get the plugins with each cell, before it trains (``install``): a file plugin travels as its
 text, which the worker checks against the SHA-256 and executes under the driver's module name, so workers
@@ -24,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import inspect
 import linecache
 import sys
 import types
@@ -31,6 +37,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from losslab.core import LOSSES
+from losslab.core.losses import make_loss
 from losslab.data import DATASETS
 from losslab.models import MODELS
 from losslab.plugins import PLUGINS, Plugin, file_sha256, import_plugin, is_file_source, origin_of, where_it_failed
@@ -46,16 +53,18 @@ class SpecPlugin:
     path: str | None  # absolute path of its file on the driver
     sha256: str | None  # of that file (None for a namespace package, which has none)
     text: bytes | None = dataclasses.field(default=None, repr=False, compare=False)  # a file plugin's source
+    loss: str | None = None  # FILE.py:FUNCTION entries: the function registered as the loss of its name
 
     def record(self) -> dict:
         """What the manifest keeps of it."""
-        return {
+        record = {
             "source": self.source,
             "kind": self.kind,
             "module": self.module,
             "path": self.path,
             "sha256": self.sha256,
         }
+        return {**record, "loss": self.loss} if self.loss else record
 
 
 #: The registries a plugin may add to, by the kind of entry.
@@ -83,7 +92,49 @@ def forget(module: str) -> None:
         registry.forget(module)
 
 
+def function_entry(given: str) -> tuple[str, str | None]:
+    """'my_losses.py:tempered_ce' -> ('my_losses.py', 'tempered_ce'); an entry without a function -> (given, None).
+    (A Windows path's drive, 'C:\\losses.py', is not a function: what follows its colon is not a Python name.)"""
+    source, colon, name = given.rpartition(":")
+    if colon and source and name.isidentifier():
+        return source, name
+    return given, None
+
+
+def register_function(plugin: SpecPlugin) -> None:
+    """Register the function of a ``FILE.py:FUNCTION`` entry as the loss FUNCTION, as its plugin's own entry (so
+    ``forget`` takes it back with the plugin); a loss of that name from anywhere else is an error, not replaced."""
+    module = sys.modules[plugin.module]
+    function = getattr(module, plugin.loss, None)
+    if not callable(function):
+        defined = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
+        raise ValueError(
+            f"{plugin.source!r}: the plugin has no function {plugin.loss!r}; it defines: {', '.join(defined) or 'none'}"
+        )
+    if plugin.loss in LOSSES:
+        if LOSSES.record(plugin.loss).module == plugin.module:
+            return  # the plugin registered it itself (or this entry did, on an earlier import)
+        raise ValueError(
+            f"{plugin.source!r}: a loss named {plugin.loss!r} exists already ({LOSSES.origin(plugin.loss)}); rename "
+            "the function, or register it under another name with losslab.register_loss in the plugin"
+        )
+    doc = (inspect.getdoc(function) or "").strip().splitlines()
+    loss = make_loss(plugin.loss, values=function, summary=doc[0] if doc else f"{plugin.loss} ({plugin.source})")
+    LOSSES.register(plugin.loss, loss, module=plugin.module)
+
+
 def _import_one(given: str, folder: str | None) -> SpecPlugin:
+    source, function = function_entry(given)
+    plugin = _import_source(source, folder)
+    if function is None:
+        return plugin
+    plugin = dataclasses.replace(plugin, source=given, loss=function)
+    with _undo_on_failure():
+        register_function(plugin)
+    return plugin
+
+
+def _import_source(given: str, folder: str | None) -> SpecPlugin:
     if not is_file_source(given):  # a module: imported by name, once per process
         with _undo_on_failure():
             plugin = import_plugin(given)
@@ -154,17 +205,21 @@ def install(plugins: Sequence[SpecPlugin]) -> None:
     for p in plugins:
         known = PLUGINS.get(p.module)
         if known is not None and known.sha256 == p.sha256 and p.module in sys.modules:
+            if p.loss:
+                register_function(p)
             continue
         if p.kind == "file":
             _execute_text(p)
-            continue
-        with _undo_on_failure():
-            plugin = import_plugin(p.module)
-        if plugin.sha256 != p.sha256:
-            raise ValueError(
-                f"plugin module {p.source!r} on this worker ({plugin.path}, SHA-256 {str(plugin.sha256)[:12]}) is not "
-                f"the driver's ({p.path}, SHA-256 {str(p.sha256)[:12]}); install the same version on every node"
-            )
+        else:
+            with _undo_on_failure():
+                plugin = import_plugin(p.module)
+            if plugin.sha256 != p.sha256:
+                raise ValueError(
+                    f"plugin module {p.source!r} on this worker ({plugin.path}, SHA-256 {str(plugin.sha256)[:12]}) is "
+                    f"not the driver's ({p.path}, SHA-256 {str(p.sha256)[:12]}); install the same version on every node"
+                )
+        if p.loss:
+            register_function(p)
 
 
 def _execute_text(p: SpecPlugin) -> None:
