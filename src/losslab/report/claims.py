@@ -389,6 +389,21 @@ def _reached(grid, cell: str, scale: float, loss: str, target: float) -> str:
     return f"{len(hit)}/{members['member'].nunique()}"
 
 
+def stall_audit(claim_id: str, designs: list[A.Design], bounds: list[float], examples=None) -> A.Audit:
+    """The stall rule simulated over its testable cells: false when the effect is exactly each cell's log margin,
+    holding with cross-entropy's odds STALL_EFFECT times MSE's (the rule and the tests run this same audit)."""
+    return A.audit(
+        claim_id,
+        designs,
+        [A.beyond_rule(b) for b in bounds],
+        bounds,
+        [math.log(STALL_EFFECT)] * len(designs),
+        Message("audit.boundary_margin"),
+        Message("audit.effect_odds", odds=f"{STALL_EFFECT:g}"),
+        examples,
+    )
+
+
 def _stall_verdict(ev: Evidence, claim_id: str, role: str, mse: str, ce: str) -> tuple[str, list, str, A.Audit | None]:
     """The stall rule (claims C4 and C5), per cell (one dataset and model) of the grids with the claim's role:
     1. Compare CE and MSE at the largest initial logit scale at which cross-entropy itself still trains (its
@@ -500,16 +515,7 @@ def _stall_verdict(ev: Evidence, claim_id: str, role: str, mse: str, ce: str) ->
             )
     audit = None
     if designs:
-        audit = A.audit(
-            claim_id,
-            designs,
-            [A.beyond_rule(b) for b in bounds],
-            bounds,
-            [math.log(STALL_EFFECT)] * len(designs),
-            Message("audit.boundary_margin"),
-            Message("audit.effect_odds", odds=f"{STALL_EFFECT:g}"),
-            examples,
-        )
+        audit = stall_audit(claim_id, designs, bounds, examples)
     if not testable:
         return "not tested", evidence, Message("claim.stall.caveat_no_premise"), audit
     verdict, decided, total = D.aggregate(outcomes)

@@ -144,8 +144,23 @@ def _golik_part(ev: Evidence, role: str, name: str, better: str, worse: str, eff
             )
     verdict, decided, total = D.aggregate(outcomes)
     evidence.append(Message("claims.decided", decided=str(decided), total=str(total)))
-    part = A.Part(designs, [A.beyond_rule(b) for b in bounds], [bounds], [math.log(effect)] * len(designs))
-    return verdict, evidence, (part, examples)
+    return verdict, evidence, (golik_part(designs, bounds, effect), examples)
+
+
+def golik_part(designs: list[A.Design], bounds: list[float], effect: float) -> A.Part:
+    """One half of Golik's finding as the audit simulates it: false at each cell's log margin, holding at ``effect``."""
+    return A.Part(designs, [A.beyond_rule(b) for b in bounds], [bounds], [math.log(effect)] * len(designs))
+
+
+def golik_audit(parts: list[A.Part], examples=None) -> A.Audit:
+    """Golik's two halves simulated together (the finding agrees only where both do)."""
+    return A.audit_parts(
+        "golik",
+        parts,
+        Message("audit.boundary_margin"),
+        Message("audit.effect_golik", improves=f"{GOLIK_IMPROVES_EFFECT:g}", stuck=f"{GOLIK_STUCK_EFFECT:g}"),
+        examples,
+    )
 
 
 @declare(
@@ -198,13 +213,7 @@ def finding_golik(ev: Evidence) -> Finding:
         verdict = "not tested"  # one part measured and it agrees: the other half of the statement is untested
     audit = None
     if len(audit_parts) == 2:
-        audit = A.audit_parts(
-            "golik",
-            [part for part, _ in audit_parts],
-            Message("audit.boundary_margin"),
-            Message("audit.effect_golik", improves=f"{GOLIK_IMPROVES_EFFECT:g}", stuck=f"{GOLIK_STUCK_EFFECT:g}"),
-            [n for _, examples in audit_parts for n in examples],
-        )
+        audit = golik_audit([part for part, _ in audit_parts], [n for _, examples in audit_parts for n in examples])
     verdict = guard(verdict, audit, evidence, ("not tested",))
     return Finding(
         Message("finding.golik.source"), Message("finding.golik.statement"), verdict, evidence, key="golik", audit=audit
@@ -212,6 +221,21 @@ def finding_golik(ev: Evidence) -> Finding:
 
 
 # --- Hui & Belkin: the square loss matches cross-entropy -------------------------------------------------------
+
+
+def hui_belkin_audit(designs: list[A.Design], bounds: list[float], examples=None) -> A.Audit:
+    """Non-inferiority simulated over the conditions: false with the variant worse by exactly the margin
+    (``bounds``: -log m per condition), holding with equal accuracy."""
+    return A.audit(
+        "hui-belkin",
+        designs,
+        [A.beyond_rule(b) for b in bounds],
+        bounds,
+        [0.0] * len(designs),
+        Message("audit.boundary_noninferiority"),
+        Message("audit.effect_equal"),
+        examples,
+    )
 
 
 @declare("hui-belkin", order=30, kind="finding", roles=("loss-comparison", "many-classes"), min_seeds=MIN_SEEDS)
@@ -301,16 +325,7 @@ def finding_hui_belkin(ev: Evidence) -> Finding:
         return Finding(source, statement, "not tested", evidence or [Message("finding.hui_belkin.no_cell")])
     verdict, decided, total = D.aggregate(outcomes)
     evidence.append(Message("claims.decided", decided=str(decided), total=str(total)))
-    audit = A.audit(
-        "hui-belkin",
-        designs,
-        [A.beyond_rule(b) for b in bounds],
-        bounds,
-        [0.0] * len(designs),
-        Message("audit.boundary_noninferiority"),
-        Message("audit.effect_equal"),
-        examples,
-    )
+    audit = hui_belkin_audit(designs, bounds, examples)
     verdict = guard(verdict, audit, evidence, ("not tested",))
     return Finding(source, statement, verdict, evidence, key="hui-belkin", audit=audit)
 
@@ -441,6 +456,20 @@ def _log_lr_ratio(condition: G.Condition, grid: G.Grid) -> tuple[float, float, f
     return point, float(low), float(high), len(seeds)
 
 
+def nielsen_audit(designs: list[A.Design]) -> A.Audit:
+    """The band test simulated over the conditions: false at a ratio of exactly 3 or 6, holding at the middle."""
+    lo, hi = math.log(NIELSEN_RATIO[0]), math.log(NIELSEN_RATIO[1])
+    return A.audit(
+        "nielsen-lr",
+        designs,
+        A.within_rule(lo, hi),
+        [[lo] * len(designs), [hi] * len(designs)],
+        [math.log(NIELSEN_EFFECT)] * len(designs),
+        Message("audit.boundary_band", lo=f"{NIELSEN_RATIO[0]:g}", hi=f"{NIELSEN_RATIO[1]:g}"),
+        Message("audit.effect_ratio", ratio=f"{NIELSEN_EFFECT:.2f}"),
+    )
+
+
 @declare(
     "nielsen-lr", order=60, kind="finding", roles=("loss-comparison",), min_seeds=MIN_SEEDS, helpers=(_log_lr_ratio,)
 )
@@ -511,17 +540,9 @@ def finding_nielsen_lr(ev: Evidence) -> Finding:
     evidence.append(Message("claims.decided", decided=str(decided), total=str(total)))
     audit = None
     if designs:
-        audit = A.audit(
-            "nielsen-lr",
-            designs,
-            A.within_rule(lo, hi),
-            [[lo] * len(designs), [hi] * len(designs)],
-            [math.log(NIELSEN_EFFECT)] * len(designs),
-            Message("audit.boundary_band", lo=f"{NIELSEN_RATIO[0]:g}", hi=f"{NIELSEN_RATIO[1]:g}"),
-            Message("audit.effect_ratio", ratio=f"{NIELSEN_EFFECT:.2f}"),
-        )
+        audit = nielsen_audit(designs)
     elif verdict != "not tested":
-        audit = A.audit("nielsen-lr", [], A.within_rule(lo, hi), [], [], "", "")
+        audit = nielsen_audit([])  # no condition has an estimate: no power
     verdict = guard(verdict, audit, evidence, ("not tested",))
     evidence.append(Message("finding.nielsen_lr.note"))
     return Finding(source, statement, verdict, evidence, key="nielsen-lr", audit=audit)
