@@ -547,3 +547,14 @@ def test_an_underpowered_design_decides_nothing_and_says_how_many_seeds_would(le
     bound = -math.log(1.25)
     more = A.Design(needed, design.seed_sd, design.test_se)
     assert A.audit("x", [more], A.beyond_rule(bound), [bound], [0.0], "", "").power >= A.POWER_TARGET - 0.02
+
+
+def test_roles_claims_and_views_are_declared_in_one_registry_each():
+    from losslab.registry import Registry
+    from losslab.report.roles import ROLE_VIEWS
+
+    assert isinstance(ROLES, Registry) and isinstance(DECLARED, Registry) and isinstance(ROLE_VIEWS, Registry)
+    viewed = {role for view in ROLE_VIEWS.values() for role in view.roles}
+    assert viewed == set(ROLES)  # every role adds its view to the report; no view reads an unknown role
+    with pytest.raises(ValueError, match=r"claim 'C5' is already registered"):
+        DECLARED.register("C5", DECLARED["C5"])

@@ -42,6 +42,7 @@ from losslab.experiments.spec_plugins import SpecPlugin, import_spec_plugins
 from losslab.experiments.store import CELL_ID_RULE, MAX_SEED, NAME_RULE, is_cell_id, is_name
 from losslab.models import MODELS
 from losslab.plugins import file_sha256, fingerprint
+from losslab.registry import Registry
 from losslab.train.config import EXECUTION_FIELDS, Member, TrainConfig
 
 TOP_KEYS = {"name", "description", "plugins", "train", "grid", "sizes"}
@@ -62,18 +63,24 @@ GRID_KEYS = {
     "baseline",
     "margin",
 }
-#: The roles a grid can play in the report (``losslab.report.claims`` reads grids by these names).
-ROLES = {
-    "saturation-binary": "one sigmoid logit, normal and confidently wrong starts, MSE vs binary CE (claim C4)",
-    "saturation-softmax": "softmax outputs, normal and confidently wrong starts, MSE vs CE (claim C5)",
-    "loss-comparison": "each loss over its own learning-rate grid on one dataset (C11, Hui & Belkin, Nielsen, calibration)",
-    "many-classes": "the same losses as the number of classes grows (C5, Hui & Belkin)",
-    "warm-start": "continue a cross-entropy solution with each loss (Golik et al. 2013)",
-    "from-scratch": "the warm-start losses trained from a random start for the same total epochs (Golik et al. 2013)",
-    "reference-linear": "MNIST-1D logistic regression as published by Greydanus (32%)",
-    "reference-mlp": "MNIST-1D MLP as published by Greydanus (68%)",
-    "reference-cnn": "MNIST-1D CNN as published by Greydanus (94%)",
-}
+#: The roles a grid can play in the report: which of the article's questions it answers (the report's claims read
+#: grids by these names, and ``losslab.report.roles`` gives each its tables and figures); name -> the question.
+ROLES: Registry[str] = Registry("role", "roles", plugins=False)
+for _role, _question in (
+    ("saturation-binary", "one sigmoid logit, normal and confidently wrong starts, MSE vs binary CE (claim C4)"),
+    ("saturation-softmax", "softmax outputs, normal and confidently wrong starts, MSE vs CE (claim C5)"),
+    (
+        "loss-comparison",
+        "each loss over its own learning-rate grid on one dataset (C11, Hui & Belkin, Nielsen, calibration)",
+    ),
+    ("many-classes", "the same losses as the number of classes grows (C5, Hui & Belkin)"),
+    ("warm-start", "continue a cross-entropy solution with each loss (Golik et al. 2013)"),
+    ("from-scratch", "the warm-start losses trained from a random start for the same total epochs (Golik et al. 2013)"),
+    ("reference-linear", "MNIST-1D logistic regression as published by Greydanus (32%)"),
+    ("reference-mlp", "MNIST-1D MLP as published by Greydanus (68%)"),
+    ("reference-cnn", "MNIST-1D CNN as published by Greydanus (94%)"),
+):
+    ROLES.register(_role, _question)
 SIZE_KEYS = {"train", "seeds", "init_scales", "lrs", "grids", "dataset_options"}
 WARMSTART_KEYS = {"loss", "epochs", "lr"}
 # Where and how a population runs is chosen at run time; it does not change the results.

@@ -29,7 +29,7 @@ from losslab.experiments import store
 from losslab.experiments.store import StoreError, read_results
 from losslab.i18n import Listing, Message, check_language, messages, meta, placeholders, render
 from losslab.report import audit as A
-from losslab.report import fonts, report_json
+from losslab.report import fonts, report_json, roles
 from losslab.report import result_figures as RF
 from losslab.report import selection as sel
 from losslab.report import tables as T
@@ -103,23 +103,12 @@ def _grid_figures(grid, lang: str) -> list[tuple[str, EmbeddedFigure]]:
 
 
 def _role_figures(evidence: Evidence, lang: str) -> dict[str, EmbeddedFigure]:
+    """The figures of every role view present in the results (``losslab.report.roles``), in declared order."""
     figures = {}
-    saturation = evidence.role_rows("saturation-binary", "saturation-softmax")
-    if saturation is not None:
-        figures["saturation-curves"] = embed(
-            RF.saturation_curves(saturation, lang=lang), Message("caption.saturation_curves"), lang
-        )
-    comparison = [g for g in evidence.role_grids("loss-comparison") if any(c.comparisons for c in g.conditions)]
-    if comparison:
-        figures["comparison"] = embed(
-            RF.baseline_differences(comparison, lang=lang), Message("caption.comparison"), lang
-        )
-    classes = evidence.role_grids("many-classes")
-    if classes:
-        figures["classes"] = embed(RF.classes_curve(classes, lang=lang), Message("caption.classes"), lang)
-    warm = evidence.role_rows("warm-start", "from-scratch")
-    if warm is not None:
-        figures["warmstart"] = embed(RF.warmstart_curves(warm, lang=lang), Message("caption.warmstart"), lang)
+    for view in roles.views(evidence):
+        captions = dict(view.captions)
+        for name, fig in view.figures(evidence, lang).items():
+            figures[name] = embed(fig, Message(captions[name]), lang)
     return figures
 
 
@@ -212,8 +201,9 @@ def render_report(
         for g in evidence.grids
     ]
     figures = {name: embed(FIGURES[name].make(lang=lang), FIGURES[name].description, lang) for name in ANALYSIS_FIGURES}
-    figures.update(_role_figures(evidence, lang))
-    question_tables = T.saturation_table(evidence) + T.lr_ratio_table(evidence) + T.reproduction_tables(evidence)
+    role_figures = _role_figures(evidence, lang)
+    figures.update(role_figures)
+    question_tables = [table for view in roles.views(evidence) for table in view.tables(evidence)]
     audit_tables = T.audit_table([*claims, *later])
     all_tables = [t for s in grid_sections for t in s["tables"]] + question_tables + audit_tables
     eps = evidence.dead_epsilon()
@@ -253,6 +243,7 @@ def render_report(
         dead_zones=dead_zones,
         dead_epsilon=eps,
         question_tables=question_tables,
+        role_figures=list(role_figures),
         audit_tables=audit_tables,
         findings=later,
         methods=[Message("methods.intervals"), Message("methods.bootstrap"), Message("methods.selection")],

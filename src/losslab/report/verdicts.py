@@ -24,6 +24,7 @@ import pandas as pd
 
 from losslab.experiments.spec import SpecError, builtin_specs, load_spec
 from losslab.i18n import Message, Rule
+from losslab.registry import Registry
 from losslab.report import audit as A
 from losslab.report import grids as G
 from losslab.report import selection as sel
@@ -251,8 +252,8 @@ class Declared:
     order: float = 0.0  # where the report shows it among its kind
 
 
-#: Every claim and finding, in the order the report shows them (each kind in its own section).
-DECLARED: dict[str, Declared] = {}
+#: Every claim and finding (``declare``); the report shows each kind in its own section, by ``order``.
+DECLARED: Registry[Declared] = Registry("claim", "claims", plugins=False)
 
 
 def declare(
@@ -272,9 +273,7 @@ def declare(
 
     def register(fn):
         fn.rule_text = Rule([fn, *helpers], constants={**RULE_CONSTANTS, **(constants or {})})
-        if id in DECLARED:
-            raise ValueError(f"claim {id!r} is declared twice")
-        DECLARED[id] = Declared(id, kind, fn, tuple(roles), min_seeds, tuple(figures), order)
+        DECLARED.register(id, Declared(id, kind, fn, tuple(roles), min_seeds, tuple(figures), order))  # once only
         return fn
 
     return register
