@@ -92,10 +92,14 @@ def _read_results(result_dirs: list[Path]) -> tuple[dict, list[dict]]:
 
 def _grid_figures(grid, lang: str) -> list[tuple[str, EmbeddedFigure]]:
     name = f"grid-{grid.spec}-{grid.label}"
-    out = [
-        (f"{name}-rates", embed(RF.rate_sensitivity(grid, lang=lang), Message("caption.rates", grid=grid.key), lang)),
-        (f"{name}-curves", embed(RF.training_curves(grid, lang=lang), Message("caption.curves", grid=grid.key), lang)),
-    ]
+    out = []
+    # A sensitivity curve needs a loss with more than one rate; a grid of one rate per loss has none to draw.
+    if any(len(arm.choice.curve) > 1 for condition in grid.conditions for arm in condition.arms):
+        figure = embed(RF.rate_sensitivity(grid, lang=lang), Message("caption.rates", grid=grid.key), lang)
+        out.append((f"{name}-rates", figure))
+    out.append(
+        (f"{name}-curves", embed(RF.training_curves(grid, lang=lang), Message("caption.curves", grid=grid.key), lang))
+    )
     reliability = RF.reliability_diagrams(grid, lang=lang)
     if reliability is not None:
         out.append((f"{name}-reliability", embed(reliability, Message("caption.reliability", cell=grid.key), lang)))
