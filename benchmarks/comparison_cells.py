@@ -40,10 +40,10 @@ from p2_cnn import cnn1d_products, mlp_products, mnist_cnn_products, product_bou
 
 from losslab.experiments.runner import _load_cell_dataset, plan_cell  # noqa: E402
 from losslab.experiments.spec import load_spec  # noqa: E402
+from losslab.models import mlp_widths  # noqa: E402
 from losslab.train import evaluation  # noqa: E402
 from losslab.train.executor import intra_op_threads, run_blocks  # noqa: E402
 from losslab.train.loss_groups import LossGroups  # noqa: E402
-from losslab.train.models import mlp_widths  # noqa: E402
 from losslab.train.population import _time_steps, build_population, check_population  # noqa: E402
 
 

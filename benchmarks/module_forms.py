@@ -24,10 +24,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from p1_population import machine_line, timed  # noqa: E402
 from p2_cnn import plain_seconds  # noqa: E402
 
-from losslab.train import Member, TrainConfig, load_dataset, train_population  # noqa: E402
+from losslab.data import load_dataset  # noqa: E402
+from losslab.models import register_model  # noqa: E402
+from losslab.models.mnist1d import cnn1d  # noqa: E402
+from losslab.train import Member, TrainConfig, train_population  # noqa: E402
 from losslab.train.executor import intra_op_threads  # noqa: E402
-from losslab.train.mnist1d_models import cnn1d  # noqa: E402
-from losslab.train.models import register_model  # noqa: E402
 
 
 def main() -> None:

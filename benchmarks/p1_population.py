@@ -30,10 +30,11 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from losslab.train import Member, TrainConfig, load_dataset, train_population
+from losslab.data import load_dataset
+from losslab.models import MLP
+from losslab.models.matmul import BatchedProducts, StepBuffers
+from losslab.train import Member, TrainConfig, train_population
 from losslab.train.executor import intra_op_threads, run_blocks
-from losslab.train.matmul import BatchedProducts, StepBuffers
-from losslab.train.models import MLP
 from losslab.train.plan import blas_libraries, cpu_model
 from losslab.train.reference import train_reference
 

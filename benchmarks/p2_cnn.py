@@ -20,7 +20,7 @@ bounds, the step's products alone in the plan's blocks, threads and workers, wit
 
 - "im2col": every convolution as the textbook unfolded product (forward, weight gradient, input gradient;
   the MNIST cnn's first convolution is [B*576, 25] @ [25, 8]), the bound the issue states;
-- "own": the products this implementation runs (``losslab.train.conv_population``).
+- "own": the products this implementation runs (``losslab.models.cnn_population``).
 
 The tightest bound is the smaller of the four; the population's time over it is how much the step spends
 outside products. "peak" is the im2col multiply-adds at the machine's large-matmul rate (2048^3, all threads).
@@ -42,9 +42,12 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from p1_population import alone, machine_line, peak_gflops, timed  # noqa: E402
 
-from losslab.train import Member, TrainConfig, load_dataset, train_population  # noqa: E402
-from losslab.train.conv_population import TILE  # noqa: E402
-from losslab.train.datasets import Dataset  # noqa: E402
+from losslab.data import (
+    Dataset,  # noqa: E402
+    load_dataset,  # noqa: E402
+)
+from losslab.models.cnn_population import TILE  # noqa: E402
+from losslab.train import Member, TrainConfig, train_population  # noqa: E402
 from losslab.train.executor import intra_op_threads, run_blocks  # noqa: E402
 from losslab.train.reference import train_reference  # noqa: E402
 

@@ -19,8 +19,9 @@ import time
 
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from losslab.train import Member, TrainConfig, evaluation, load_dataset
-from losslab.train import matmul as matmul_module
+from losslab.data import load_dataset
+from losslab.models import matmul as matmul_module
+from losslab.train import Member, TrainConfig, evaluation
 from losslab.train.executor import intra_op_threads
 from losslab.train.population import _time_steps, build_population, check_population
 

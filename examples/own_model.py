@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 import losslab
-from losslab.train import Member, TrainConfig, load_dataset, train_population
+from losslab.data import load_dataset
+from losslab.train import Member, TrainConfig, train_population
 from losslab.train.reference import train_reference
 
 

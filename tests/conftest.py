@@ -36,23 +36,23 @@ def shared_data_or_none() -> Path | None:
 
 @pytest.fixture
 def clean_registries():
-    """After the test, the loss, dataset and model registries and the imported plugins are as they were before
-    (tests register plugin losses under the same names from different files)."""
+    """After the test, every registry (losses, datasets, models, figures) and the imported plugins are as they
+    were before (tests register plugin losses under the same names from different files)."""
     import sys
 
-    from losslab import plugins
-    from losslab.core import LOSSES
+    import losslab.core  # noqa: F401 - every registry exists before the snapshot
+    import losslab.data  # noqa: F401
+    import losslab.models  # noqa: F401
+    import losslab.report.figures  # noqa: F401
+    from losslab import plugins, registry
     from losslab.experiments import spec_plugins
-    from losslab.train.datasets import DATASETS
-    from losslab.train.models import MODELS
 
-    registries = (LOSSES, DATASETS, MODELS, plugins.PLUGINS, spec_plugins._REGISTERED)
-    saved = [dict(r) for r in registries]
-    installed, modules = set(spec_plugins._INSTALLED), set(sys.modules)
+    saved = registry.snapshot_all()
+    imported, installed, modules = dict(plugins.PLUGINS), set(spec_plugins._INSTALLED), set(sys.modules)
     yield
-    for registry, before in zip(registries, saved):
-        registry.clear()
-        registry.update(before)
+    registry.restore_all(saved)
+    plugins.PLUGINS.clear()
+    plugins.PLUGINS.update(imported)
     spec_plugins._INSTALLED.clear()
     spec_plugins._INSTALLED.update(installed)
     for name in set(sys.modules) - modules:

@@ -1,9 +1,15 @@
-"""Result frames shaped like the trainer's (CONTRACTS section 1), with numbers chosen by the test.
+"""Result frames shaped like the trainer's, with numbers chosen by the test.
 
 The report reads only these columns, so tests of its rules build the frames they need here instead of
 training: every verdict can be driven each way. ``member_rows`` makes one member's step-0 and final rows
 with every column the current trainer writes (validation metrics, temperature scaling, the calibration
-errors, the bootstrap replicate lists and the reliability bins); ``results`` wraps rows with a manifest.
+errors, the bootstrap replicate lists, the reliability bins, the diverged flag, and each member's right and
+wrong test examples as packed bits); ``results`` wraps rows with a manifest.
+
+Right and wrong test examples: every cell has a fixed difficulty per test example (seeded by the cell's name);
+a member with accuracy a gets right the round(a N) examples that are easiest for it (the difficulty plus a
+little noise of its own), so members of one cell agree on most examples, as trained models do, and its
+``test_accuracy`` is exactly its share of right examples.
 """
 
 from __future__ import annotations
@@ -26,6 +32,17 @@ CALIBRATION = {  # per loss: (NLL, ECE) raw and after temperature scaling
     "label_smoothing_cross_entropy": ((0.35, 0.080), (0.29, 0.018)),
 }
 _SHARED = np.random.default_rng(123).standard_normal(BOOT)  # the same test resamples for every member
+TEST_EXAMPLES = 500
+
+
+def right_examples(cell: str, accuracy: float, member: int, n: int = TEST_EXAMPLES) -> np.ndarray:
+    """Which of the cell's n test examples a member of this accuracy gets right (see the module docstring)."""
+    difficulty = np.random.default_rng(zlib.crc32(f"difficulty:{cell}".encode())).random(n)
+    own = np.random.default_rng(zlib.crc32(f"member:{cell}:{member}".encode())).random(n)
+    order = np.argsort(difficulty + 0.15 * own, kind="stable")
+    right = np.zeros(n, dtype=bool)
+    right[order[: int(round(accuracy * n))]] = True
+    return right
 
 
 def _reliability(accuracy: float, ece: float, rng, n_test: int = 1000):
@@ -59,14 +76,21 @@ def member_rows(
     grad_norm: float = 1.0,
     validation: bool = True,
     lists: bool = True,
+    correct: bool = True,
+    test_examples: int = TEST_EXAMPLES,
+    diverged: bool = False,
     rng=None,
 ) -> list[dict]:
-    """Step 0 and final rows of one member, with every column of the current trainer."""
+    """Step 0 and final rows of one member, with every column of the current trainer (``correct=False``: no
+    right/wrong bits, as an older trainer wrote; ``diverged``: the member blew up, its final metrics NaN)."""
     rng = rng if rng is not None else np.random.default_rng(member)
     (nll, ece), (nll_ts, ece_ts) = CALIBRATION.get(loss, CALIBRATION["cross_entropy"])
     val = test_accuracy if val_accuracy is None else val_accuracy
     nan = float("nan")
     rows = []
+    if correct:
+        right = right_examples(cell, test_accuracy, member, test_examples)
+        test_accuracy = float(right.mean())
     for step, acc in ((0, start_accuracy), (final_step, test_accuracy)):
         final = step == final_step
         row = {
@@ -94,7 +118,13 @@ def member_rows(
             "dead_fraction": dead_fraction if step == 0 else 0.0,
             "seconds": float(step),
             "dataset_options": "{}",
+            "diverged": bool(diverged and final),
+            "test_correct": np.packbits(right).tobytes() if correct and final else None,
+            "test_examples": test_examples if correct and final else float("nan"),
         }
+        if diverged and final:
+            row.update({"train_loss": float("nan"), "test_nll": float("nan"), "test_accuracy": 0.1})
+            row.update({"val_accuracy": float("nan"), "val_nll": float("nan")})
         if validation:
             row.update(
                 {

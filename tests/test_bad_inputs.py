@@ -10,7 +10,9 @@ Run just this suite with ``python -m pytest -q tests/test_bad_inputs.py``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import re
@@ -30,11 +32,13 @@ import pytest
 import torch
 
 from losslab.cli import main
+from losslab.data import load_dataset
 from losslab.experiments import runner, store
 from losslab.experiments.cluster import RayCluster
 from losslab.experiments.runner import run_spec
 from losslab.experiments.spec import SpecError, load_spec
-from losslab.train import Member, PopulationResult, TrainConfig, check_population, load_dataset, train_population
+from losslab.experiments.store import write as store_write
+from losslab.train import Member, PopulationResult, TrainConfig, check_population, train_population
 
 TINY = """
 name = "tiny"
@@ -95,7 +99,8 @@ def finished(tmp_path_factory) -> Path:
     """A complete results folder of the tiny spec (trained once for the whole module)."""
     root = tmp_path_factory.mktemp("finished")
     (root / "tiny.toml").write_text(TINY)
-    run_spec(load_spec(root / "tiny.toml"), root / "R", log=quiet)
+    with contextlib.redirect_stdout(io.StringIO()):  # through the command line, which records its command
+        assert main(["run", str(root / "tiny.toml"), "--out", str(root / "R")]) == 0
     return root / "R"
 
 
@@ -619,9 +624,9 @@ CLI_CASES = [
         one_grid('dataset = "digits"\nlosses = ["mse"]\ntarget_accuracy = 2'),
     ),
     Case(
-        "spec-claims-not-a-list",
+        "spec-claims-removed",
         ["run", "bad.toml"],
-        r"bad.toml: claims: must be a list of claim ids \(strings\), got 'C1'",
+        r"bad.toml: claims: this key was removed: the report reads each grid's 'role'",
         tiny_with(('name = "tiny"', 'name = "tiny"\nclaims = "C1"')),
     ),
     Case(
@@ -1359,7 +1364,7 @@ def test_interrupt_before_the_first_cell_leaves_nothing(tmp_path, monkeypatch):
 def test_a_crash_between_cell_file_and_manifest_never_shows_the_cell(tmp_path, monkeypatch):
     (tmp_path / "tiny.toml").write_text(TINY)
     out = tmp_path / "R"
-    real_write = store.atomic_write
+    real_write = store_write.atomic_write
     writes = []
 
     def dies_on_second_manifest_update(path, data):
@@ -1368,10 +1373,10 @@ def test_a_crash_between_cell_file_and_manifest_never_shows_the_cell(tmp_path, m
             raise OSError(28, "No space left on device", str(path))
         real_write(path, data)
 
-    monkeypatch.setattr(store, "atomic_write", dies_on_second_manifest_update)
+    monkeypatch.setattr(store_write, "atomic_write", dies_on_second_manifest_update)
     with pytest.raises(OSError):
         run_spec(load_spec(tmp_path / "tiny.toml"), out, log=quiet)
-    monkeypatch.setattr(store, "atomic_write", real_write)
+    monkeypatch.setattr(store_write, "atomic_write", real_write)
     assert (out / "cells" / "b.parquet").exists()  # written, but not listed: not part of the results
     assert [c.state for c in store.list_cells(out)] == ["done", "pending", "pending"]
     with pytest.raises(store.StoreError, match=r"2 of 3 cells are not finished"):
@@ -1447,7 +1452,7 @@ def test_read_only_results_folder(finished):
         assert done.returncode == 0, done.stderr[-3000:]
         results = json.loads(done.stdout.strip().splitlines()[-1])
         patterns = [
-            r"losslab run: error: cannot write into results folder R \(not writable\); choose a writable --out",
+            r"losslab run: error: cannot write into results folder R \(Permission denied\); choose a writable --out",
             r"losslab report: error: cannot create report folder R/report \(Permission denied\); choose a writable --out",
             r"losslab: error: --json R/ledger.json: cannot write \(Permission denied\); give a writable path",
         ]

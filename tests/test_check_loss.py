@@ -158,3 +158,15 @@ def test_check_loss_bad_input_is_one_line_and_exit_2(plugin, capsys, args, messa
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1
     assert __import__("re").search(message, captured.err), captured.err
+
+
+def test_check_loss_table_uses_the_terminal_width(capsys, monkeypatch):
+    # Piped (no terminal): wide enough that no row's text breaks; $COLUMNS (what a terminal sets) is obeyed.
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert main(["check-loss", "mse"]) == 0
+    out = capsys.readouterr().out
+    assert any("no wrongly classified margin" in line or "every margin below" in line for line in out.splitlines())
+    assert any(len(line) > 120 for line in out.splitlines())
+    monkeypatch.setenv("COLUMNS", "100")
+    assert main(["check-loss", "mse"]) == 0
+    assert max(len(line) for line in capsys.readouterr().out.splitlines()) <= 100

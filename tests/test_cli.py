@@ -32,6 +32,48 @@ def test_bad_usage_prints_one_line_and_exits_2(args, message, capsys):
     assert err.count("\n") == 1 and message in err and err.startswith("losslab: error:")
 
 
+def test_a_plain_type_error_inside_a_command_is_a_bug_with_its_traceback(monkeypatch, capsys):
+    """Only ValueError and BadInputType are bad input (one line, exit 2); a TypeError from a bug propagates."""
+    from losslab.theory import ledger
+
+    def broken(**_):
+        return 1 + "1"  # a bug: TypeError
+
+    monkeypatch.setattr(ledger, "verify_all", broken)
+    with pytest.raises(TypeError, match=r"unsupported operand type\(s\) for \+: 'int' and 'str'"):
+        main(["verify", "--trials", "1"])
+    assert capsys.readouterr().err == ""
+
+
+def test_input_of_the_wrong_type_is_bad_input(monkeypatch, capsys):
+    from losslab.errors import BadInputType
+    from losslab.theory import ledger
+
+    def wrong_type(**_):
+        raise BadInputType("counts must be a torch.Tensor, got list; wrap it with torch.as_tensor(counts)")
+
+    monkeypatch.setattr(ledger, "verify_all", wrong_type)
+    assert main(["verify", "--trials", "1"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err == "losslab verify: error: counts must be a torch.Tensor, got list; wrap it with torch.as_tensor(counts)\n"
+    )
+
+
+def test_a_bug_exits_1_with_a_traceback_from_the_command_line(tmp_path):
+    script = tmp_path / "bug.py"
+    script.write_text(
+        "import sys\nfrom losslab import cli\nfrom losslab.theory import ledger\n"
+        "ledger.verify_all = lambda **_: None + 1\nsys.exit(cli.main(['verify', '--trials', '1']))\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert (
+        done.returncode == 1
+        and "Traceback" in done.stderr
+        and done.stderr.rstrip().endswith("TypeError: unsupported operand type(s) for +: 'NoneType' and 'int'")
+    )
+
+
 def test_no_command_prints_help_and_exits_2(capsys):
     assert main([]) == 2
     assert "usage: losslab" in capsys.readouterr().out

@@ -9,17 +9,14 @@ import torch
 
 import losslab
 from losslab.cli import main
+from losslab.data import DATASETS, VALIDATION_SEED, load_dataset, register_dataset
+from losslab.data.checks import check_dataset, stratified_split
 from losslab.experiments.spec import SpecError, load_spec
-from losslab.train.dataset_checks import check_dataset, stratified_split
-from losslab.train.datasets import DATASETS, VALIDATION_SEED, load_dataset, register_dataset
 
 
 @pytest.fixture
-def registry():
-    saved = dict(DATASETS)
-    yield DATASETS
-    DATASETS.clear()
-    DATASETS.update(saved)
+def registry(clean_registries):
+    return DATASETS
 
 
 def arrays(n_train=60, n_test=30, k=3, d=4, seed=0):
@@ -416,18 +413,13 @@ def test_list_shows_built_ins_and_plugins(tmp_path, capsys, registry, monkeypatc
         ),
         encoding="utf-8",
     )
-    saved = dict(losslab.core.LOSSES)
-    try:
-        assert main(["list", "losses", "--plugin", str(plugin)]) == 0
-        out = capsys.readouterr().out
-        assert "squentropy" in out and "tempered" in out and "my_plugin.py" in out and "t=2.0" in out
-        assert main(["list", "datasets", "--plugin", str(plugin)]) == 0
-        out = capsys.readouterr().out
-        assert "iris" in out and "noise" in out and "file:PATH" in out
-        assert main(["list", "models"]) == 0
-        assert "mlp" in capsys.readouterr().out
-        assert main(["list", "datasets", "--plugin", str(tmp_path / "nope.py")]) == 2
-        assert "plugin file" in capsys.readouterr().err
-    finally:
-        losslab.core.LOSSES.clear()
-        losslab.core.LOSSES.update(saved)
+    assert main(["list", "losses", "--plugin", str(plugin)]) == 0
+    out = capsys.readouterr().out
+    assert "squentropy" in out and "tempered" in out and "my_plugin.py" in out and "t=2.0" in out
+    assert main(["list", "datasets", "--plugin", str(plugin)]) == 0
+    out = capsys.readouterr().out
+    assert "iris" in out and "noise" in out and "file:PATH" in out
+    assert main(["list", "models"]) == 0
+    assert "mlp" in capsys.readouterr().out
+    assert main(["list", "datasets", "--plugin", str(tmp_path / "nope.py")]) == 2
+    assert "plugin file" in capsys.readouterr().err

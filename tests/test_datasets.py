@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from losslab.train.datasets import DATA_ENV, VALIDATION_SEED, load_dataset, read_idx, validation_size
+from losslab.data import DATA_ENV, VALIDATION_SEED, load_dataset, read_idx, validation_size
 
 
 def test_digits_split_is_stratified_and_standardised_on_train_only():

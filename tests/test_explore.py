@@ -36,8 +36,9 @@ import losslab.i18n as I
 from losslab.analysis import landscape
 from losslab.cli import main
 from losslab.core import LOSSES
-from losslab.experiments.runner import load_results, run_spec
+from losslab.experiments.runner import run_spec
 from losslab.experiments.spec import load_spec
+from losslab.experiments.store import load_results
 from losslab.explore import build_explorer, measured_data, write_explorer
 from losslab.report.html import _template_functions
 
@@ -144,6 +145,17 @@ def test_cli_writes_the_page_and_explains_a_missing_results_folder(tmp_path, cap
     assert main(["explore", "--out", str(tmp_path / "x"), "--results", str(tmp_path / "empty")]) == 2
     assert "is not a results folder (no manifest.json)" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()  # nothing written when the input is bad
+
+
+def test_the_page_is_not_built_where_it_cannot_be_written(tmp_path, capsys):
+    """The explorer checks its folder like every writer (the results store's check_writable), before any work."""
+    (tmp_path / "file.txt").write_text("x")
+    assert main(["explore", "--out", str(tmp_path / "file.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"explorer folder (--out) {tmp_path / 'file.txt'} is a file; give a folder" in err
+    assert main(["explore", "--out", str(tmp_path / "file.txt" / "page")]) == 2
+    assert "cannot create explorer folder" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
 
 
 CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
@@ -628,6 +640,45 @@ def test_scrubber_shows_the_measured_rows(browser, page, saturation):
                 assert r["acc"] == pytest.approx(at["test_accuracy"].mean(), rel=1e-5)
                 assert r["grad"] == pytest.approx(at["grad_norm"].mean(), rel=1e-5)
                 assert r["dead"] == pytest.approx(at["dead_fraction"].mean(), rel=1e-5, abs=1e-12)
+    assert console_problems(browser) == []
+
+
+RATES_SPEC = """
+name = "rates"
+[train]
+epochs = 2
+[[grid]]
+label = "digits"
+dataset = "digits"
+model = "linear"
+losses = ["cross_entropy", "mse"]
+lrs = [0.03, 0.1, 0.3]
+seeds = 2
+target_accuracy = 0.9
+"""
+
+READ_STYLES = """
+const chart = document.getElementById('chart-acc');
+const clip = chart.querySelector('clipPath rect');
+const right = Number(clip.getAttribute('x')) + Number(clip.getAttribute('width'));
+return {
+  lines: [...chart.querySelectorAll('path')].map(p =>
+    [p.getAttribute('stroke'), p.getAttribute('stroke-width'), p.getAttribute('stroke-dasharray')].join('|')),
+  labels: [...chart.querySelectorAll('text.band-label')].map(t => Number(t.getAttribute('x')) - right),
+  legend: [...document.querySelectorAll('#measured-legend label')].map(l => l.textContent),
+};
+"""
+
+
+def test_each_measured_rate_has_its_own_style_and_labels_stay_off_the_curves(browser, tmp_path):
+    (tmp_path / "rates.toml").write_text(RATES_SPEC)
+    run_spec(load_spec(tmp_path / "rates.toml"), tmp_path / "results", log=lambda *_: None)
+    url = write_explorer(tmp_path / "page", results=tmp_path / "results").as_uri()
+    open_page(browser, url + "#tab=measured&cell=digits")
+    shown = browser.execute_script(READ_STYLES)
+    assert len(shown["lines"]) == 6 and len(set(shown["lines"])) == 6  # 2 losses x 3 rates, each its own style
+    assert len(set(shown["legend"])) == 6
+    assert shown["labels"] and all(offset > 0 for offset in shown["labels"])  # the target's label: right of the plot
     assert console_problems(browser) == []
 
 

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import matplotlib.pyplot as plt
 import pytest
 
@@ -41,7 +44,7 @@ def test_plot_cli_writes_lists_and_rejects(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert main(["plot", "sigmoid", "--out", str(blocker)]) == 2
-    assert "exists and is not a folder" in capsys.readouterr().err
+    assert f"figures folder (--out) {blocker} is a file; give a folder" in capsys.readouterr().err
     assert main(["plot", "sigmoid", "--format", "jpg"]) == 2
     assert "invalid choice: 'jpg'" in capsys.readouterr().err
 
@@ -79,3 +82,29 @@ def test_plot_draws_a_user_loss_beside_the_built_ins(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err
     assert not (tmp_path / "none").exists()
+
+
+BACKEND_PROBE = """
+import importlib, pkgutil, sys
+import matplotlib
+matplotlib.use("svg")  # a notebook user's choice, standing in for inline or a GUI backend
+import losslab.report
+modules = [m.name for m in pkgutil.walk_packages(losslab.report.__path__, "losslab.report.")]
+for name in [*modules, "losslab.explore", "losslab.demo", "losslab.cli"]:
+    importlib.import_module(name)
+from losslab.report.figures import FIGURES, write_figures
+FIGURES["sigmoid"].make()
+write_figures(["sigmoid"], sys.argv[1])
+print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules, len(modules))
+"""
+
+
+def test_importing_and_drawing_leave_the_users_matplotlib_backend_alone(tmp_path):
+    """Figures are drawn with matplotlib's object-oriented API: no module selects a backend or needs pyplot."""
+    done = subprocess.run(
+        [sys.executable, "-c", BACKEND_PROBE, str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    backend, pyplot, count = done.stdout.split()
+    assert backend == "svg" and pyplot == "False" and int(count) >= 6
+    assert (tmp_path / "sigmoid.png").is_file()

@@ -20,6 +20,7 @@ from losslab.cli import main
 from losslab.report import claims as C
 from losslab.report import fonts
 from losslab.report import result_figures as RF
+from losslab.report import verdicts as V
 from losslab.report.figures import FIGURES
 from losslab.report.html import render_report
 from losslab.theory.ledger import verify_all
@@ -120,7 +121,7 @@ def test_the_explorer_messages_are_all_used_and_its_script_gets_what_it_reads():
 def test_every_rule_has_a_translation_of_its_current_docstring(lang):
     """A rule's English text is its docstring; each catalogue records the fingerprint of the docstring it translates."""
     entries = I.catalogue(lang)
-    rules = {name: doc for fn in C.CLAIM_FUNCTIONS + C.FINDING_FUNCTIONS for name, doc in fn.rule_text.parts}
+    rules = {name: doc for entry in V.DECLARED.values() for name, doc in entry.decide.rule_text.parts}
     for name, doc in rules.items():
         assert f"rule.{name}.text" in entries, f"{lang}.toml: no [rule.{name}] translating {name}'s docstring"
         assert entries[f"rule.{name}.source"] == I.fingerprint(doc), (
@@ -133,24 +134,25 @@ def test_every_rule_has_a_translation_of_its_current_docstring(lang):
 
 def test_rules_read_as_prose_in_every_language():
     """A rule is shown to readers: no reStructuredText markup or parameter names leak from a docstring."""
-    for fn in C.CLAIM_FUNCTIONS + C.FINDING_FUNCTIONS:
+    for entry in V.DECLARED.values():
         for lang in I.LANGUAGES:
-            text = fn.rule_text.render(lang)
-            assert "``" not in text and "NaN" not in text, (fn.__name__, lang)
+            text = entry.decide.rule_text.render(lang)
+            assert "``" not in text and "NaN" not in text and "{" not in text, (entry.id, lang)
 
 
 def test_the_chinese_rules_are_chinese():
-    for fn in C.CLAIM_FUNCTIONS + C.FINDING_FUNCTIONS:
-        assert CJK.search(fn.rule_text.render("zh")), fn.__name__
+    for entry in V.DECLARED.values():
+        assert CJK.search(entry.decide.rule_text.render("zh")), entry.id
     rule = C.claim_c5.rule_text
     assert "stall rule" in rule and "停滞规则" in rule.render("zh") and rule.render("en") == rule
+    assert "default 1.25" in " ".join(rule.split()) and "1.25" in rule.render("zh")  # constants in both languages
 
 
 def test_messages_keep_english_for_code_and_render_in_any_language():
     m = I.Message("ledger.summary", holds="28", errata="3", transcriptions="3", fails="0")
     assert m == "28 hold, 3 errata, 3 transcriptions, 0 fail" and isinstance(m, str)
     assert m.render("zh") == "28 条成立，3 条勘误，3 条排印错误，0 条不成立"
-    nested = I.Message("claim.C5.blobs", k="3", chosen_on=C.chosen_word("validation"), acc_ce="1", acc_mse="2")
+    nested = I.Message("claim.C5.blobs", k="3", chosen_on=V.chosen_word("validation"), acc_ce="1", acc_mse="2")
     assert "chosen on validation" in nested and "学习率选取依据：验证集" in nested.render("zh")
     assert I.render([I.Message("word.yes"), I.Message("word.no")], "zh") == "是、否"
     import copy
@@ -301,17 +303,19 @@ def results():
 @needs_cjk_font
 def test_every_figure_in_chinese_draws_every_glyph(results, caplog):
     """matplotlib's missing-glyph warning (boxes instead of characters) and its font-fallback message are errors."""
-    evidence = C.Evidence([], results)
+    evidence = V.Evidence([], results)
     figures = {name: (lambda spec=spec: spec.make(lang="zh")) for name, spec in FIGURES.items()}
     sat = evidence.role_rows("saturation-softmax")
-    comparison = evidence.role_rows("loss-comparison")
+    digits = next(g for g in evidence.grids if g.label == "digits")
     figures.update(
         {
             "saturation-curves": lambda: RF.saturation_curves(sat, lang="zh"),
-            "comparison": lambda: RF.comparison_differences(comparison, lang="zh"),
-            "classes": lambda: RF.classes_curve(evidence.role_rows("many-classes"), lang="zh"),
+            "comparison": lambda: RF.baseline_differences(evidence.role_grids("loss-comparison"), lang="zh"),
+            "classes": lambda: RF.classes_curve(evidence.role_grids("many-classes"), lang="zh"),
             "warmstart": lambda: RF.warmstart_curves(evidence.role_rows("warm-start", "from-scratch"), lang="zh"),
-            "reliability": lambda: RF.reliability_diagrams(comparison[comparison["cell"] == "digits"], "digits", "zh"),
+            "rates": lambda: RF.rate_sensitivity(digits, lang="zh"),
+            "curves": lambda: RF.training_curves(digits, lang="zh"),
+            "reliability": lambda: RF.reliability_diagrams(digits, lang="zh"),
         }
     )
     caplog.set_level(logging.INFO, logger="matplotlib.font_manager")
@@ -324,7 +328,8 @@ def test_every_figure_in_chinese_draws_every_glyph(results, caplog):
                 fig.savefig(io.BytesIO(), format="png", dpi=30)  # drawing is where missing glyphs show
             texts = [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
             assert any(CJK.search(t) for t in texts), f"{name}: no Chinese label"
-            plt.close(fig)
+            if getattr(fig.canvas, "manager", None) is not None:
+                plt.close(fig)
     assert not [r.getMessage() for r in caplog.records if "findfont" in r.getMessage()]
 
 
@@ -348,8 +353,8 @@ def _static_segments(template: str) -> list[str]:
 @pytest.fixture(scope="module")
 def chinese(results, ledger):
     smoke = _results(smoke=True)
-    html, claims = render_report({**results, "comparison": smoke["comparison"]}, ledger, lang="zh")
-    return html, claims
+    report = render_report({**results, "comparison": smoke["comparison"]}, ledger, lang="zh")
+    return report.html, report.claims
 
 
 @needs_cjk_font
@@ -357,26 +362,22 @@ def test_the_chinese_report_is_chinese_throughout(chinese):
     html, claims = chinese
     assert '<html lang="zh-CN">' in html
     headings = re.findall(r"<h2 id=\"[a-z0-9]+\">(.*?)</h2>", html)
-    assert [re.sub(r"<.*?>", "", h) for h in headings] == [
-        "1. 论断核对表",
-        "2. 原文的公式（losslab verify）",
-        "3. 优化的角度：饱和，精确计算",
-        "4. 训练曲线与比较",
-        "5. 按数据集和损失函数列表",
-        "6. 校准",
-        "7. 按原作者的方式测量 MNIST-1D",
-        "8. 后续研究的补充，以及我们的数字与之对照",
-        "9. 数字是怎样算出来的",
-        "10. 复现",
+    expected = ["claims", "experiments", "equations", "saturation", "questions", "later", "methods", "reproduce"]
+    shown = [
+        I.Message(f"report.section.{k}", command="losslab verify").render("zh")
+        if k == "equations"
+        else I.Message(f"report.section.{k}").render("zh")
+        for k in expected
     ]
-    for claim in claims:  # the verdict word beside each claim is Chinese, the CSS class stays English
+    assert [re.sub(r"<.*?>", "", h) for h in headings] == shown and all(CJK.search(h) for h in shown)
+    for claim in [c for c in claims if c.verdict != "not tested"]:  # Chinese word, English CSS class
         row = re.search(rf'<tr id="claim-{claim.id}">(.*?)</tr>', html, re.S).group(1)
-        word = C.verdict_word(claim.verdict).render("zh")
+        word = V.verdict_word(claim.verdict).render("zh")
         assert f'<span class="verdict v-{claim.verdict.replace(" ", "-")}">{word}</span>' in row
         assert CJK.search(re.sub(r"<.*?>", "", row.split("<details")[0]))
     for phrase in ("冒烟测试运行", "判定规则", "停滞规则", "勘误", "排印错误", "可靠性图", "自助法", "温度缩放"):
         assert phrase in html, phrase
-    assert html.count("data:image/png;base64,") >= 13  # 6 analysis figures, 4 training figures, reliability
+    assert html.count("data:image/png;base64,") >= 20  # analysis figures, every grid's, the role views
     # No English sentence is left: no literal piece (8+ letters of words) of any English message whose Chinese
     # differs appears in the page, nor any English rule text.
     page = html_module.unescape(re.sub(r"<style>.*?</style>|base64,[^\"]+", "", html, flags=re.S))
@@ -398,22 +399,24 @@ def test_the_chinese_report_is_chinese_throughout(chinese):
 def test_the_english_report_keeps_its_words(results, ledger, monkeypatch):
     import losslab.report.html as H
 
-    monkeypatch.setattr(H, "_figures", lambda evidence, lang: {})  # the words are the point here: no drawing
-    monkeypatch.setattr(H, "_reliability_figures", lambda evidence, roles, lang: {})
-    html, claims = render_report(results, ledger)
+    monkeypatch.setattr(H, "_grid_figures", lambda grid, lang: [])  # the words are the point here: no drawing
+    monkeypatch.setattr(H, "_role_figures", lambda evidence, lang: {})
+    report = render_report(results, ledger)
+    html, claims = report.html, report.claims
     assert '<html lang="en">' in html
     for phrase in (
         "Why classification uses cross-entropy instead of MSE — measured",
-        "1. Claims ledger",
-        "2. The article&#39;s equations (<code>losslab verify</code>)",
-        "10. Reproduce",
-        "Loss comparison (learning rates chosen on validation)",
+        "The article&#39;s claims",
+        "The article&#39;s equations (<code>losslab verify</code>)",
+        "Your experiments: every grid",
+        "How often each rule is wrong",
+        "comparison/digits: each loss at its chosen learning rate",
         "29 hold, 3 errata, 3 transcriptions, 0 fail",
         "every margin below -9.26 has gradient &lt; 0.001",
         "The stall rule (claims C4 and C5)",
-        "Seeds a verdict needs per compared group (each loss at each setting): C4 5, C5 5, Golik et al. 5",
+        "Seeds a verdict needs per compared group (each loss at each setting): 5.",
     ):
         assert phrase in html, phrase
     assert not CJK.search(re.sub(r"<style>.*?</style>", "", html, flags=re.S))
-    for claim in claims:
+    for claim in [c for c in claims if c.verdict != "not tested"]:
         assert f'<span class="verdict v-{claim.verdict.replace(" ", "-")}">{claim.verdict}</span>' in html

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from losslab.train import Member, TrainConfig, load_dataset, train_population
-from losslab.train.datasets import Dataset
-from losslab.train.models import MODELS, get_model, register_model
+from losslab.data import Dataset, load_dataset
+from losslab.models import get_model, register_model
+from losslab.train import Member, TrainConfig, train_population
 from losslab.train.reference import train_reference
 
 
@@ -33,11 +33,10 @@ class TinyNet(nn.Module):
 
 
 @pytest.fixture
-def user_model():
+def user_model(clean_registries):
     name = "test-tiny-net"
     register_model(name, lambda shape, k: TinyNet(math.prod(shape), k), summary="a test model", replace=True)
-    yield name
-    MODELS.pop(name, None)
+    return name
 
 
 MEMBERS = [
@@ -166,13 +165,10 @@ class WithBatchNorm(nn.Module):
         (lambda s, k: nn.Linear(7, k), r"model 'bad' failed on a batch of shape \[2, 64\]: RuntimeError"),
     ],
 )
-def test_what_vmap_cannot_train_is_a_clear_error(digits, factory, message):
+def test_what_vmap_cannot_train_is_a_clear_error(digits, factory, message, clean_registries):
     register_model("bad", factory, replace=True)
-    try:
-        with pytest.raises((ValueError, TypeError), match=message):
-            train_population(digits, MEMBERS[:1], TrainConfig(model="bad", epochs=1), progress=False)
-    finally:
-        MODELS.pop("bad", None)
+    with pytest.raises((ValueError, TypeError), match=message):
+        train_population(digits, MEMBERS[:1], TrainConfig(model="bad", epochs=1), progress=False)
 
 
 def test_registering_models_checks_names():
@@ -180,7 +176,10 @@ def test_registering_models_checks_names():
         ValueError, match=r"model name '../x' is not valid; use letters, digits, '-' and '_', starting with a letter"
     ):
         register_model("../x", lambda s, k: nn.Linear(1, k))
-    with pytest.raises(ValueError, match=r"model 'mlp' is already registered; pass replace=True to replace it"):
+    with pytest.raises(
+        ValueError,
+        match=r"model 'mlp' is already registered \(built-in\); choose another name, or pass replace=True to replace it",
+    ):
         register_model("mlp", lambda s, k: nn.Linear(1, k))
     with pytest.raises(TypeError, match=r"model 'x': factory must be callable"):
         register_model("x", 3)

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from losslab.train import Member, TrainConfig, load_dataset, train_population
+from losslab.data import load_dataset
+from losslab.train import Member, TrainConfig, train_population
 from losslab.train import plan as plans
 
 

@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
+from losslab.data import Dataset, load_dataset
 from losslab.experiments.store import load_results, save_result
-from losslab.train import Member, TrainConfig, build_model, load_dataset, train_population
-from losslab.train.datasets import Dataset
+from losslab.models import build_model
+from losslab.train import Member, TrainConfig, train_population
 from losslab.train.reference import train_reference
 
 

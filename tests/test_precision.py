@@ -5,7 +5,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from losslab.train import Member, TrainConfig, load_dataset, train_population
+from losslab.data import load_dataset
+from losslab.train import Member, TrainConfig, train_population
 
 MEMBERS = [Member("cross_entropy", seed=s, lr=0.1) for s in range(3)] + [
     Member("mse", seed=s, lr=0.5) for s in range(3)

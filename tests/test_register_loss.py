@@ -11,11 +11,8 @@ from losslab.core.losses import squentropy_grad, squentropy_values
 
 
 @pytest.fixture
-def registry():
-    saved = dict(LOSSES)
-    yield LOSSES
-    LOSSES.clear()
-    LOSSES.update(saved)
+def registry(clean_registries):
+    return LOSSES
 
 
 def ce_values(z, y):

@@ -1,4 +1,5 @@
-"""The report: verdicts follow the measurements; the HTML is self-contained and renders in Chromium."""
+"""The report: every grid of a researcher's own spec shown first, report.json with the same numbers, the
+HTML self-contained and rendering in Chromium, in English and Chinese."""
 
 import json
 import re
@@ -6,15 +7,19 @@ import shutil
 import subprocess
 
 import numpy as np
-import pandas as pd
 import pytest
 
+import losslab.i18n as I
+from losslab.cli import main
 from losslab.experiments.runner import run_spec
 from losslab.experiments.spec import load_spec
 from losslab.report import claims as C
-from losslab.report import fonts
+from losslab.report import fonts, report_json
 from losslab.report.html import write_report
+from losslab.report.verdicts import VERDICTS, Evidence
 from losslab.theory.ledger import verify_all
+
+jsonschema = pytest.importorskip("jsonschema", reason="jsonschema comes with the dev extra (nbformat)")
 
 
 @pytest.fixture(scope="module")
@@ -22,66 +27,102 @@ def ledger():
     return verify_all(seed=0, trials=20)
 
 
-def synthetic_saturation(mse_top: float, ce_top: float, dead: float, base_gap: float = 0.0, seeds: int = 6):
-    """Rows shaped like a saturation run: 2 losses x 2 scales x seeds, start and end evaluations."""
-    rng = np.random.default_rng(0)
-    rows, member = [], 0
-    for loss, top_acc in (("mse", mse_top), ("cross_entropy", ce_top)):
-        for scale, acc in ((1.0, 0.95 - (base_gap if loss == "mse" else 0)), (100.0, top_acc)):
-            for seed in range(seeds):
-                member += 1
-                for step, value in ((0, 0.1), (100, acc + rng.normal(0, 0.005))):
-                    rows.append(
-                        {
-                            "cell": "mlp-digits",
-                            "grid": "mlp-digits",
-                            "dataset": "digits",
-                            "num_classes": 10,
-                            "phase": "main",
-                            "member": member,
-                            "loss": loss,
-                            "loss_params": "{}",
-                            "seed": seed,
-                            "lr": 0.1,
-                            "init_scale": scale,
-                            "step": step,
-                            "epoch": step / 10,
-                            "train_accuracy": value,
-                            "test_accuracy": value,
-                            "grad_norm": 1.0,
-                            "dead_fraction": dead if (loss == "mse" and scale == 100.0) else 0.0,
-                            "test_nll": 1.0,
-                            "test_brier": 0.5,
-                            "test_ece": 0.1,
-                            "train_loss": 1.0,
-                        }
-                    )
-    manifest = {"spec": "saturation", "spec_data": {"grid": [{"label": "mlp-digits", "target_accuracy": 0.9}]}}
-    return manifest, pd.DataFrame(rows)
-
-
-def test_c5_verdict_follows_the_measurements(ledger):
-    stalled = C.Evidence(ledger, {"saturation": synthetic_saturation(0.40, 0.95, dead=0.5)})
-    claim = C.claim_c5(stalled)
-    assert claim.verdict == "supported with caveat"  # stalls only from the confidently wrong start
-    text = " ".join(claim.evidence)
-    assert re.search(r"CE - MSE = 5[45]\.\d pt \[5\d\.\d, 5\d\.\d\] \(n = 6\)", text), text
-    assert "Reached 90.0% test accuracy: MSE 0/6 members, CE 6/6" in text
-    always_worse = C.Evidence(ledger, {"saturation": synthetic_saturation(0.40, 0.95, dead=0.5, base_gap=0.2)})
-    assert C.claim_c5(always_worse).verdict == "supported"
-    no_effect = C.Evidence(ledger, {"saturation": synthetic_saturation(0.95, 0.95, dead=0.5)})
-    assert C.claim_c5(no_effect).verdict == "not supported"
-    not_dead = C.Evidence(ledger, {"saturation": synthetic_saturation(0.40, 0.95, dead=0.0)})
-    assert C.claim_c5(not_dead).verdict == "not tested"  # no saturated start: the premise is absent
-    assert C.claim_c5(C.Evidence(ledger, {})).verdict == "not tested"
-    assert C.claim_c4(stalled).verdict == "not tested"  # no binary cells in these rows
-
-
 def test_ledger_claims_fail_when_the_ledger_fails(ledger):
     broken = [r if r.equation != "25" else type(r)(**{**r.__dict__, "status": "FAILS"}) for r in ledger]
-    assert C.claim_c10(C.Evidence(broken, {})).verdict == "not supported"
-    assert C.claim_c10(C.Evidence(ledger, {})).verdict == "supported"
-    assert C.claim_c12(C.Evidence(ledger, {})).verdict == "not tested"
+    assert C.claim_c10(Evidence(broken, {})).verdict == "not supported"
+    assert C.claim_c10(Evidence(ledger, {})).verdict == "supported"
+    assert C.claim_c12(Evidence(ledger, {})).verdict == "not tested"
+
+
+# --- a researcher's own spec, as the README writes one --------------------------------------------------------
+
+OWN_LOSS = '''
+import torch
+import losslab
+
+
+def tempered_ce(z, y, t=2.0):
+    """Cross-entropy of softmax(z / t): a deliberately under-confident loss."""
+    return -(y * torch.log_softmax(z / t, dim=-1)).sum(-1)
+
+
+losslab.register_loss("tempered_ce", values=tempered_ce)
+'''
+
+OWN_SPEC = """
+name = "mine"
+plugins = ["my_losses.py"]
+
+[train]
+model = "mlp"
+hidden = [16]
+epochs = 3
+batch_size = 20
+
+[[grid]]
+label = "blobs-csv"
+dataset = "file:blobs.csv"
+losses = ["cross_entropy", "mse", "tempered_ce"]
+lrs = [0.1, 0.3]
+init_scales = [1, 30]
+seeds = 2
+"""
+
+
+def write_csv(path, rng):
+    """Three well-separated Gaussian blobs in 4 dimensions, with a label column."""
+    centres = rng.normal(0, 3, (3, 4))
+    lines = ["a,b,c,d,label"]
+    for k in range(3):
+        for x in centres[k] + rng.normal(0, 1, (120, 4)):
+            lines.append(",".join(f"{v:.4f}" for v in x) + f",class{k}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="module")
+def own(tmp_path_factory, ledger):
+    folder = tmp_path_factory.mktemp("own")
+    (folder / "my_losses.py").write_text(OWN_LOSS)
+    (folder / "spec.toml").write_text(OWN_SPEC)
+    write_csv(folder / "blobs.csv", np.random.default_rng(0))
+    run_spec(load_spec(folder / "spec.toml"), folder / "results", log=lambda *_: None)
+    path, claims = write_report([folder / "results"], folder / "report", ledger=ledger)
+    return path, json.loads((folder / "report" / "report.json").read_text(encoding="utf-8"))
+
+
+def test_a_spec_without_roles_is_reported_first_with_every_grid_and_nothing_pooled(own):
+    path, record = own
+    html = path.read_text(encoding="utf-8")
+    # The user's experiments lead; the article's claims follow, the untested ones folded into one line.
+    assert html.index('id="experiments"') < html.index('id="claims"') < html.index('id="claims-untested"')
+    assert 'id="grid-mine-blobs-csv-results"' in html and 'id="grid-mine-blobs-csv-baseline"' in html
+    assert 'id="fig-grid-mine-blobs-csv-rates"' in html and 'id="fig-grid-mine-blobs-csv-curves"' in html
+    (grid,) = record["grids"]
+    assert grid["role"] is None and grid["baseline"] == "cross_entropy" and grid["varying"] == ["init_scale"]
+    # Two initial scales: a condition each, every row saying how many members it averages (2 seeds, one rate).
+    assert [c["init_scale"] for c in grid["conditions"]] == [1.0, 30.0]
+    for condition in grid["conditions"]:
+        assert [row["loss"] for row in condition["losses"]] == ["cross_entropy", "mse", "tempered_ce"]
+        assert all(row["members"] == 2 and row["lrs_tried"] == [0.1, 0.3] for row in condition["losses"])
+        assert condition["test_examples"] > 0 and condition["losses"][0]["test_accuracy"]["test_sampling"] is True
+        assert {c["loss"] for c in condition["comparisons"]} == {"mse", "tempered_ce"}
+
+
+def test_report_json_has_the_page_s_numbers_and_follows_its_schema(own):
+    path, record = own
+    jsonschema.validate(record, report_json.SCHEMA)
+    html = path.read_text(encoding="utf-8")
+    table = next(t for t in record["tables"] if t["id"] == "grid-mine-blobs-csv-results")
+    assert len(table["rows"]) == 6  # 2 scales x 3 losses
+    for row in table["rows"]:
+        for cell in row:
+            assert cell.replace("&", "&amp;") in html  # every cell of the JSON table is on the page
+    # The structured record and the table agree: the tempered loss at scale 30, test accuracy as a percent.
+    tempered = record["grids"][0]["conditions"][1]["losses"][2]
+    shown = next(r for r in table["rows"] if r[0] == "30" and r[1] == "tempered_ce")
+    assert shown[7].startswith(f"{100 * tempered['test_accuracy']['mean']:.1f}%")
+    assert {c["id"] for c in record["claims"]} == {"C1", "C2", "C3", "C4", "C5", "C6", "C7", "C10", "C11", "C12"}
+    assert all(c["verdict"] in VERDICTS for c in record["claims"])
 
 
 @pytest.fixture(scope="module")
@@ -96,18 +137,20 @@ def report(tmp_path_factory, ledger):
 def test_report_is_self_contained_and_complete(report):
     path, claims = report
     html = path.read_text()
-    assert html.index('id="claims-ledger"') < html.index('id="equation-ledger"')  # the claims ledger comes first
+    # Every grid has an article role here: the claims ledger leads.
+    assert html.index('id="claims-ledger"') < html.index('id="experiments"') < html.index('id="equation-ledger"')
     for claim in claims:
-        assert f'id="claim-{claim.id}"' in html and claim.verdict in C.VERDICTS
-    assert {c.id for c in claims} == {"C1", "C2", "C3", "C4", "C5", "C6", "C7", "C10", "C11", "C12"}
-    assert html.count("data:image/png;base64,") >= 8  # analysis figures + saturation + warm start curves
+        assert f'id="claim-{claim.id}"' in html and claim.verdict in VERDICTS
+    assert html.count("data:image/png;base64,") >= 12  # analysis figures, every grid's, the role views
     external = re.findall(r'(?:src|href)="(?!data:|#)([^"]+)"', html)
-    assert external == [], f"the report must not load anything from outside: {external}"
-    assert "Golik, Doetsch &amp; Ney" in html and "Hui &amp; Belkin" in html
+    assert external == ["report.json"], f"the report must load nothing from outside: {external}"
+    assert "Golik, Doetsch &amp; Ney" in html and "Hui &amp; Belkin" in html and 'id="table-audit"' in html
     assert "losslab run saturation --smoke" in html
-    # Smoke results: said at the top, and the experiment verdicts cannot be decided from 2 seeds.
     assert html.index('id="smoke-banner"') < html.index('id="claims-ledger"')
-    assert {c.id: c.verdict for c in claims}["C5"] == "not enough evidence"
+    assert {c.id: c.verdict for c in claims}["C5"] in ("not enough evidence", "not tested")
+    record = json.loads((path.parent / "report.json").read_text(encoding="utf-8"))
+    jsonschema.validate(record, report_json.SCHEMA)
+    assert {g["grid"] for g in record["grids"]} == {"binary-digits", "mlp-digits", "from-ce", "from-scratch"}
 
 
 def find_chromium():
@@ -136,7 +179,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     )
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert 'id="claims-ledger"' in dom.stdout and "supported" in dom.stdout
-    assert dom.stdout.count("<img") >= 8
+    assert dom.stdout.count("<img") >= 12
     shot = tmp_path / "report.png"
     result = subprocess.run(
         [find_chromium(), *flags, "--window-size=1200,1600", f"--screenshot={shot}", path.as_uri()],
@@ -148,27 +191,27 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
 
 
 def test_demo_smoke_runs_end_to_end(tmp_path, capsys):
-    from losslab.cli import main
-
     assert main(["demo", "--out", str(tmp_path / "demo"), "--size", "smoke"]) == 0
     out = capsys.readouterr().out
-    assert (tmp_path / "demo" / "index.html").is_file()
+    assert (tmp_path / "demo" / "index.html").is_file() and (tmp_path / "demo" / "report.json").is_file()
     assert '"spec":"saturation"' in (tmp_path / "demo" / "explorer.html").read_text()  # with the demo's measurements
     assert 'href="explorer.html"' in (tmp_path / "demo" / "index.html").read_text()  # the report links it
-    assert "report:" in out and "elapsed:" in out and "C4" in out and "not enough evidence" in out
+    assert "report:" in out and "elapsed:" in out and "C4" in out
     assert json.loads((tmp_path / "demo" / "results" / "saturation" / "manifest.json").read_text())["size"] == "smoke"
 
 
 @pytest.mark.skipif(fonts.find_cjk_font("zh") is None, reason="no CJK font installed (apt-get install fonts-noto-cjk)")
 def test_report_cli_writes_the_smoke_results_in_chinese(report, tmp_path, capsys):
-    from losslab.cli import main
-
     path, claims = report
     folder = path.parent.parent
     assert main(["report", str(folder / "sat"), str(folder / "ws"), "--out", str(tmp_path), "--lang", "zh"]) == 0
     out = capsys.readouterr().out
-    assert "C5   证据不足" in out and "softmax 是 sigmoid 的推广，也有同样的问题" in out
+    assert I.Message("claim.C5.title").render("zh") in out
     html = (tmp_path / "index.html").read_text(encoding="utf-8")
-    assert '<html lang="zh-CN">' in html and "冒烟测试运行" in html and "1. 论断核对表" in html
-    assert "Smoke run" not in html and "Claims ledger" not in html
-    assert html.count("data:image/png;base64,") >= 8
+    assert '<html lang="zh-CN">' in html
+    for id in ("report.section.claims", "report.section.experiments", "report.methods.audit_heading"):
+        assert I.Message(id).render("zh") in html
+    assert "Smoke run" not in html and "Your experiments" not in html
+    assert html.count("data:image/png;base64,") >= 12
+    record = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert record["claims"][0]["title"].startswith("Classifiers")  # report.json stays English

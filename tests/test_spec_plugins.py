@@ -12,12 +12,12 @@ import pytest
 
 from losslab import plugins
 from losslab.core import LOSSES
+from losslab.data import DATASETS
 from losslab.experiments import spec_plugins
 from losslab.experiments.runner import run_spec
 from losslab.experiments.spec import SpecError, load_spec
 from losslab.experiments.store import load_results
-from losslab.train.datasets import DATASETS
-from losslab.train.models import MODELS
+from losslab.models import MODELS
 
 pytestmark = pytest.mark.usefixtures("clean_registries")
 
@@ -112,7 +112,30 @@ def test_a_spec_trains_a_plugin_loss_dataset_and_model_and_records_the_plugin(la
         {"source": "../code/mine.py", "kind": "file", "module": plugin.module, "path": plugin.path, "sha256": digest}
     ]
     assert set(rows["loss"]) == {"cross_entropy", "poly1"} and set(rows["model"]) == {"tiny_tanh"}
+    assert manifest["replaced"] == []  # the plugin adds entries and replaces none
     assert not (plugin_path.parent / "__pycache__").exists()  # nothing written beside the plugin
+
+
+def test_the_manifest_records_a_built_in_that_a_plugin_replaced(tmp_path):
+    write(
+        tmp_path / "louder.py",
+        """
+        import torch
+        import losslab
+
+        def half_squared(z, y):
+            return 0.5 * (torch.softmax(z, dim=-1) - y).square().sum(-1)
+
+        losslab.register_loss("mse", values=half_squared, replace=True)
+        """,
+    )
+    spec = write(
+        tmp_path / "r.toml",
+        'plugins = ["louder.py"]\n[train]\nepochs = 1\nbatch_size = 20\n[[grid]]\ndataset = "iris"\nmodel = "linear"\nlosses = ["mse"]\n',
+    )
+    run_spec(load_spec(spec), tmp_path / "R", log=quiet)
+    manifest, _ = load_results(tmp_path / "R")
+    assert manifest["replaced"] == ["mse: replaced by plugin louder.py (was built-in)"]
 
 
 def test_a_module_plugin_is_imported_by_name(tmp_path, monkeypatch):

@@ -1,10 +1,13 @@
 """The results store: what a folder holds, what readers verify, the lock, and the report's de-duplication."""
 
+import contextlib
 import hashlib
+import io
 import json
 import math
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -15,16 +18,19 @@ import pandas as pd
 import pytest
 from test_bad_inputs import TINY, fake_results, quiet
 
+from losslab.cli import main
 from losslab.experiments import store
 from losslab.experiments.runner import run_spec
 from losslab.experiments.spec import load_spec
+from losslab.experiments.store import lock as store_lock
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     root = tmp_path_factory.mktemp("store")
     (root / "tiny.toml").write_text(TINY)
-    run_spec(load_spec(root / "tiny.toml"), root / "R", log=quiet)
+    with contextlib.redirect_stdout(io.StringIO()):  # through the command line, which records its command
+        assert main(["run", str(root / "tiny.toml"), "--out", str(root / "R")]) == 0
     return root / "R"
 
 
@@ -42,6 +48,20 @@ def test_manifest_lists_every_cell_with_its_fingerprint_rows_and_checksum(finish
         assert entry["config"]["members"][0]["loss"] == cell.members[0].loss
     assert sorted(p.name for p in finished.iterdir()) == ["cells", "manifest.json"]  # the lock is gone
     assert manifest["command"] == f"losslab run {finished.parent / 'tiny.toml'}"
+
+
+def test_the_command_line_records_its_command_and_python_records_none(tmp_path):
+    """The store never builds a command: a run from Python records none, and the messages say which run to repeat."""
+    (tmp_path / "tiny.toml").write_text(TINY)
+    run_spec(load_spec(tmp_path / "tiny.toml"), tmp_path / "P", log=quiet)
+    manifest = store.read_manifest(tmp_path / "P")
+    assert manifest["command"] == "" and store.recorded_command(manifest) is None
+    assert store.resume_command(manifest, tmp_path / "P") is None
+    header = {"spec": "tiny", "size": "full", "spec_data": {"grid": []}}
+    with store.open_run(tmp_path / "Q", header, [{"id": "a", "fingerprint": "f"}], log=quiet):
+        pass  # interrupted before any cell finished: the folder keeps its pending manifest
+    with pytest.raises(store.StoreError, match=r"finish them by running spec 'tiny' at size 'full' into .*Q again$"):
+        store.load_results(tmp_path / "Q")
 
 
 def test_list_columns_and_every_dtype_round_trip(tmp_path):
@@ -190,12 +210,12 @@ def test_wait_takes_the_lock_when_its_holder_releases_it(tmp_path):
 def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     pid = int(dead.stdout)
-    (tmp_path / ".lock").write_text(json.dumps({"pid": pid, "host": store.socket.gethostname(), "started": "then"}))
+    (tmp_path / ".lock").write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "started": "then"}))
     assert store.lock_holder(tmp_path) is None
     lines = []
     lock = store.acquire_lock(tmp_path, log=lines.append)
     assert lines == [
-        f"taking over the stale lock {tmp_path / '.lock'} of pid {pid} on {store.socket.gethostname()}, "
+        f"taking over the stale lock {tmp_path / '.lock'} of pid {pid} on {socket.gethostname()}, "
         "started then, which is no longer running"
     ]
     lock.release()
@@ -203,10 +223,10 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
 
 def test_lock_of_a_live_process_on_a_filesystem_without_locks_is_respected(tmp_path, monkeypatch):
     """Where flock is unavailable, a live pid in the lock file still guards the folder."""
-    monkeypatch.setattr(store, "_flock", lambda fd, shared=False: None)
+    monkeypatch.setattr(store_lock, "_flock", lambda fd, shared=False: None)
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        info = {"pid": sleeper.pid, "host": store.socket.gethostname(), "started": "now"}
+        info = {"pid": sleeper.pid, "host": socket.gethostname(), "started": "now"}
         (tmp_path / ".lock").write_text(json.dumps(info))
         with pytest.raises(store.LockedError, match=rf"pid {sleeper.pid} on "):
             store.acquire_lock(tmp_path, log=quiet)
@@ -265,7 +285,6 @@ def test_a_readers_brief_look_at_a_stale_lock_does_not_make_a_run_fail(tmp_path)
     # lock_holder (report, check_target) takes a shared lock on .lock for an instant; a run starting in that
     # instant, over a lock left by a dead run, must take the lock over rather than call the folder busy.
     import fcntl
-    import socket
 
     (tmp_path / ".lock").write_text(json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname()}))
     fd = os.open(tmp_path / ".lock", os.O_RDONLY)

@@ -1,6 +1,6 @@
 """losslab: measure how a classifier's loss function shapes its training.
 
-Layers (data flows one way): core -> theory, analysis -> train -> experiments -> report -> cli.
+Layers (data flows one way): core -> theory, analysis, data, models -> train -> experiments -> report, explore -> cli.
 
 The plug-in API is exported lazily (``losslab.register_loss`` imports torch on first use, not
 ``import losslab``), so the command line's ``--help`` stays fast.
@@ -11,12 +11,12 @@ __version__ = "0.1.0"
 # name -> module that defines it; imported on first access (PEP 562).
 _LAZY = {
     "register_loss": "losslab.core.losses",
-    "register_dataset": "losslab.train.datasets",
+    "register_dataset": "losslab.data",
     "check_loss": "losslab.analysis.check",
-    "check_dataset": "losslab.train.dataset_checks",
-    "load_dataset": "losslab.train.datasets",
+    "check_dataset": "losslab.data",
+    "load_dataset": "losslab.data",
     "import_plugin": "losslab.plugins",
-    "register_model": "losslab.train.models",
+    "register_model": "losslab.models",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -1,7 +1,8 @@
 """The ``losslab`` command: parse arguments, call one library function, print, set the exit code.
 
 Exit codes: 0 success, 1 a check failed (``verify``, ``check-loss``, the ledger inside ``demo``), 2 bad usage or bad input (one line on stderr
-naming the argument or file, the bad value and the fix), 130 interrupted (Ctrl-C).
+naming the argument or file, the bad value and the fix: a ``ValueError`` or ``losslab.errors.BadInputType``), 130 interrupted
+(Ctrl-C). Any other exception is a bug: it propagates with its traceback (exit code 1).
 Heavy imports (torch, matplotlib) happen inside the subcommands so that ``--help`` is instant.
 """
 
@@ -12,9 +13,12 @@ import contextlib
 import math
 import os
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
+
+from losslab.errors import INPUT_ERRORS
 
 
 class UsageError(Exception):
@@ -70,19 +74,12 @@ MAX_TRIALS = 100_000  # the numeric checks hold arrays of trials x classes: more
 
 def _check_output_file(path: Path, flag: str) -> None:
     """Fail now, before the work, if ``path`` cannot be written (a folder, a missing or read-only parent)."""
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise UsageError(f"{flag} {path} is a folder; give a file name")
-    if not parent.is_dir():
-        raise UsageError(f"{flag} {path}: folder {parent} does not exist; create it or give another path")
-    try:  # a real write, not os.access: as root, only trying tells a read-only place from a writable one
-        if path.exists():
-            open(path, "ab").close()  # appends nothing: the file is unchanged
-        else:
-            open(path, "xb").close()
-            path.unlink()
-    except OSError as exc:
-        raise UsageError(f"{flag} {path}: cannot write ({exc.strerror}); give a writable path") from None
+    from losslab.experiments.store import StoreError, check_writable
+
+    try:
+        check_writable(path, flag, file=True)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None  # a bad option, reported like the other options' errors
 
 
 def _cmd_verify(args) -> int:
@@ -220,7 +217,10 @@ def _cmd_list(args) -> int:
     from rich.table import Table
 
     _import_plugins(args)
-    from losslab.plugins import origin_of
+
+    def origin(registry, name: str) -> str:  # who registered it, and whose entry it replaced
+        record = registry.record(name)
+        return record.origin + (f" (replaces {record.replaced.origin})" if record.replaced is not None else "")
 
     table = Table(title=f"losslab {args.kind}")
     for column in ("name", "summary", "from"):
@@ -232,21 +232,19 @@ def _cmd_list(args) -> int:
             forms = [f for f, ok in (("K classes", loss.accepts_multiclass), ("one logit", loss.accepts_binary)) if ok]
             params = ", ".join(f"{k}={v}" for k, v in loss.defaults.items())
             summary = loss.summary + f" [{'; '.join(forms)}" + (f"; {params}" if params else "") + "]"
-            table.add_row(name, escape(summary), escape(origin_of(loss.module)))
+            table.add_row(name, escape(summary), escape(origin(LOSSES, name)))
     elif args.kind == "datasets":
-        from losslab.train.datasets import DATASETS
+        from losslab.data import DATASETS
 
         for name, entry in DATASETS.items():
-            table.add_row(name, escape(entry.summary), escape(entry.origin))
+            table.add_row(name, escape(entry.summary), escape(origin(DATASETS, name)))
         table.add_row("file:PATH", "a .npz, .csv or .parquet file (see the README)", "built-in")
     else:
-        from losslab.train.models import MODELS
+        from losslab.models import MODELS
 
-        for name in MODELS:  # a dict name -> entry (iterating gives the names)
-            entry = MODELS[name]
-            origin = "built-in" if getattr(entry, "builtin", True) else "registered (register_model)"
-            table.add_row(name, escape(getattr(entry, "summary", "")), origin)
-    Console().print(table)
+        for name, entry in MODELS.items():
+            table.add_row(name, escape(entry.summary), escape(origin(MODELS, name)))
+    Console(width=shutil.get_terminal_size((200, 24)).columns).print(table)  # the terminal's width, else wide
     return 0
 
 
@@ -286,6 +284,7 @@ def _add_run(sub) -> None:
 
 
 def _cmd_run(args) -> int:
+    from losslab.commands import run_command
     from losslab.experiments.runner import run_spec
     from losslab.experiments.spec import load_spec
 
@@ -307,7 +306,14 @@ def _cmd_run(args) -> int:
         raise UsageError("--out is empty; give a folder for the results")
     out = Path(args.out) if args.out else Path("losslab-results") / spec.name
     summary = run_spec(
-        spec, out, size=size, device=args.device, data_dir=args.data_dir, cluster=cluster, wait=args.wait
+        spec,
+        out,
+        size=size,
+        device=args.device,
+        data_dir=args.data_dir,
+        cluster=cluster,
+        wait=args.wait,
+        command=run_command(spec.path or spec.name, size),
     )
     print(summary.describe())
     return 0
@@ -326,8 +332,8 @@ def _cmd_report(args) -> int:
         raise UsageError("--out is empty; give a folder for index.html")
     lang = _language(args)
     from losslab.i18n import render
-    from losslab.report.claims import verdict_word
     from losslab.report.html import write_report
+    from losslab.report.verdicts import verdict_word
 
     path, verdicts = write_report([Path(r) for r in args.results], Path(args.out), lang=lang)
     print(f"wrote {path}")
@@ -391,6 +397,62 @@ def _cmd_demo(args) -> int:
     return run_demo(Path(args.out), size=args.size, device=args.device, lang=lang)
 
 
+def _add_compare(sub) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="compare losses in one command: writes the spec it runs, trains it, writes the report",
+        description="Each loss over its own small learning-rate grid, 5 seeds, the rate chosen on validation; "
+        "writes OUT/spec.toml (rerun and edit it), OUT/results, OUT/index.html and OUT/report.json.",
+    )
+    p.add_argument(
+        "losses",
+        nargs="+",
+        metavar="LOSS",
+        help="a built-in loss, a name a --plugin registers, or FILE.py:FUNCTION (a plain function of logits and "
+        "targets); one loss alone is compared with cross_entropy",
+    )
+    p.add_argument(
+        "--data", required=True, metavar="DATASET", help="a built-in dataset or file:PATH (.csv, .npz, .parquet)"
+    )
+    p.add_argument("--model", default="mlp", help="the model (default mlp, one hidden layer of 100)")
+    p.add_argument(
+        "--seeds", type=int, default=5, help="seeds per loss and rate (default 5, the fewest a verdict takes)"
+    )
+    p.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
+    p.add_argument(
+        "--lrs",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="R",
+        help="the same learning rates for every loss (default: a grid per loss)",
+    )
+    p.add_argument(
+        "--out", default="losslab-compare", help="folder for the spec, results and report (default ./losslab-compare)"
+    )
+    p.add_argument(
+        "--device", default="auto", help="auto (the GPU when there is one, else the CPU), cpu, cuda or cuda:N"
+    )
+    _add_plugin_option(p)
+    _add_lang_option(p, "the report")
+    p.set_defaults(func=_cmd_compare)
+
+
+def _cmd_compare(args) -> int:
+    from losslab.compare import run_compare
+
+    _check_device(args.device)
+    for name, value, lowest in (("--seeds", args.seeds, 1), ("--epochs", args.epochs, 1)):
+        if value < lowest:
+            raise UsageError(f"{name} must be a positive integer, got {value}")
+    if args.lrs is not None and not all(math.isfinite(r) and r > 0 for r in args.lrs):
+        raise UsageError(f"--lrs must be positive numbers, got {args.lrs}")
+    if args.out == "":
+        raise UsageError("--out is empty; give a folder for the comparison")
+    args.lang = _language(args)
+    return run_compare(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from losslab import __version__
 
@@ -400,7 +462,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"losslab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for add in (_add_verify, _add_plot, _add_check_loss, _add_list, _add_run, _add_report, _add_explore, _add_demo):
+    for add in (
+        _add_verify,
+        _add_plot,
+        _add_check_loss,
+        _add_list,
+        _add_run,
+        _add_compare,
+        _add_report,
+        _add_explore,
+        _add_demo,
+    ):
         add(sub)
     return parser
 
@@ -424,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     prefix = "losslab"
     try:
         args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # what was typed, for the commands that record it
         if args.command is None:
             parser.print_help()
             return 2
@@ -432,8 +505,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"losslab: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except (ValueError, TypeError) as exc:
-        # Library input errors carry a message that names the argument or file, the value and the fix.
+    except INPUT_ERRORS as exc:
+        # Library input errors carry a message that names the argument or file, the value and the fix. A plain
+        # TypeError is a bug, not bad input: it propagates with its traceback (exit code 1).
         print(f"{prefix}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader of our output went away (| head): nothing left to say

@@ -28,15 +28,16 @@ def run_demo(
     explorer page and the demo's own lines (the training progress lines, from the experiments layer, stay English)."""
     from rich.cells import cell_len
 
+    from losslab.commands import run_command
     from losslab.experiments import store
     from losslab.experiments.runner import run_spec
     from losslab.experiments.spec import load_spec
     from losslab.explore import write_explorer
     from losslab.i18n import check_language, render, translator
-    from losslab.report.claims import verdict_word
     from losslab.report.figures import FIGURES, write_figures
     from losslab.report.fonts import require
     from losslab.report.html import write_report
+    from losslab.report.verdicts import verdict_word
     from losslab.theory.ledger import ledger_exit_code, ledger_summary, verify_all
     from losslab.train.config import resolve_device
 
@@ -68,7 +69,14 @@ def run_demo(
     folders = []
     for name, spec in specs.items():
         folder = out / "results" / name
-        summary = run_spec(spec, folder, size=size, device=device, log=lambda line: console.print(f"    {line}"))
+        summary = run_spec(
+            spec,
+            folder,
+            size=size,
+            device=device,
+            log=lambda line: console.print(f"    {line}"),
+            command=run_command(spec.path or spec.name, size),
+        )
         console.print(f"    {name}: {summary.describe()}")
         folders.append(folder)
 

@@ -22,6 +22,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import json
 import re
 import sys
 import traceback
@@ -68,11 +69,22 @@ PLUGINS: dict[str, Plugin] = {}
 
 
 def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's contents, in hex: the one checksum of files (data, plugins, IDX files)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def fingerprint(payload, *, length: int = 16) -> str:
+    """A short hash of settings: the SHA-256 of ``payload`` as JSON with sorted keys (other values by ``str``).
+
+    The one hash of settings in losslab (a cell's fingerprint, the key of a cached execution plan); equal
+    settings give equal fingerprints in any process. Files are hashed by ``file_sha256``.
+    """
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 def is_file_source(source: str) -> bool:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -510,7 +511,8 @@ def print_loss_check(result: LossCheck, console=None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    console = console or Console()
+    # The terminal's width (or $COLUMNS); piped into a file or a pager, wide enough not to break a row's text.
+    console = console or Console(width=shutil.get_terminal_size((200, 24)).columns)
     params = ", ".join(f"{k}={v}" for k, v in result.params.items())
     table = Table(
         title=escape(f"check-loss {result.loss}" + (f" ({params})" if params else "") + f"  from {result.source}")

@@ -10,10 +10,9 @@ from losslab.core.links import (
     softmax_jvp,
     two_class_logits,
 )
+from losslab.core.loss import Loss, autograd_gradient
 from losslab.core.losses import (
     LOSSES,
-    Loss,
-    autograd_gradient,
     binary_cross_entropy,
     cross_entropy,
     focal,

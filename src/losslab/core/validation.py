@@ -1,6 +1,6 @@
 """Input validation shared by every loss, link and likelihood.
 
-Every check raises ``TypeError`` (wrong kind of object or dtype) or ``ValueError``
+Every check raises ``BadInputType`` (a ``TypeError``: wrong kind of object or dtype) or ``ValueError``
 (right kind, wrong value) with a message that names the argument, shows the bad
 value and says how to fix it. Nothing is clipped or renormalised silently.
 """
@@ -8,6 +8,8 @@ value and says how to fix it. Nothing is clipped or renormalised silently.
 from __future__ import annotations
 
 import torch
+
+from losslab.errors import BadInputType
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -24,7 +26,7 @@ def _describe(values: torch.Tensor, limit: int = 3) -> str:
 def check_tensor(value, name: str) -> torch.Tensor:
     """Return ``value`` if it is a tensor, else raise a TypeError naming ``name``."""
     if not isinstance(value, torch.Tensor):
-        raise TypeError(
+        raise BadInputType(
             f"{name} must be a torch.Tensor, got {type(value).__name__}; wrap it with torch.as_tensor({name})"
         )
     return value
@@ -34,7 +36,7 @@ def check_logits(logits, name: str = "logits", *, binary: bool = False) -> torch
     """Check that logits are a finite floating tensor of shape [batch, K] (or [batch] if binary)."""
     logits = check_tensor(logits, name)
     if not logits.is_floating_point():
-        raise TypeError(
+        raise BadInputType(
             f"{name} must be a floating-point tensor, got dtype {logits.dtype}; "
             f"convert it with {name}.float() or {name}.double()"
         )
@@ -74,7 +76,7 @@ def check_reduction(reduction) -> str:
 def check_probability_targets(targets: torch.Tensor, name: str = "labels") -> torch.Tensor:
     """Check that every row of ``targets`` is a probability vector (non-negative, sums to 1)."""
     if not targets.is_floating_point():
-        raise TypeError(
+        raise BadInputType(
             f"{name} given as probability targets must be floating point, got dtype {targets.dtype}; "
             "pass class indices as a 1-D integer tensor instead"
         )
@@ -99,7 +101,7 @@ def check_probability_targets(targets: torch.Tensor, name: str = "labels") -> to
 def check_class_indices(labels: torch.Tensor, num_classes: int, name: str = "labels") -> torch.Tensor:
     """Check that ``labels`` are integer class indices in ``[0, num_classes)``."""
     if labels.is_floating_point() or labels.dtype == torch.bool or labels.is_complex():
-        raise TypeError(
+        raise BadInputType(
             f"{name} given as class indices must be an integer tensor, got dtype {labels.dtype}; "
             f"use {name}.long(), or pass probability targets of shape [batch, num_classes]"
         )

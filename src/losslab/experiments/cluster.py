@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from losslab.data import Dataset
 from losslab.experiments.spec import Cell
-from losslab.train.datasets import Dataset
 
 #: What a worker runs for each cell: the runner's ``run_cell`` (passed in, so this module does not
 #: import the runner that imports it).

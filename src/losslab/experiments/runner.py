@@ -21,15 +21,16 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from losslab.data import DATASETS, check_available, load_dataset
+from losslab.errors import INPUT_ERRORS, BadInputType
 from losslab.experiments import store
 from losslab.experiments.cluster import RayCluster
 from losslab.experiments.spec import Cell, Spec, SpecError
-from losslab.experiments.spec_plugins import plugin_of, registered_by
-from losslab.experiments.store import environment, load_results  # noqa: F401  (re-exported: the store reads)
-from losslab.train import Member, TrainConfig, check_population, load_dataset, train_population
+from losslab.experiments.spec_plugins import REGISTRIES, plugin_of, registered_by
+from losslab.experiments.store import environment
+from losslab.models import build_model
+from losslab.train import Member, TrainConfig, check_population, train_population
 from losslab.train.config import describe_device, resolve_device
-from losslab.train.datasets import DATASETS, check_available
-from losslab.train.models import build_model
 from losslab.train.plan import ARITHMETIC_FIELDS
 from losslab.train.population import matmul_choices, plan_population
 
@@ -196,7 +197,7 @@ def _probe_losses(resolved: list[tuple], binary: bool, num_classes: int, dtype: 
 def check_cell(cell: Cell, dataset) -> None:
     """Every check training would make, without training: members, losses against the dataset's
     classes (each called once on ordinary logits), batch size, and that the model can be built for
-    the data. Raises ValueError/TypeError."""
+    the data. Raises ValueError, or BadInputType (a TypeError) for input of the wrong type."""
     populations = [(cell.members, cell.train)]
     if cell.warmstart is not None:
         _, first, ws_config = _warmstart_population(cell)
@@ -217,11 +218,11 @@ def check_cell(cell: Cell, dataset) -> None:
             )
         except RuntimeError as exc:  # e.g. out of memory for absurd layer widths
             raise ValueError(f"cannot build model {config.model!r}: {str(exc).splitlines()[0]}") from None
-        except (ValueError, TypeError) as exc:  # e.g. a plugin's module that vmap cannot train
+        except INPUT_ERRORS as exc:  # e.g. a plugin's module that vmap cannot train
             origin = registered_by("model", config.model)
             if origin is None:
                 raise
-            raise (TypeError if isinstance(exc, TypeError) else ValueError)(f"plugin {origin!r}: {exc}") from None
+            raise (BadInputType if isinstance(exc, BadInputType) else ValueError)(f"plugin {origin!r}: {exc}") from None
         matmul_choices(probe, config)  # a plan's matmul the model cannot use (numpy for an nn.Module model)
 
 
@@ -230,15 +231,14 @@ def _prepare(spec: Spec, cell: Cell, data_dir, device: str, cache: dict):
     try:
         try:
             dataset = _load_cell_dataset(cell, data_dir, device, cache)
-        except (ValueError, TypeError) as exc:  # a plugin's loader or data: say which plugin
-            origin = plugin_of(getattr(DATASETS.get(cell.dataset), "module", None)) or registered_by(
-                "dataset", cell.dataset
-            )
+        except INPUT_ERRORS as exc:  # a plugin's loader or data: say which plugin
+            loader_module = DATASETS[cell.dataset].module if cell.dataset in DATASETS else None
+            origin = plugin_of(loader_module) or registered_by("dataset", cell.dataset)
             if origin is None:
                 raise
-            raise (TypeError if isinstance(exc, TypeError) else ValueError)(f"plugin {origin!r}: {exc}") from None
+            raise (BadInputType if isinstance(exc, BadInputType) else ValueError)(f"plugin {origin!r}: {exc}") from None
         check_cell(replace(cell, train=replace(cell.train, device="cpu")), dataset)  # checks need no GPU
-    except (ValueError, TypeError) as exc:
+    except INPUT_ERRORS as exc:
         raise SpecError(f"{spec.source}: cell {cell.id!r}: {exc}") from None
     return dataset
 
@@ -254,11 +254,6 @@ def _cell_config(cell: Cell) -> dict:
     }
 
 
-def _command(spec: Spec, size: str | None) -> str:
-    """The command that reruns this spec at this size (the store adds ``--out``)."""
-    return store.run_command(spec.path or spec.name, size)
-
-
 def run_spec(
     spec: Spec,
     out: Path,
@@ -269,6 +264,7 @@ def run_spec(
     log=print,
     cluster: RayCluster | None = None,
     wait: bool = False,
+    command: str = "",
 ) -> RunSummary:
     """Run every cell of ``spec`` at ``size`` into ``out``, skipping cells already finished there.
 
@@ -276,7 +272,9 @@ def run_spec(
     this spec at this size; another run writing into it makes this one fail at once (a
     ``LockedError``), or with ``wait=True`` wait for it. Cells train one after another in this
     process, or as tasks on Ray when ``cluster`` is given; either way this process writes the
-    results, so resume and atomic writes work the same.
+    results, so resume and atomic writes work the same. ``command`` is the command line that runs this
+    spec at this size (``losslab.commands.run_command``), recorded in the manifest for the messages and the
+    report that tell how to finish or reproduce the run; "" records none (a run from Python).
     """
     started = time.perf_counter()
     out = Path(out)
@@ -316,11 +314,12 @@ def run_spec(
         "spec": spec.name,
         "size": size_name,
         "description": spec.description,
-        "claims": spec.claims,
         "source": spec.source,
-        "command": _command(spec, size),
+        "command": command,
         "spec_data": spec.data,
         "plugins": [p.record() for p in spec.plugins],  # source, kind, module, path, SHA-256 of the file
+        # Built-in entries a plugin (or other code) replaced: "cross_entropy: replaced by plugin my_losses.py (was built-in)"
+        "replaced": [r.describe() for registry in REGISTRIES.values() for r in registry.replacements()],
         "environment": environment(device),
         "execution": {"executor": "local"},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

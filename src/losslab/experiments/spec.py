@@ -6,13 +6,16 @@ whose ``dataset_options`` hold lists expands into one cell per combination (e.g.
 10, 100); each cell is trained as one population. Named sizes (``[sizes.smoke]``, ``[sizes.small]``)
 override fields so the same spec runs in seconds or at full size.
 
-Top-level keys: name, description, claims, plugins, train, grid (array of tables), sizes. ``plugins`` lists
+Top-level keys: name, description, plugins, train, grid (array of tables), sizes. ``plugins`` lists
 module names or ``.py`` files (relative to the spec's folder) imported before anything else of the spec is
 read, so its grids may name the losses, datasets and models they register (see ``spec_plugins``).
 Grid keys: label, dataset, dataset_options, classes, model, losses, lrs, init_scales, seeds, train,
-warmstart, target_accuracy (read by the report: steps until a member first reaches it), role (which
-question of the report the grid answers: one of ``ROLES``; the report's claims read grids by role,
-never by label). Size keys: train, seeds, init_scales, lrs, grids (labels to keep), dataset_options.
+warmstart, target_accuracy (read by the report: steps until a member first reaches it), role (which of the
+article's questions the grid answers: one of ``ROLES``; the report's claims read grids by role, never by label,
+and shows every grid, role or not), baseline (the loss every other loss of the grid is compared with in the
+report; default cross-entropy where the grid trains it, else its first loss), margin (the odds ratio of being
+right below which a difference between two losses does not matter; default 1.25; 1: any difference). Size
+keys: train, seeds, init_scales, lrs, grids (labels to keep), dataset_options.
 
 Names become file names, so the spec's ``name``, grid labels and size names are checked identifiers
 (letters, digits, '-' and '_', starting with a letter or digit), and so is every cell id. A seed is an
@@ -23,7 +26,6 @@ integer in [0, 2**63 - 1]; seeds, learning rates, initial scales and losses may 
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
 import json
 import math
@@ -33,16 +35,18 @@ from importlib import resources
 from pathlib import Path
 
 from losslab.core import get_loss
+from losslab.data import dataset_option_names, resolve_dataset_name
+from losslab.data import files as dataset_files
+from losslab.errors import INPUT_ERRORS
 from losslab.experiments.spec_plugins import SpecPlugin, import_spec_plugins
 from losslab.experiments.store import CELL_ID_RULE, MAX_SEED, NAME_RULE, is_cell_id, is_name
-from losslab.plugins import file_sha256
-from losslab.train import dataset_files
+from losslab.models import MODELS
+from losslab.plugins import file_sha256, fingerprint
+from losslab.registry import Registry
 from losslab.train.config import EXECUTION_FIELDS, MATMUL_BACKENDS, Member, TrainConfig
-from losslab.train.datasets import dataset_option_names, resolve_dataset_name
-from losslab.train.models import MODELS
 from losslab.train.plan import ARITHMETIC_FIELDS
 
-TOP_KEYS = {"name", "description", "claims", "plugins", "train", "grid", "sizes"}
+TOP_KEYS = {"name", "description", "plugins", "train", "grid", "sizes"}
 GRID_KEYS = {
     "label",
     "dataset",
@@ -57,19 +61,27 @@ GRID_KEYS = {
     "warmstart",
     "target_accuracy",
     "role",
+    "baseline",
+    "margin",
 }
-#: The roles a grid can play in the report (``losslab.report.claims`` reads grids by these names).
-ROLES = {
-    "saturation-binary": "one sigmoid logit, normal and confidently wrong starts, MSE vs binary CE (claim C4)",
-    "saturation-softmax": "softmax outputs, normal and confidently wrong starts, MSE vs CE (claim C5)",
-    "loss-comparison": "each loss over its own learning-rate grid on one dataset (C11, Hui & Belkin, Nielsen, calibration)",
-    "many-classes": "the same losses as the number of classes grows (C5, Hui & Belkin)",
-    "warm-start": "continue a cross-entropy solution with each loss (Golik et al. 2013)",
-    "from-scratch": "the warm-start losses trained from a random start for the same total epochs (Golik et al. 2013)",
-    "reference-linear": "MNIST-1D logistic regression as published by Greydanus (32%)",
-    "reference-mlp": "MNIST-1D MLP as published by Greydanus (68%)",
-    "reference-cnn": "MNIST-1D CNN as published by Greydanus (94%)",
-}
+#: The roles a grid can play in the report: which of the article's questions it answers (the report's claims read
+#: grids by these names, and ``losslab.report.roles`` gives each its tables and figures); name -> the question.
+ROLES: Registry[str] = Registry("role", "roles", plugins=False)
+for _role, _question in (
+    ("saturation-binary", "one sigmoid logit, normal and confidently wrong starts, MSE vs binary CE (claim C4)"),
+    ("saturation-softmax", "softmax outputs, normal and confidently wrong starts, MSE vs CE (claim C5)"),
+    (
+        "loss-comparison",
+        "each loss over its own learning-rate grid on one dataset (C11, Hui & Belkin, Nielsen, calibration)",
+    ),
+    ("many-classes", "the same losses as the number of classes grows (C5, Hui & Belkin)"),
+    ("warm-start", "continue a cross-entropy solution with each loss (Golik et al. 2013)"),
+    ("from-scratch", "the warm-start losses trained from a random start for the same total epochs (Golik et al. 2013)"),
+    ("reference-linear", "MNIST-1D logistic regression as published by Greydanus (32%)"),
+    ("reference-mlp", "MNIST-1D MLP as published by Greydanus (68%)"),
+    ("reference-cnn", "MNIST-1D CNN as published by Greydanus (94%)"),
+):
+    ROLES.register(_role, _question)
 SIZE_KEYS = {"train", "seeds", "init_scales", "lrs", "grids", "dataset_options"}
 WARMSTART_KEYS = {"loss", "epochs", "lr"}
 # Where and how a population runs is chosen at run time; it does not change the results.
@@ -131,7 +143,7 @@ class Cell:
         if dataset_files.is_file_name(self.dataset):
             data_file = {"data_sha256": file_sha256(dataset_files.file_path(self.dataset))}
         plugins = {"plugins_sha256": [p.sha256 for p in self.plugins]} if self.plugins else {}
-        payload = json.dumps(
+        return fingerprint(
             {
                 **data_file,
                 **plugins,
@@ -141,18 +153,14 @@ class Cell:
                 "train": {k: v for k, v in asdict(self.train).items() if k not in EXECUTION_KEYS},
                 "members": [asdict(m) for m in self.members],
                 "warmstart": self.warmstart,
-            },
-            sort_keys=True,
-            default=str,
+            }
         )
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
 class Spec:
     name: str
     description: str
-    claims: list[str]
     source: str
     data: dict  # the parsed TOML, kept to expand sizes
     folder: str | None = None  # the spec file's folder: relative file: datasets are found from here
@@ -247,7 +255,7 @@ def _losses(source, where, value) -> list[LossEntry]:
             _fail(source, f"{where}[{i}]", f"must be a loss name or a table with 'name', got {item!r}")
         try:
             get_loss(name).resolve_params(params)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError) as exc:  # any TypeError too: a plugin's check_params is the user's code
             _fail(source, f"{where}[{i}]", str(exc))
         entries.append(LossEntry(name, params))
     # Compared with their parameters resolved ("focal", gamma = 2 and gamma = 2.0 are one loss, trained thrice).
@@ -302,10 +310,10 @@ def _train_config(source, where, overrides: dict, device: str) -> TrainConfig:
     try:
         config = TrainConfig(**values, device=device)
         config.validate(device_checks=False)  # the device is chosen when the spec runs
-    except (TypeError, ValueError) as exc:
+    except INPUT_ERRORS as exc:
         _fail(source, where, str(exc))
     if config.model not in MODELS:
-        _fail(source, f"{where}.model", f"unknown model {config.model!r}; valid models: {', '.join(MODELS)}")
+        _fail(source, f"{where}.model", MODELS.unknown(config.model))
     return config
 
 
@@ -397,6 +405,13 @@ def load_spec(path_or_name: str | Path) -> Spec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{source}: not valid TOML: {exc}") from None
+    if "claims" in data:  # the report decides which claims a grid answers from the grid's role
+        _fail(
+            source,
+            "claims",
+            "this key was removed: the report reads each grid's 'role' to know which of the article's claims it "
+            "answers (and shows every grid, role or not); delete the line",
+        )
     _check_keys(source, "top level", data, TOP_KEYS)
     try:  # first: the grids may name what the plugins register
         plugins = import_spec_plugins(data.get("plugins", []), str(path.parent), f"{source}: plugins")
@@ -409,9 +424,6 @@ def load_spec(path_or_name: str | Path) -> Spec:
         if not is_name(name):
             _fail(source, "name", f'the file name {name!r} is not a spec name ({NAME_RULE}); add name = "..."')
     description = _check_type(source, "description", data.get("description", ""), str, "a string")
-    claims = data.get("claims", [])
-    if not isinstance(claims, list) or not all(isinstance(c, str) for c in claims):
-        _fail(source, "claims", f"must be a list of claim ids (strings), got {claims!r}")
     if not isinstance(data.get("train", {}), dict):
         _fail(source, "train", f"must be a table, got {data['train']!r}")
     if "grid" not in data or not isinstance(data["grid"], list) or not data["grid"]:
@@ -429,7 +441,7 @@ def load_spec(path_or_name: str | Path) -> Spec:
     for size_name, size in sizes.items():
         _check_name(source, f"sizes.{size_name}", size_name, "a size name")
         _check_keys(source, f"sizes.{size_name}", size, SIZE_KEYS)
-    spec = Spec(name, description, list(claims), source, data, folder=str(path.parent), path=given, plugins=plugins)
+    spec = Spec(name, description, source, data, folder=str(path.parent), path=given, plugins=plugins)
     for size in [None, *spec.sizes]:  # every size must expand: bad names fail here, before any training
         expand(spec, size)
     return spec
@@ -489,6 +501,23 @@ def expand(spec: Spec, size: str | None = None, device: str = "cpu") -> list[Cel
         role = grid.get("role")
         if role is not None and role not in ROLES:
             _fail(source, f"{where}.role", f"unknown role {role!r}; valid roles: {', '.join(ROLES)}")
+        baseline = grid.get("baseline")
+        if baseline is not None and baseline not in {e.name for e in losses} | {e.label for e in losses}:
+            _fail(
+                source,
+                f"{where}.baseline",
+                f"{baseline!r} is not a loss of this grid; its losses: {', '.join(e.label for e in losses)}",
+            )
+        margin = grid.get("margin")
+        if margin is not None and (
+            isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 1 <= margin < math.inf
+        ):
+            _fail(
+                source,
+                f"{where}.margin",
+                f"must be an odds ratio >= 1 (1.25: a difference below 25% in the odds of being right does not "
+                f"matter; 1: any difference does), got {margin!r}",
+            )
         target = grid.get("target_accuracy")
         if target is not None and (
             isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1

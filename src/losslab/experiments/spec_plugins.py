@@ -1,6 +1,7 @@
 """A spec's ``plugins``: imported before the spec is validated, recorded in the manifest, shipped to Ray workers.
 
     plugins = ["mypkg.losses", "my_losses.py"]   # module names, or .py files relative to the spec's folder
+    plugins = ["my_losses.py:tempered_ce"]       # a function of a plugin, registered as the loss of its name
 
 ``load_spec`` imports each plugin (``losslab.plugins.import_plugin``) before it reads anything else of the
 spec, so a grid may name a loss, dataset or model that a plugin registers. Each becomes a ``SpecPlugin``:
@@ -8,14 +9,19 @@ its source as the spec gives it, its kind ("file" or "module"), the module name 
 absolute path and the SHA-256 of its file. The manifest records these (``SpecPlugin.record``), and the
 hashes are part of every cell's fingerprint, so a plugin file edited in place retrains its cells on resume.
 
+An entry ``FILE.py:FUNCTION`` (or ``MODULE:FUNCTION``) imports the plugin and registers its FUNCTION as a loss
+named FUNCTION (``losslab.register_loss(FUNCTION, values=...)``): a loss written as one plain function needs no
+registration code to be named in a spec (``losslab compare`` writes such entries).
+
 Ray workers get the plugins with each cell, before it trains (``install``): a file plugin travels as its
 text, which the worker checks against the SHA-256 and executes under the driver's module name, so workers
 need neither the file nor a shared filesystem; a module plugin is imported by name (it must be installed on
 every node), and its file must hash the same as on the driver, else the cell fails naming the plugin.
 
-What a plugin registers is remembered per module, so that importing a changed version of the same plugin
-in a long-lived process (a Ray worker reused by the next run, a notebook) replaces its entries instead of
-failing with "already registered", and a plugin that fails half-way leaves the registries as they were.
+The registries remember which module registered each entry (``losslab.registry``), so that importing a changed
+version of the same plugin in a long-lived process (a Ray worker reused by the next run, a notebook) replaces
+its entries instead of failing with "already registered"; a plugin that fails half-way leaves the registries as
+they were (each registry's snapshot, restored).
 """
 
 from __future__ import annotations
@@ -23,12 +29,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import inspect
 import linecache
 import sys
 import types
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from losslab.core import LOSSES
+from losslab.core.losses import make_loss
+from losslab.data import DATASETS
+from losslab.models import MODELS
 from losslab.plugins import PLUGINS, Plugin, file_sha256, import_plugin, is_file_source, origin_of, where_it_failed
 
 
@@ -42,77 +53,91 @@ class SpecPlugin:
     path: str | None  # absolute path of its file on the driver
     sha256: str | None  # of that file (None for a namespace package, which has none)
     text: bytes | None = dataclasses.field(default=None, repr=False, compare=False)  # a file plugin's source
+    loss: str | None = None  # FILE.py:FUNCTION entries: the function registered as the loss of its name
 
     def record(self) -> dict:
         """What the manifest keeps of it."""
-        return {
+        record = {
             "source": self.source,
             "kind": self.kind,
             "module": self.module,
             "path": self.path,
             "sha256": self.sha256,
         }
+        return {**record, "loss": self.loss} if self.loss else record
 
 
-# module name -> what importing it added to the registries: [(registry, name, the entry it replaced or None)]
-_REGISTERED: dict[str, list[tuple[str, str, object]]] = {}
-
-
-def _registries() -> dict[str, dict]:
-    from losslab.core import LOSSES
-    from losslab.train.datasets import DATASETS
-    from losslab.train.models import MODELS
-
-    return {"loss": LOSSES, "dataset": DATASETS, "model": MODELS}
+#: The registries a plugin may add to, by the kind of entry.
+REGISTRIES = {"loss": LOSSES, "dataset": DATASETS, "model": MODELS}
 
 
 @contextlib.contextmanager
-def _tracking() -> Iterator[list]:
-    """Yield a list that receives what the block registers; if the block fails, put the registries back."""
-    registries = _registries()
-    before = {kind: dict(registry) for kind, registry in registries.items()}
-    added: list[tuple[str, str, object]] = []
+def _undo_on_failure() -> Iterator[None]:
+    """If the block (a plugin's import) fails, put every registry back as it was before."""
+    before = {kind: registry.snapshot() for kind, registry in REGISTRIES.items()}
     try:
-        yield added
+        yield
     except BaseException:
-        for kind, registry in registries.items():
-            registry.clear()
-            registry.update(before[kind])
+        for kind, registry in REGISTRIES.items():
+            registry.restore(before[kind])
         raise
-    added.extend(
-        (kind, name, before[kind].get(name))
-        for kind, registry in registries.items()
-        for name, entry in registry.items()
-        if before[kind].get(name) is not entry
-    )
-
-
-def _remember(module: str, added: list) -> None:
-    if added:  # an import served from sys.modules adds nothing: keep what the first import registered
-        _REGISTERED[module] = added
 
 
 def forget(module: str) -> None:
     """Take back what ``module`` registered (restoring any entry it replaced), before importing a new version.
 
-    Losses and datasets record the module that defines them, so those are found even when the plugin was
-    first imported by something else (``check-loss``, ``--plugin``) and not tracked here."""
-    registries = _registries()
-    for kind, name, replaced in reversed(_REGISTERED.pop(module, [])):
-        if replaced is None:
-            registries[kind].pop(name, None)
-        else:
-            registries[kind][name] = replaced
-    for kind in ("loss", "dataset"):
-        for name in [n for n, e in registries[kind].items() if getattr(e, "module", None) == module]:
-            del registries[kind][name]
+    The registries record the module whose code registered each entry, however the plugin was first imported
+    (a spec, ``check-loss``, ``--plugin``)."""
+    for registry in REGISTRIES.values():
+        registry.forget(module)
+
+
+def function_entry(given: str) -> tuple[str, str | None]:
+    """'my_losses.py:tempered_ce' -> ('my_losses.py', 'tempered_ce'); an entry without a function -> (given, None).
+    (A Windows path's drive, 'C:\\losses.py', is not a function: what follows its colon is not a Python name.)"""
+    source, colon, name = given.rpartition(":")
+    if colon and source and name.isidentifier():
+        return source, name
+    return given, None
+
+
+def register_function(plugin: SpecPlugin) -> None:
+    """Register the function of a ``FILE.py:FUNCTION`` entry as the loss FUNCTION, as its plugin's own entry (so
+    ``forget`` takes it back with the plugin); a loss of that name from anywhere else is an error, not replaced."""
+    module = sys.modules[plugin.module]
+    function = getattr(module, plugin.loss, None)
+    if not callable(function):
+        defined = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
+        raise ValueError(
+            f"{plugin.source!r}: the plugin has no function {plugin.loss!r}; it defines: {', '.join(defined) or 'none'}"
+        )
+    if plugin.loss in LOSSES:
+        if LOSSES.record(plugin.loss).module == plugin.module:
+            return  # the plugin registered it itself (or this entry did, on an earlier import)
+        raise ValueError(
+            f"{plugin.source!r}: a loss named {plugin.loss!r} exists already ({LOSSES.origin(plugin.loss)}); rename "
+            "the function, or register it under another name with losslab.register_loss in the plugin"
+        )
+    doc = (inspect.getdoc(function) or "").strip().splitlines()
+    loss = make_loss(plugin.loss, values=function, summary=doc[0] if doc else f"{plugin.loss} ({plugin.source})")
+    LOSSES.register(plugin.loss, loss, module=plugin.module)
 
 
 def _import_one(given: str, folder: str | None) -> SpecPlugin:
+    source, function = function_entry(given)
+    plugin = _import_source(source, folder)
+    if function is None:
+        return plugin
+    plugin = dataclasses.replace(plugin, source=given, loss=function)
+    with _undo_on_failure():
+        register_function(plugin)
+    return plugin
+
+
+def _import_source(given: str, folder: str | None) -> SpecPlugin:
     if not is_file_source(given):  # a module: imported by name, once per process
-        with _tracking() as added:
+        with _undo_on_failure():
             plugin = import_plugin(given)
-        _remember(plugin.module, added)
         return SpecPlugin(given, "module", plugin.module, plugin.path, plugin.sha256)
     path = Path(given).expanduser()
     if not path.is_absolute() and folder is not None:
@@ -123,9 +148,8 @@ def _import_one(given: str, folder: str | None) -> SpecPlugin:
         for old in list(PLUGINS.values()):  # an edited file replaces what its previous version registered
             if old.kind == "file" and old.path == str(resolved) and old.sha256 != digest:
                 forget(old.module)
-    with _tracking() as added:
+    with _undo_on_failure():
         plugin = import_plugin(str(path))
-    _remember(plugin.module, added)
     text = Path(plugin.path).read_bytes()
     if hashlib.sha256(text).hexdigest() != plugin.sha256:
         raise ValueError(f"plugin file {given!r} changed while it was being imported; run again")
@@ -181,18 +205,21 @@ def install(plugins: Sequence[SpecPlugin]) -> None:
     for p in plugins:
         known = PLUGINS.get(p.module)
         if known is not None and known.sha256 == p.sha256 and p.module in sys.modules:
+            if p.loss:
+                register_function(p)
             continue
         if p.kind == "file":
             _execute_text(p)
-            continue
-        with _tracking() as added:
-            plugin = import_plugin(p.module)
-        _remember(plugin.module, added)
-        if plugin.sha256 != p.sha256:
-            raise ValueError(
-                f"plugin module {p.source!r} on this worker ({plugin.path}, SHA-256 {str(plugin.sha256)[:12]}) is not "
-                f"the driver's ({p.path}, SHA-256 {str(p.sha256)[:12]}); install the same version on every node"
-            )
+        else:
+            with _undo_on_failure():
+                plugin = import_plugin(p.module)
+            if plugin.sha256 != p.sha256:
+                raise ValueError(
+                    f"plugin module {p.source!r} on this worker ({plugin.path}, SHA-256 {str(plugin.sha256)[:12]}) is "
+                    f"not the driver's ({p.path}, SHA-256 {str(p.sha256)[:12]}); install the same version on every node"
+                )
+        if p.loss:
+            register_function(p)
 
 
 def _execute_text(p: SpecPlugin) -> None:
@@ -209,7 +236,7 @@ def _execute_text(p: SpecPlugin) -> None:
     module.__file__ = filename
     sys.modules[p.module] = module  # dataclasses and pickling look modules up here
     try:
-        with _tracking() as added:
+        with _undo_on_failure():
             exec(compile(p.text, filename, "exec"), module.__dict__)
     except Exception as exc:  # noqa: BLE001 - user code: one line naming the plugin, file and line
         sys.modules.pop(p.module, None)
@@ -218,7 +245,6 @@ def _execute_text(p: SpecPlugin) -> None:
             f"plugin {p.source!r} failed to import on this worker: {type(exc).__name__}: {message} "
             f"({where_it_failed(exc, p.path)})"
         ) from exc
-    _remember(p.module, added)
     PLUGINS[p.module] = Plugin(p.source, "file", p.module, p.path, p.sha256)
     _INSTALLED.add(p.module)
 
@@ -229,9 +255,7 @@ def plugin_of(module: str | None) -> str | None:
 
 
 def registered_by(kind: str, name: str) -> str | None:
-    """The source of the plugin that registered ``name`` in the ``kind`` registry ("loss", "dataset", "model")
-    through a spec, or None."""
-    for module, added in _REGISTERED.items():
-        if any(k == kind and n == name for k, n, _ in added):
-            return plugin_of(module)
-    return None
+    """The source of the plugin that registered ``name`` in the ``kind`` registry ("loss", "dataset", "model"),
+    or None (a built-in, a name registered by other code, or no such name)."""
+    registry = REGISTRIES[kind]
+    return plugin_of(registry.record(name).module) if name in registry else None

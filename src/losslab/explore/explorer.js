@@ -532,7 +532,9 @@
     // marker: x, points: [{x, y, color}]}. Values outside the y range are drawn at its edge.
     const W = spec.width || 600;
     const H = spec.height || 340;
-    const pad = { l: 64, r: 16, t: 28, b: 46 };
+    // A labelled threshold line writes its label in the right margin, never on the curves.
+    const labelled = (spec.hlines || []).some((h) => h.label);
+    const pad = { l: 64, r: labelled ? 78 : 16, t: 28, b: 46 };
     const X0 = pad.l;
     const X1 = W - pad.r;
     const Y0 = H - pad.b;
@@ -610,7 +612,7 @@
     for (const h of spec.hlines || []) {
       const py = sy(h.y);
       el("line", { x1: X0, x2: X1, y1: py, y2: py, class: "threshold" }, plot);
-      if (h.label) el("text", { x: X1 - 4, y: py - 4, "text-anchor": "end", class: "band-label" }, plot, h.label);
+      if (h.label) el("text", { x: X1 + 5, y: py + 4, "text-anchor": "start", class: "band-label" }, svg, h.label);
     }
     for (const line of spec.lines || []) {
       let d = "";
@@ -636,6 +638,13 @@
         el("circle", { cx: sx(p.x), cy: py, r: 4, fill: p.color, stroke: "#fff", "stroke-width": 1 }, plot);
       }
     }
+  }
+
+  function lighten(hex, fraction) {
+    // Mix a "#rrggbb" colour with white: 0 keeps it, 1 gives white.
+    const channel = (i) => parseInt(hex.slice(1 + 2 * i, 3 + 2 * i), 16);
+    const mixed = [0, 1, 2].map((i) => Math.round(channel(i) + (255 - channel(i)) * fraction));
+    return `#${mixed.map((v) => v.toString(16).padStart(2, "0")).join("")}`;
   }
 
   function swatch(color, dash) {
@@ -962,7 +971,23 @@
       label.append(` ×${scale} `);
     }
     const losses = [...new Set(cell.series.map(seriesLabel))];
-    const color = (s) => MEASURED_COLORS[s.loss] || OTHER_COLORS[losses.indexOf(seriesLabel(s)) % OTHER_COLORS.length];
+    // Colour says the loss, its shade and width the learning rate (darkest and widest: the smallest rate), the
+    // dash the initial scale: every series a style of its own, even with several rates per loss.
+    const rates = {};
+    for (const s of cell.series) (rates[seriesLabel(s)] ||= new Set()).add(s.lr);
+    const rank = (s) => {
+      const sorted = [...rates[seriesLabel(s)]].sort((a, b) => a - b);
+      return [sorted.indexOf(s.lr), sorted.length];
+    };
+    const base = (s) => MEASURED_COLORS[s.loss] || OTHER_COLORS[losses.indexOf(seriesLabel(s)) % OTHER_COLORS.length];
+    const color = (s) => {
+      const [k, n] = rank(s);
+      return lighten(base(s), n > 1 ? (0.6 * k) / (n - 1) : 0);
+    };
+    const width = (s) => {
+      const [k, n] = rank(s);
+      return n > 1 ? 2.8 - (1.4 * k) / (n - 1) : 2;
+    };
     const dash = (s) => SCALE_DASHES[scales.indexOf(s.init_scale) % SCALE_DASHES.length];
     const shown = cell.series.filter((s) => !hidden.has(s.init_scale));
     const i = stepIndex(cell);
@@ -998,7 +1023,7 @@
       x: xAxis,
       y: { min: 0, max: 1, percent: true, label: t("explore.measured.acc_axis") },
       areas: state.bands === "1" ? shown.map((s) => ({ xs: cell.steps, lo: s.acc_lo, hi: s.acc_hi, color: color(s) })) : [],
-      lines: shown.map((s) => ({ xs: cell.steps, ys: s.acc, color: color(s), dash: dash(s) })),
+      lines: shown.map((s) => ({ xs: cell.steps, ys: s.acc, color: color(s), dash: dash(s), width: width(s) })),
       hlines: cell.target ? [{ y: cell.target, label: t("explore.measured.target", { target: Math.round(cell.target * 100) }) }] : [],
       marker: step,
       points: shown.map((s) => ({ x: step, y: s.acc[i], color: color(s) })),
@@ -1009,7 +1034,7 @@
       x: xAxis,
       y: { min: glo, max: ghi, log: true, label: t("explore.gradient.norm_axis") },
       areas: state.bands === "1" ? shown.map((s) => ({ xs: cell.steps, lo: s.grad_lo, hi: s.grad_hi, color: color(s) })) : [],
-      lines: shown.map((s) => ({ xs: cell.steps, ys: s.grad, color: color(s), dash: dash(s) })),
+      lines: shown.map((s) => ({ xs: cell.steps, ys: s.grad, color: color(s), dash: dash(s), width: width(s) })),
       marker: step,
       points: shown.map((s) => ({ x: step, y: s.grad[i], color: color(s) })),
     });

@@ -5,10 +5,11 @@ forms of ``losslab.core.losses``); the only data it carries is a saturation expe
 to the mean, minimum and maximum over seeds per cell, loss, learning rate, initial logit scale and
 evaluation step. It reads result folders and never trains.
 
-The page's words come from the message catalogues (``src/losslab/i18n/<lang>.toml``), ids ``explore.*``:
-the template's ``{{ t('id') }}`` are filled in here (ids ending in ``_html`` as HTML, the rest escaped),
-and the plain messages the JavaScript needs (``explore.*`` and the loss names ``figure.loss.*``) travel
-in the page's JSON, where ``explorer.js`` reads them with its own ``t(id, params)``.
+The page is a jinja2 template (``explorer.html``, autoescaped) into which the CSS, the JavaScript and the data
+are inlined. Its words come from the message catalogues (``src/losslab/i18n/<lang>.toml``), ids ``explore.*``:
+the template's ``{{ t('id') }}`` (ids ending in ``_html`` as HTML, the rest escaped), and the plain messages
+the JavaScript needs (``explore.*`` and the loss names ``figure.loss.*``) travel in the page's JSON, where
+``explorer.js`` reads them with its own ``t(id, params)``.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import datetime as _dt
 import html as _html
 import json
 import math
-import re
 from importlib import resources
 from pathlib import Path
 
+import jinja2
+from markupsafe import Markup
+
 from losslab import __version__
-from losslab.experiments.store import run_command
+from losslab.experiments.store import check_writable, load_results
 from losslab.i18n import check_language, messages, meta, placeholders
 
 FILENAME = "explorer.html"
@@ -31,8 +34,6 @@ FILENAME = "explorer.html"
 DIGITS = 6
 _MEASURED = {"test_accuracy": "acc", "grad_norm": "grad", "dead_fraction": "dead"}
 _REQUIRED = ["cell", "loss", "lr", "init_scale", "step", "member", *_MEASURED]
-# A message of the template: {{ t('explore.tab.gradient') }}.
-_TEMPLATE_MESSAGE = r"\{\{ t\('([A-Za-z0-9_.]+)'\) \}\}"
 # The messages the page's JavaScript may read (HTML messages stay in the template).
 SCRIPT_MESSAGE_PREFIXES = ("explore.", "figure.loss.")
 
@@ -43,9 +44,13 @@ def _asset(name: str) -> str:
 
 def _load_rows(folder: Path):
     """The one place that reads result rows: through the results store (complete, every checksum verified)."""
-    from losslab.experiments.store import load_results
-
     return load_results(folder)
+
+
+def _command(spec: str, size: str) -> str:
+    """How the page tells a reader to run the spec again at this size (by its name, as the report does)."""
+    flag = "" if size == "full" else (" --smoke" if size == "smoke" else f" --size {size}")
+    return f"losslab run {spec}{flag}"
 
 
 def _round(value) -> float | None:
@@ -126,7 +131,7 @@ def measured_data(folder: Path) -> dict:
         "source": str(folder),
         "spec": str(manifest.get("spec", "")),
         "size": size,
-        "command": run_command(manifest.get("spec", "saturation"), size),
+        "command": _command(str(manifest.get("spec", "saturation")), size),
         "cells": cells,
     }
 
@@ -143,7 +148,7 @@ def script_messages(lang: str) -> dict[str, str]:
     }
 
 
-def _template_text(id: str, lang: str) -> str:
+def _template_text(id: str, lang: str) -> Markup:
     """A message of the template, ready for HTML: ``_html`` messages as written, the others escaped."""
     template = messages(lang).get(id)
     if template is None or not id.startswith("explore."):
@@ -151,7 +156,12 @@ def _template_text(id: str, lang: str) -> str:
     if placeholders(template):
         raise RuntimeError(f"the explorer template's message {id!r} has placeholders; fill it in explorer.js")
     text = template.format()  # {{ and }} become braces
-    return text if id.endswith("_html") else _html.escape(text)
+    return Markup(text if id.endswith("_html") else _html.escape(text))
+
+
+# Autoescaped: a value the page is given is escaped unless it is Markup (the inlined sources and data, and the
+# messages, escaped by _template_text). StrictUndefined: a name the template uses and the page lacks fails.
+_ENVIRONMENT = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
 
 def build_explorer(results: Path | None = None, lang: str = "en") -> str:
@@ -169,30 +179,21 @@ def build_explorer(results: Path | None = None, lang: str = "en") -> str:
         "messages": script_messages(lang),
         "measured": None if results is None else measured_data(Path(results)),
     }
-    page = _asset("explorer.html")
-    parts = {
-        "@LANG@": _html.escape(meta(lang, "html_lang")),
-        "/*@CSS@*/": _asset("explorer.css"),
-        "@DATA@": _json_for_script(data),
-        "/*@JS@*/": _asset("explorer.js"),
-    }
-    for token in parts:
-        if page.count(token) != 1:
-            raise RuntimeError(f"the explorer template must contain {token} exactly once")
-    if page.count("{{") != len(re.findall(_TEMPLATE_MESSAGE, page)):
-        raise RuntimeError("the explorer template has a '{{' that is not a message: write {{ t('explore.id') }}")
-
-    def fill(match: re.Match) -> str:
-        return parts[match.group(0)] if match.group(1) is None else _template_text(match.group(1), lang)
-
-    # One pass, so that nothing inserted (a folder name in the data, say) is itself replaced.
-    return re.sub("|".join([_TEMPLATE_MESSAGE, *(re.escape(t) for t in parts)]), fill, page)
+    template = _ENVIRONMENT.from_string(_asset("explorer.html"))
+    return template.render(
+        lang=meta(lang, "html_lang"),
+        css=Markup(_asset("explorer.css")),
+        data=Markup(_json_for_script(data)),  # inert inside <script>: see _json_for_script
+        js=Markup(_asset("explorer.js")),
+        t=lambda id: _template_text(id, lang),
+    )
 
 
 def write_explorer(out: Path, results: Path | None = None, lang: str = "en") -> Path:
     """Write ``out/explorer.html`` in ``lang`` (see ``build_explorer``) and return its path."""
-    html = build_explorer(results, lang)
     out = Path(out)
+    check_writable(out, "explorer folder")
+    html = build_explorer(results, lang)
     out.mkdir(parents=True, exist_ok=True)
     path = out / FILENAME
     path.write_text(html, encoding="utf-8")

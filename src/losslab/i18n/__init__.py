@@ -143,26 +143,40 @@ class Rule(str):
     """The rule behind a verdict: in English the docstrings of the deciding function and its helpers
     (what the code does, kept beside the code); in another language the catalogue's ``rule.<name>.text``
     for each of them. ``rule.<name>.source`` is the fingerprint (``fingerprint``) of the docstring that
-    was translated, so a test notices when a docstring changes and its translation does not."""
+    was translated, so a test notices when a docstring changes and its translation does not.
 
-    def __new__(cls, functions=(), parts=None):
+    Docstrings and translations alike may carry ``{name}`` placeholders for the constants that decide the
+    rule (a margin, a seed count): they are filled from ``constants`` when the rule is shown, so changing a
+    constant changes every printed rule in every language (the fingerprint is of the unfilled docstring).
+    """
+
+    def __new__(cls, functions=(), parts=None, constants=None):
         parts = tuple((f.__name__, inspect.getdoc(f) or "") for f in functions) if parts is None else tuple(parts)
-        self = super().__new__(cls, "\n\n".join(doc for _, doc in parts if doc))
+        constants = dict(constants or {})
+        self = super().__new__(cls, "\n\n".join(_fill(doc, constants) for _, doc in parts if doc))
         self.parts = parts
+        self.constants = constants
         return self
 
     def render(self, lang: str) -> str:
         if lang == SOURCE_LANGUAGE:
             return str(self)
         entries = catalogue(lang)
-        return "\n\n".join(entries.get(f"rule.{name}.text", doc) for name, doc in self.parts if doc)
+        return "\n\n".join(
+            _fill(entries.get(f"rule.{name}.text", doc), self.constants) for name, doc in self.parts if doc
+        )
 
     def __reduce__(self):
-        return (_rebuild_rule, (self.parts,))
+        return (_rebuild_rule, (self.parts, self.constants))
 
 
-def _rebuild_rule(parts):
-    return Rule(parts=parts)
+def _fill(text: str, constants: dict) -> str:
+    """A rule text with its constants filled in (a text without placeholders is returned as it is)."""
+    return text.format(**constants) if constants and "{" in text else text
+
+
+def _rebuild_rule(parts, constants=None):
+    return Rule(parts=parts, constants=constants)
 
 
 def fingerprint(text: str) -> str:

@@ -1,5 +1,9 @@
 """Figures of the optimisation view. Each function returns a matplotlib Figure (usable in notebooks).
 
+They are drawn with matplotlib's object-oriented API (``matplotlib.figure.Figure``, ``fig.savefig``), never
+pyplot, so importing or drawing them leaves the backend a notebook or program chose as it was. In a
+notebook a figure shows when it is a cell's value, or through ``display(fig)``.
+
 ``FIGURES`` is the registry behind ``losslab plot``; ``write_figures`` saves a selection. The figures
 that compare losses (gradient norm and loss against the margin, the K = 3 logit plane) also draw any
 extra losses given to them (``losses=[...]``: registered names or ``Loss`` objects, e.g. a user's loss
@@ -12,23 +16,21 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure  # no pyplot: drawing never touches a notebook's backend
 
-matplotlib.use("Agg")  # no display: figures are written to files or embedded in the report
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from losslab.analysis import landscape  # noqa: E402
-from losslab.core import Loss, get_loss  # noqa: E402
-from losslab.i18n import Message, check_language, render, translator  # noqa: E402
-from losslab.report.fonts import figure_fonts  # noqa: E402
-from losslab.report.fonts import require as require_fonts  # noqa: E402
+from losslab.analysis import landscape
+from losslab.core import Loss, get_loss
+from losslab.experiments.store import check_writable
+from losslab.i18n import Message, check_language, render, translator
+from losslab.registry import Registry
+from losslab.report.fonts import figure_fonts
+from losslab.report.fonts import require as require_fonts
 
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 DASHES = ["-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (3, 1, 1, 1, 1, 1))]
@@ -54,13 +56,13 @@ def _label(loss, lang: str = "en") -> str:
     return render(LOSS_LABELS.get(loss.name, loss.name), lang)
 
 
-def localized(make: Callable[..., plt.Figure]) -> Callable[..., plt.Figure]:
+def localized(make: Callable[..., Figure]) -> Callable[..., Figure]:
     """Draw a figure function's text with the fonts of its ``lang`` keyword (a CJK font for Chinese)."""
 
     signature = inspect.signature(make)
 
     @functools.wraps(make)
-    def draw(*args, **kwargs) -> plt.Figure:
+    def draw(*args, **kwargs) -> Figure:
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         with figure_fonts(bound.arguments["lang"]):
@@ -78,12 +80,12 @@ def style(i: int) -> dict:
 
 
 def _figure(width=7.0, height=4.5, ncols=1):
-    fig, axes = plt.subplots(1, ncols, figsize=(width, height), constrained_layout=True)
-    return fig, axes
+    fig = Figure(figsize=(width, height), constrained_layout=True)
+    return fig, fig.subplots(1, ncols)
 
 
 @localized
-def sigmoid_and_derivative(lang: str = "en") -> plt.Figure:
+def sigmoid_and_derivative(lang: str = "en") -> Figure:
     """The article's figure: f(x) = 1/(1 + e^-x) and f'(x) = f(x)(1 - f(x)), with the flat tails marked."""
     t = translator(lang)
     x = np.linspace(-10, 10, 801)
@@ -107,7 +109,7 @@ def sigmoid_and_derivative(lang: str = "en") -> plt.Figure:
 
 
 @localized
-def binary_gradient_curves(lang: str = "en") -> plt.Figure:
+def binary_gradient_curves(lang: str = "en") -> Figure:
     """dL/dz against z for sigmoid-MSE and BCE, y = 1 and y = 0, with the MSE dead zone shaded."""
     t = translator(lang)
     z = np.linspace(-12, 12, 1201)
@@ -151,7 +153,7 @@ def _per_loss_vs_margin(values, margins, yscale: str, losses: Sequence[str | Los
 
 
 @localized
-def multiclass_gradient_norm(losses: Sequence[str | Loss] = (), lang: str = "en") -> plt.Figure:
+def multiclass_gradient_norm(losses: Sequence[str | Loss] = (), lang: str = "en") -> Figure:
     """||dL/dz|| against the true-class margin, K = 10, one line per loss (log scale), ``losses`` added."""
     t = translator(lang)
     fig, ax = _per_loss_vs_margin(landscape.gradient_norm_vs_margin, np.linspace(-15, 15, 601), "log", losses, lang)
@@ -168,7 +170,7 @@ def multiclass_gradient_norm(losses: Sequence[str | Loss] = (), lang: str = "en"
 
 
 @localized
-def logit_plane_heatmap(losses: Sequence[str | Loss] = (), lang: str = "en") -> plt.Figure:
+def logit_plane_heatmap(losses: Sequence[str | Loss] = (), lang: str = "en") -> Figure:
     """K = 3, true class 0 at logit 0: log10 ||dL/dz|| over (z_1, z_2) for softmax-MSE, CE and ``losses``."""
     t = translator(lang)
     grid = np.linspace(-12, 12, 241)
@@ -204,7 +206,7 @@ def logit_plane_heatmap(losses: Sequence[str | Loss] = (), lang: str = "en") -> 
 
 
 @localized
-def loss_vs_margin_curves(losses: Sequence[str | Loss] = (), lang: str = "en") -> plt.Figure:
+def loss_vs_margin_curves(losses: Sequence[str | Loss] = (), lang: str = "en") -> Figure:
     """L against the true-class margin, K = 10, one line per loss, ``losses`` added."""
     t = translator(lang)
     fig, ax = _per_loss_vs_margin(landscape.loss_vs_margin, np.linspace(-10, 10, 401), "log", losses, lang)
@@ -220,7 +222,7 @@ def loss_vs_margin_curves(losses: Sequence[str | Loss] = (), lang: str = "en") -
 
 
 @localized
-def curvature(lang: str = "en") -> plt.Figure:
+def curvature(lang: str = "en") -> Figure:
     """The smallest Hessian eigenvalue in logit space against the margin, K = 3."""
     t = translator(lang)
     m = np.linspace(-10, 10, 201)
@@ -240,28 +242,31 @@ def curvature(lang: str = "en") -> plt.Figure:
 
 @dataclass(frozen=True)
 class FigureSpec:
-    make: Callable[..., plt.Figure]
+    make: Callable[..., Figure]
     description: str
     takes_losses: bool = False  # make(losses=[...]) draws extra losses beside the built-ins
 
 
-FIGURES: dict[str, FigureSpec] = {
-    "sigmoid": FigureSpec(sigmoid_and_derivative, Message("figure.description.sigmoid")),
-    "binary-gradient": FigureSpec(binary_gradient_curves, Message("figure.description.binary_gradient")),
-    "gradient-norm": FigureSpec(
-        multiclass_gradient_norm, Message("figure.description.gradient_norm"), takes_losses=True
-    ),
-    "logit-plane": FigureSpec(logit_plane_heatmap, Message("figure.description.logit_plane"), takes_losses=True),
-    "loss-margin": FigureSpec(loss_vs_margin_curves, Message("figure.description.loss_margin"), takes_losses=True),
-    "curvature": FigureSpec(curvature, Message("figure.description.curvature")),
-}
+#: The figures of ``losslab plot``, by name, in the order they are listed and drawn.
+FIGURES: Registry[FigureSpec] = Registry("figure", "figures", plugins=False)
+FIGURES.register("sigmoid", FigureSpec(sigmoid_and_derivative, Message("figure.description.sigmoid")))
+FIGURES.register("binary-gradient", FigureSpec(binary_gradient_curves, Message("figure.description.binary_gradient")))
+FIGURES.register(
+    "gradient-norm",
+    FigureSpec(multiclass_gradient_norm, Message("figure.description.gradient_norm"), takes_losses=True),
+)
+FIGURES.register(
+    "logit-plane", FigureSpec(logit_plane_heatmap, Message("figure.description.logit_plane"), takes_losses=True)
+)
+FIGURES.register(
+    "loss-margin", FigureSpec(loss_vs_margin_curves, Message("figure.description.loss_margin"), takes_losses=True)
+)
+FIGURES.register("curvature", FigureSpec(curvature, Message("figure.description.curvature")))
 
 
 def get_figure(name: str) -> FigureSpec:
-    try:
-        return FIGURES[name]
-    except KeyError:
-        raise ValueError(f"unknown figure {name!r}; valid figures: {', '.join(FIGURES)}") from None
+    """The figure ``name``; an unknown name lists the valid ones."""
+    return FIGURES.get(name)
 
 
 def prepare_losses(refs: Sequence[str | Loss]) -> list[Loss]:
@@ -304,20 +309,13 @@ def write_figures(
         taking = ", ".join(n for n, f in FIGURES.items() if f.takes_losses)
         raise ValueError(f"--loss is drawn only in the figures {taking}; none of {', '.join(names)} is one of them")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {out} exists and is not a folder; choose another path")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PermissionError(f"cannot create the output folder {out}: {exc.strerror}") from None
-    if not os.access(out, os.W_OK):
-        raise PermissionError(f"cannot write into {out}: permission denied; choose a writable folder with --out")
+    check_writable(out, "figures folder")
+    out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, spec in specs:
         fig = spec.make(losses=losses, lang=lang) if spec.takes_losses and losses else spec.make(lang=lang)
         path = out / f"{name}.{fmt}"
         with figure_fonts(lang):
             fig.savefig(path, dpi=110)
-        plt.close(fig)
         written.append(path)
     return written

@@ -1,10 +1,9 @@
-"""The train layer: datasets, population models, the batched trainer and its metrics.
+"""The train layer: the batched trainer of populations and its metrics.
 
-Saving results is the results store's job: ``losslab.experiments.store.save_result``.
+Datasets are the data layer's (``losslab.data``), models the models layer's (``losslab.models``); saving
+results is the results store's job (``losslab.experiments.store.save_result``).
 """
 
-from losslab.train.datasets import DATASETS, Dataset, load_dataset, subset_classes
-from losslab.train.models import MODELS, build_model
 from losslab.train.population import (
     Member,
     PopulationResult,
@@ -14,15 +13,9 @@ from losslab.train.population import (
 )
 
 __all__ = [
-    "DATASETS",
-    "Dataset",
-    "MODELS",
     "Member",
     "PopulationResult",
     "TrainConfig",
-    "build_model",
     "check_population",
-    "load_dataset",
-    "subset_classes",
     "train_population",
 ]

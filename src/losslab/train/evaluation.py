@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import torch
 
 from losslab.core.links import max_over_classes
+from losslab.data import Dataset
 from losslab.train import metrics
 from losslab.train.config import TrainConfig
-from losslab.train.datasets import Dataset
 from losslab.train.loss_groups import LossGroups
 
 
@@ -86,7 +86,7 @@ NAN = float("nan")
 
 #: The list columns only the final evaluation fills (None on the other rows): bootstrap replicates of the test
 #: NLL and ECE, the reliability bins (raw and temperature-scaled), and ``test_correct``, each member's right and
-#: wrong test examples packed as bits (``metrics.packed_correct``).
+#: wrong test examples packed as bits (``metrics.packed_correct``), with ``test_examples``, how many there are.
 FINAL_ONLY = (
     *(
         name
@@ -100,6 +100,7 @@ FINAL_ONLY = (
         )
     ),
     "test_correct",
+    "test_examples",
 )
 
 
@@ -150,6 +151,7 @@ def evaluate(
         return stats
     z_test, y_test = logits["test"]
     stats["test_correct"] = metrics.packed_correct(z_test, y_test)
+    stats["test_examples"] = torch.full((members,), len(y_test), dtype=torch.long)  # unpacks test_correct
     views = [("", z_test)] + ([("_ts", metrics.scaled(z_test, temperature))] if temperature is not None else [])
     for suffix, z in views:
         nll, ece = metrics.bootstrap_nll_and_ece(z, y_test, data.bootstrap)

@@ -301,6 +301,11 @@ class Metric:
     scaled: bool = False
 
     @property
+    def label(self) -> str:
+        """The catalogue id of its name in tables and figures (``metric.<name>`` in ``losslab/i18n``)."""
+        return f"metric.{self.name}"
+
+    @property
     def columns(self) -> tuple[str, ...]:
         """The result columns it fills: its name, and ``<name>_ts`` when it is also computed after scaling."""
         return (self.name, f"{self.name}_ts") if self.scaled else (self.name,)

@@ -28,7 +28,6 @@ so that every machine computes the same bits; only ``workers`` is left to the ma
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -39,6 +38,7 @@ from pathlib import Path
 
 import torch
 
+from losslab.plugins import fingerprint
 from losslab.train.config import TrainConfig
 
 # Blocks of the linear and MLP models are sized so that a block's working set stays within about
@@ -193,8 +193,7 @@ def cache_path() -> Path:
 
 
 def _cache_key(shape_key: dict) -> str:
-    payload = json.dumps({"v": CACHE_VERSION, "machine": _machine(), "shape": shape_key}, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+    return fingerprint({"v": CACHE_VERSION, "machine": _machine(), "shape": shape_key}, length=24)
 
 
 def _read_cache() -> dict:

@@ -6,7 +6,8 @@ architecture, the optimiser kind, the batch size and the number of epochs (``los
 Member i gives the same result as the same configuration trained alone with a plain PyTorch loop
 (``losslab.train.reference``; tests/test_population.py checks it in float64).
 
-    >>> from losslab.train import Member, TrainConfig, load_dataset, train_population
+    >>> from losslab.data import load_dataset
+    >>> from losslab.train import Member, TrainConfig, train_population
     >>> data = load_dataset("digits")
     >>> members = [Member("cross_entropy", seed=s) for s in range(4)] + [Member("mse", seed=s, lr=0.5) for s in range(4)]
     >>> result = train_population(data, members, TrainConfig(model="mlp", hidden=[64], epochs=5))
@@ -16,7 +17,7 @@ Steps: every epoch each member draws a fresh permutation of the training set fro
 generator and walks it in batches of ``batch_size`` (the last partial batch is dropped, so every
 step of every member sees exactly ``batch_size`` examples).
 
-The pieces: ``config`` (Member, TrainConfig), ``models`` (the population models and their registry),
+The pieces: ``config`` (Member, TrainConfig), ``losslab.models`` (the population models and their registry),
 ``loss_groups`` (each member's loss, batched by loss), ``optimizer`` (SGD/Adam per member),
 ``evaluation`` (the metrics), ``plan`` and ``executor`` (blocks of members on worker threads).
 """
@@ -34,13 +35,13 @@ import pandas as pd
 import torch
 
 from losslab.core import get_loss
+from losslab.data import Dataset
+from losslab.models import PopulationModel, build_model
 from losslab.train import evaluation
 from losslab.train.allocator import keep_freed_memory_in_heap
 from losslab.train.config import LINKS, OPTIMIZERS, Member, TrainConfig
-from losslab.train.datasets import Dataset
 from losslab.train.executor import Cancelled, run_blocks
 from losslab.train.loss_groups import LossGroups
-from losslab.train.models import PopulationModel, build_model
 from losslab.train.optimizer import PopulationOptimizer
 from losslab.train.plan import ExecutionPlan, choose_plan
 from losslab.train.precision import step_precision
@@ -112,7 +113,7 @@ def check_population(
     dataset: Dataset, members: list[Member], config: TrainConfig, device_checks: bool = True
 ) -> tuple[bool, list[tuple]]:
     """Every check ``train_population`` makes before training, without training: raises ValueError or
-    TypeError naming the bad value (``device_checks=False``: not those of ``TrainConfig.check_device``).
+    BadInputType (a TypeError) naming the bad value (``device_checks=False``: not those of ``TrainConfig.check_device``).
     Returns (whether the model has one sigmoid logit, each member's (loss, resolved parameters))."""
     config.validate(device_checks)
     binary = _uses_sigmoid_link(dataset, members, config)

@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from losslab.core import get_loss
-from losslab.train.datasets import Dataset
-from losslab.train.models import CNN, MLP, get_model
-from losslab.train.module_population import member_module
+from losslab.data import Dataset
+from losslab.models import CNN, MLP, get_model
+from losslab.models.module_population import member_module
 from losslab.train.population import Member, TrainConfig, data_order_generator
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from losslab.train.optimizer import flat_like
+from losslab.models.flat import flat_like
 
 LIBRARIES = ("torch", "numpy")
 

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from losslab.train.models import LogitGrad
+from losslab.errors import BadInputType
+from losslab.models.protocol import LogitGrad
 
 #: factory(input_shape, num_outputs, hidden) -> one member's nn.Module
 ModuleFactory = Callable[..., nn.Module]
@@ -62,7 +63,7 @@ def member_module(
                 f"{type(exc).__name__}: {exc}"
             ) from exc
     if not isinstance(module, nn.Module):
-        raise TypeError(f"model {name!r}: the factory must return a torch.nn.Module, got {type(module).__name__}")
+        raise BadInputType(f"model {name!r}: the factory must return a torch.nn.Module, got {type(module).__name__}")
     module = module.to(dtype)
     last = _last_parameterised_module(module)
     if last is None:

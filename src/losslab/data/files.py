@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from losslab.data.checks import stratified_split
 from losslab.plugins import file_sha256
-from losslab.train.dataset_checks import stratified_split
 
 PREFIX = "file:"
 SUFFIXES = (".npz", ".csv", ".parquet")

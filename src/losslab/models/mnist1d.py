@@ -14,6 +14,8 @@ import math
 import torch
 from torch import nn
 
+from losslab.models.mlp import mlp_widths
+
 
 def _conv_length(length: int, kernel: int, stride: int = 2, padding: int = 1) -> int:
     return (length + 2 * padding - kernel) // stride + 1
@@ -64,8 +66,6 @@ def cnn1d(input_shape, num_outputs, hidden=None) -> nn.Module:
 
 
 def resmlp(input_shape, num_outputs, hidden=None) -> nn.Module:
-    from losslab.train.models import mlp_widths
-
     return ResidualMLP(int(math.prod(input_shape)), mlp_widths(hidden), num_outputs)
 
 

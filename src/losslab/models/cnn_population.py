@@ -1,10 +1,10 @@
-"""Convolutional populations as batched matrix products, with a hand-written backward (the CPU fast path).
+"""The image ``cnn`` as batched matrix products with a hand-written backward (the CPU fast path): ``CNNPopulation``.
 
-Two models: ``cnn`` (28x28 images: conv 5x5 -> ReLU -> max-pool 2, twice, then a linear head; ``CNNPopulation``)
-and ``cnn1d`` (the MNIST-1D reference CNN: three strided Conv1d and a linear head; ``CNN1dPopulation``).
+28x28 images: conv 5x5 -> ReLU -> max-pool 2, twice, then a linear head (``cnn1d_population`` does the same for the
+MNIST-1D reference CNN).
 Activations are channels-last, ``[M, B, *positions, channels]``, so that a convolution's input patches are
 runs of contiguous memory, and every convolution is a product ``[M, rows, K] @ [M, K, N]`` on the block's
-matmul library (``losslab.train.matmul``: torch's ``bmm`` or numpy's BLAS), like the MLP's.
+matmul library (``losslab.models.matmul``: torch's ``bmm`` or numpy's BLAS), like the MLP's.
 
 Why not im2col everywhere. Unfolding every 5x5 patch of a 28x28 image into a row ([B*576, 25]) copies 25
 values per output position in runs of 5 floats, which on CPU costs more than the products themselves, and its
@@ -33,7 +33,8 @@ from typing import ClassVar
 
 import torch
 
-from losslab.train.matmul import BatchedProducts
+from losslab.models.cnn import CNN
+from losslab.models.matmul import BatchedProducts
 
 #: Examples per evaluation chunk (a few MB of activations per member).
 EVAL_CHUNK = 128
@@ -41,11 +42,11 @@ EVAL_CHUNK = 128
 TILE = 4
 
 
-def _products(library: str) -> BatchedProducts:
+def products_of(library: str) -> BatchedProducts:
     return BatchedProducts.of(library, None)
 
 
-def _relu_backward_(grad: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+def relu_backward_(grad: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
     # threshold_backward is several times faster on CPU than grad * (output > 0); in place: grad is our buffer.
     return torch.ops.aten.threshold_backward.grad_input(grad, output, 0.0, grad_input=grad)
 
@@ -186,8 +187,6 @@ class CNNPopulation:
 
     @classmethod
     def create(cls, num_classes: int, seeds, logit_scales, channels=(8, 16), dtype=torch.float32, device="cpu"):
-        from losslab.train.models import CNN
-
         members = [CNN.init_member(num_classes, channels, s, c, dtype) for s, c in zip(seeds, logit_scales)]
         stacked = [torch.stack([m[i] for m in members]).to(device) for i in range(6)]
         return cls(stacked, channels)
@@ -318,7 +317,7 @@ class CNNPopulation:
         """Logits [M, N, K] for inputs [M, N, 784] (evaluation), in chunks of ``EVAL_CHUNK`` examples: the
         activations of a chunk stay in cache, where one pass over 10,000 examples would stream from memory."""
         m, n = x.shape[:2]
-        mm = _products(self.matmul if x.device.type == "cpu" else "torch")
+        mm = products_of(self.matmul if x.device.type == "cpu" else "torch")
         k = self.params_list[5].shape[1]
         out = x.new_empty(m, k, n)  # class-major, as the training step's logits
         for start in range(0, n, EVAL_CHUNK):
@@ -333,7 +332,7 @@ class CNNPopulation:
         m, batch = x.shape[:2]
         c1, c2 = self.channels
         buf = self._buffers(batch, training=True)
-        mm = _products(self.matmul if x.device.type == "cpu" else "torch")
+        mm = products_of(self.matmul if x.device.type == "cpu" else "torch")
         logits_t, (x1, x2, h2, head) = self._forward(x, buf, mm)
         logits = logits_t.transpose(1, 2)
         delta_t = logit_grad(logits).transpose(1, 2)  # [M, K, B]
@@ -346,7 +345,7 @@ class CNNPopulation:
         grads[4].view(m, c2, 16, k).copy_(dhead.view(m, k, 16, c2).permute(0, 3, 2, 1))
         torch.sum(delta_t, dim=2, out=grads[5])
         dh2 = mm.product(buf["dh2"], delta_t.transpose(1, 2), head.transpose(1, 2))  # [M, B, 16 c2]
-        _relu_backward_(dh2, h2)
+        relu_backward_(dh2, h2)
         torch.sum(dh2.view(m, batch * 16, c2), dim=1, out=grads[3])  # the bias comes after the pool
         dp2 = self._pooled_layout(dh2.view(m, batch, 4, 4, c2), buf["dp2"])
         do2 = buf["pool2"].backward(dp2, buf["do2"])  # [M, 4 c2, R2]
@@ -354,253 +353,10 @@ class CNNPopulation:
         self.conv2.weight_grad(dband2, grads[2])
         dx2 = mm.product(buf["dx2"], do2.transpose(1, 2), buf["band2"])  # [M, R2, K2]
         dh1 = self.conv2.fold_input_grad(dx2, buf["dh1"])
-        _relu_backward_(dh1, buf["h1"])
+        relu_backward_(dh1, buf["h1"])
         torch.sum(dh1.view(m, -1, c1), dim=1, out=grads[1])
         dp1 = self._pooled_layout(dh1, buf["dp1"])
         do1 = buf["pool1"].backward(dp1, buf["do1"])
         dband1 = mm.product(buf["dband1"], do1, x1)
         self.conv1.weight_grad(dband1, grads[0])
         return logits, grads
-
-
-class _StridedConv1d:
-    """Conv1d(cin, cout, k, stride 2, padding 1) of channels-last, zero-padded input [M, B, L + 2, Cin] as
-    the product tiles [M, B*Lout, k Cin] @ weight [M, k Cin, Cout]; a tile is k positions of all channels,
-    one contiguous run of k Cin values."""
-
-    def __init__(self, cin: int, cout: int, kernel: int, length: int):
-        self.cin, self.cout, self.kernel, self.length = cin, cout, kernel, length
-        self.out_length = (length + 2 - kernel) // 2 + 1
-
-    def tiles(self, padded: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """padded [M, B, L + 2, Cin] -> out [M, B * Lout, k Cin]."""
-        m, b = padded.shape[:2]
-        view = padded.as_strided(
-            (m, b, self.out_length, self.kernel * self.cin),
-            (padded.stride(0), padded.stride(1), 2 * self.cin, 1),
-            padded.storage_offset(),
-        )
-        out.view(m, b, self.out_length, -1).copy_(view)
-        return out
-
-    def matrix(self, weight: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """weight [M, Cout, Cin, k] -> out [M, k Cin, Cout], rows in (kernel position, input channel) order."""
-        m = weight.shape[0]
-        out.view(m, self.kernel, self.cin, self.cout).copy_(weight.permute(0, 3, 2, 1))
-        return out
-
-    def weight_grad(self, matrix_grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        m = matrix_grad.shape[0]
-        return out.copy_(matrix_grad.view(m, self.kernel, self.cin, self.cout).permute(0, 3, 2, 1))
-
-    def fold(self, tile_grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """tile_grad [M, B * Lout, k Cin] summed into out [M, B, L + 2, Cin] (the padded input's gradient)."""
-        m, b = out.shape[:2]
-        g = tile_grad.view(m, b, self.out_length, self.kernel, self.cin)
-        n = self.out_length
-        # Stride 2: kernel position j writes positions j, j + 2, ..., all of j's parity. Per parity, the first
-        # such j is copied (and the positions it misses zeroed), the others added: a pass fewer than zeroing
-        # everything and adding each j.
-        for parity in range(2):
-            positions = out[:, :, parity::2]
-            offsets = [j // 2 for j in range(parity, self.kernel, 2)]
-            first = offsets[0]
-            positions[:, :, :first].zero_()
-            positions[:, :, first + n :].zero_()
-            positions[:, :, first : first + n].copy_(g[:, :, :, parity])
-            for j, offset in zip(range(parity + 2, self.kernel, 2), offsets[1:]):
-                positions[:, :, offset : offset + n] += g[:, :, :, j]
-        return out
-
-
-class CNN1dPopulation:
-    """The MNIST-1D reference CNN (``mnist1d_models.CNN1d``: three Conv1d with stride 2 and padding 1, ReLU, a
-    linear head) as batched products with a hand-written backward; members start as the plain modules
-    built by ``module_population.member_module`` (the same seeds, the same initial logit scale), and their
-    parameters are the module's, by name (``member_state``)."""
-
-    splittable: ClassVar[bool] = True
-    matmul_libraries: ClassVar[tuple[str, ...]] = ("torch", "numpy")
-    NAMES: ClassVar[tuple[str, ...]] = (
-        "conv1.weight",
-        "conv1.bias",
-        "conv2.weight",
-        "conv2.bias",
-        "conv3.weight",
-        "conv3.bias",
-        "linear.weight",
-        "linear.bias",
-    )
-
-    def __init__(self, params: list[torch.Tensor], length: int, matmul: str = "torch"):
-        self.params_list = params
-        self.length = length
-        self.matmul = matmul
-        channels = params[0].shape[1]
-        self.layers = []
-        for i, (cin, kernel) in enumerate(((1, 5), (channels, 3), (channels, 3))):
-            self.layers.append(_StridedConv1d(cin, channels, kernel, length if i == 0 else self.layers[-1].out_length))
-        self._workspace: dict = {}
-
-    @classmethod
-    def create(cls, name, factory, input_shape, num_outputs, seeds, logit_scales, dtype=torch.float32, device="cpu"):
-        from losslab.train.module_population import check_module, member_module
-
-        modules = [
-            member_module(name, factory, input_shape, num_outputs, s, c, None, dtype)
-            for s, c in zip(seeds, logit_scales)
-        ]
-        check_module(name, modules[0], tuple(input_shape), num_outputs)
-        states = [dict(m.named_parameters()) for m in modules]
-        if tuple(states[0]) != cls.NAMES:
-            raise ValueError(f"model {name!r}: expected the parameters {list(cls.NAMES)}, got {list(states[0])}")
-        params = [torch.stack([s[n].detach() for s in states]).to(device) for n in cls.NAMES]
-        return cls(params, int(input_shape[0]))
-
-    @property
-    def params(self) -> list[torch.Tensor]:
-        return self.params_list
-
-    @property
-    def members(self) -> int:
-        return self.params_list[0].shape[0]
-
-    def member_state(self, i: int) -> dict[str, torch.Tensor]:
-        """Member i's parameters by the module's own names (``module.load_state_dict`` takes them)."""
-        return {name: p[i] for name, p in zip(self.NAMES, self.params_list)}
-
-    def select(self, members: slice) -> CNN1dPopulation:
-        return CNN1dPopulation([p[members].clone() for p in self.params_list], self.length, self.matmul)
-
-    @classmethod
-    def concatenate(cls, parts: list[CNN1dPopulation]) -> CNN1dPopulation:
-        return cls([torch.cat(ps) for ps in zip(*(p.params_list for p in parts))], parts[0].length, parts[0].matmul)
-
-    def member_bytes(self, batch: int) -> int:
-        n_params = sum(p[0].numel() for p in self.params_list)
-        per_example = sum(
-            2 * (l.length + 2) * l.cin + 2 * l.out_length * l.kernel * l.cin + 2 * l.out_length * l.cout
-            for l in self.layers
-        )
-        return self.params_list[0].element_size() * (3 * n_params + batch * per_example)
-
-    def _buffers(self, batch: int, training: bool) -> dict:
-        key = (batch, training)
-        buffers = self._workspace.get(key)
-        if buffers is None:
-            like = self.params_list[0]
-            m = self.members
-            k, features = self.params_list[6].shape[1:]
-            new = lambda *shape: like.new_empty(shape)  # noqa: E731
-            layers = self.layers
-            buffers = {
-                # Each layer's zero-padded input: the borders stay zero, only the interiors are written.
-                "padded": [like.new_zeros(m, batch, l.length + 2, l.cin) for l in layers],
-                "tiles": [new(m, batch * l.out_length, l.kernel * l.cin) for l in layers],
-                "matrix": [new(m, l.kernel * l.cin, l.cout) for l in layers],
-                "out": [new(m, batch * l.out_length, l.cout) for l in layers],
-                "head": new(m, k, features),
-                "logits_t": new(m, k, batch),
-            }
-            if training:
-                buffers.update(
-                    dpadded=[new(m, batch, l.length + 2, l.cin) for l in layers],
-                    dtiles=[new(m, batch * l.out_length, l.kernel * l.cin) for l in layers],
-                    dmatrix=[new(m, l.kernel * l.cin, l.cout) for l in layers],
-                    dout=[new(m, batch * l.out_length, l.cout) for l in layers],
-                    dh=new(m, batch, features),
-                    dhead=new(m, k, features),
-                    grads=[torch.empty_like(p) for p in self.params_list],
-                )
-            if len(self._workspace) > 8:  # evaluation chunks of many sizes: keep the memory bounded
-                self._workspace.clear()
-            self._workspace[key] = buffers
-        return buffers
-
-    def _forward(self, x: torch.Tensor, buf: dict, mm: BatchedProducts) -> torch.Tensor:
-        """x [M, B, L] -> class-major logits [M, K, B] (in buf); every layer's ReLU output stays in buf."""
-        m, batch = x.shape[:2]
-        buf["padded"][0][:, :, 1:-1, 0] = x
-        for i, layer in enumerate(self.layers):
-            weight, bias = self.params_list[2 * i], self.params_list[2 * i + 1]
-            tiles = layer.tiles(buf["padded"][i], buf["tiles"][i])
-            out = mm.product(buf["out"][i], tiles, layer.matrix(weight, buf["matrix"][i]))  # [M, B*Lout, C]
-            if i + 1 < len(self.layers):  # bias and ReLU straight into the next layer's padded input (interior)
-                interior = buf["padded"][i + 1][:, :, 1:-1]
-                torch.add(out.view(interior.shape), bias.view(m, 1, 1, -1), out=interior).relu_()
-            else:
-                out.add_(bias.unsqueeze(1)).relu_()
-        last = self.layers[-1]
-        h = buf["out"][-1].view(m, batch, last.out_length * last.cout)  # (position, channel) order
-        w, b = self.params_list[6], self.params_list[7]
-        k = w.shape[1]
-        # The head's columns are in (channel, position) order (the module flattens [C, L]), h's in (position,
-        # channel): permute the head (K x 125 values) rather than the activations.
-        head = buf["head"]
-        head.view(m, k, last.out_length, last.cout).copy_(w.view(m, k, last.cout, last.out_length).transpose(2, 3))
-        return mm.add_product(buf["logits_t"], b.unsqueeze(2), head, h.transpose(1, 2))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits [M, N, K] for inputs [M, N, L] (evaluation), in chunks of ``EVAL_CHUNK`` examples."""
-        m, n = x.shape[:2]
-        mm = _products(self.matmul if x.device.type == "cpu" else "torch")
-        out = x.new_empty(m, self.params_list[6].shape[1], n)
-        for start in range(0, n, EVAL_CHUNK):
-            part = x[:, start : start + EVAL_CHUNK]
-            out[:, :, start : start + part.shape[1]] = self._forward(part, self._buffers(part.shape[1], False), mm)
-        return out.transpose(1, 2)
-
-    def forward_backward(self, x: torch.Tensor, logit_grad) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Logits [M, B, K] and the gradients of the loss (in ``params`` order), in buffers reused next step."""
-        m, batch = x.shape[:2]
-        buf = self._buffers(batch, training=True)
-        mm = _products(self.matmul if x.device.type == "cpu" else "torch")
-        logits = self._forward(x, buf, mm).transpose(1, 2)
-        delta_t = logit_grad(logits).transpose(1, 2)  # [M, K, B]
-        if not delta_t.is_contiguous():
-            delta_t = delta_t.contiguous()
-        grads, layers = buf["grads"], self.layers
-        last = layers[-1]
-        k = delta_t.shape[1]
-        h = buf["out"][-1].view(m, batch, -1)
-        dhead = mm.product(buf["dhead"], delta_t, h)  # [M, K, (position, channel)]
-        grads[6].view(m, k, last.cout, last.out_length).copy_(
-            dhead.view(m, k, last.out_length, last.cout).transpose(2, 3)
-        )
-        torch.sum(delta_t, dim=2, out=grads[7])
-        dh = mm.product(buf["dh"], delta_t.transpose(1, 2), buf["head"])  # [M, B, (position, channel)]
-        g = _relu_backward_(dh, h).view(m, -1, last.cout)
-        for i in range(len(layers) - 1, -1, -1):
-            layer = layers[i]
-            torch.sum(g, dim=1, out=grads[2 * i + 1])
-            dmatrix = mm.product(buf["dmatrix"][i], buf["tiles"][i].transpose(1, 2), g)
-            layer.weight_grad(dmatrix, grads[2 * i])
-            if i == 0:
-                break
-            dtiles = mm.product(buf["dtiles"][i], g, buf["matrix"][i].transpose(1, 2))
-            dpadded = layer.fold(dtiles, buf["dpadded"][i])
-            below = layers[i - 1]
-            # Through the ReLU of the layer below, into a contiguous [M, B*L, C] gradient for its products.
-            g = buf["dout"][i - 1]
-            torch.ops.aten.threshold_backward.grad_input(
-                dpadded[:, :, 1:-1],
-                buf["padded"][i][:, :, 1:-1],  # the layer below's ReLU output
-                0.0,
-                grad_input=g.view(m, batch, below.out_length, below.cout),
-            )
-        return logits, grads
-
-
-def cnn1d_builder(entry):
-    """The ``build`` of the ``cnn1d`` model entry: ``CNN1dPopulation`` on the CPU, the entry's own (torch.func)
-    population on a GPU."""
-    vmap_build = entry.build
-
-    def build(input_shape, num_outputs, seeds, logit_scales, hidden=None, dtype=torch.float32, device="cpu"):
-        if str(device) != "cpu":
-            return vmap_build(input_shape, num_outputs, seeds, logit_scales, hidden, dtype, device)
-        return CNN1dPopulation.create(
-            entry.name, entry.module_factory, input_shape, num_outputs, seeds, logit_scales, dtype, device
-        )
-
-    return build
