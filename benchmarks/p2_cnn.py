@@ -76,7 +76,7 @@ def mnist_cnn_products(batch: int, own: bool) -> list[Product]:
             + conv_products(batch, 8 * 8, 200, 16, True)
             + head_products(batch, 256, 10)
         )
-    # The banded tiles of conv_population: [N, K] @ [K, R] forward, [N, R] @ [R, K] weight, [R, N] @ [N, K] input.
+    # The banded tiles of models/cnn_population.py: [N, K] @ [K, R] forward, [N, R] @ [R, K] weight, [R, N] @ [N, K] input.
     r1, k1, n1 = batch * 24 * 24 // TILE, 5 * (TILE + 4), 8 * TILE
     r2, k2, n2 = batch * 8 * 8 // TILE, 5 * (TILE + 4) * 8, 16 * TILE
     banded = [(n1, k1, r1), (n1, r1, k1), (n2, k2, r2), (n2, r2, k2), (r2, n2, k2)]
@@ -84,7 +84,7 @@ def mnist_cnn_products(batch: int, own: bool) -> list[Product]:
 
 
 def cnn1d_products(batch: int, own: bool) -> list[Product]:
-    # conv_population runs cnn1d's convolutions unfolded: both formulations are the same products.
+    # models/cnn1d_population.py runs cnn1d's convolutions unfolded: both formulations are the same products.
     return (
         conv_products(batch, 19, 5, 25, False)
         + conv_products(batch, 10, 75, 25, True)

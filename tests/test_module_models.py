@@ -81,7 +81,7 @@ def test_user_module_members_equal_the_plain_loop_float64(digits, user_model, op
     ],
 )
 def test_mnist1d_reference_models_equal_the_plain_loop_float64(model, matmul, optimizer):
-    # cnn1d on the CPU is conv_population's hand-written path (torch's or numpy's products); resmlp an nn.Module.
+    # cnn1d on the CPU is cnn1d_population's hand-written path (torch's or numpy's products); resmlp an nn.Module.
     data = load_dataset("mnist1d")
     small = Dataset(
         "mnist1d-small", data.x_train[:300], data.y_train[:300], data.x_test[:100], data.y_test[:100], data.class_names

@@ -65,7 +65,7 @@ def test_sigmoid_members_equal_the_plain_single_run(digits):
 @pytest.mark.parametrize("matmul", ["torch", "numpy"])
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_cnn_members_equal_the_plain_single_run(optimizer, matmul):
-    # The CPU path (conv_population: banded products, pooling before the bias, a hand-written backward) against
+    # The CPU path (models/cnn_population.py: banded products, pooling before the bias, a hand-written backward) against
     # conv2d -> ReLU -> max_pool2d with autograd and torch.optim, member by member.
     images = tiny_images()
     members = [Member("cross_entropy", seed=0, lr=0.05), Member("mse", seed=1, lr=0.3, init_scale=4.0)]

@@ -129,7 +129,7 @@ class Cell:
     warmstart: dict | None = None
     plugins: tuple[SpecPlugin, ...] = ()  # the spec's plugins, which a Ray worker imports before training
     # The execution plan of each population ("main", and "warmstart" if any), fixed by the driver before the
-    # cell runs anywhere (``runner.plan_cells``), so every machine computes the same bits. Not part of the
+    # cell runs anywhere (``runner.plan_cell``), so every machine computes the same bits. Not part of the
     # fingerprint: another plan changes float32 results only by rounding.
     plans: dict | None = None
 
