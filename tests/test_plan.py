@@ -22,7 +22,7 @@ def test_the_fastest_candidate_wins_and_is_cached(monkeypatch):
     timed = []
 
     def fake_time(candidate, warmup, steps):
-        timed.append(candidate)
+        timed.append((candidate, steps))
         # numpy twice as fast; one-thread blocks on four workers beat one four-thread block
         per_step = (1.0 if candidate.matmul == "torch" else 0.5) * (1.0 if candidate.threads_per_block == 1 else 3.0)
         members = sum(b.stop - b.start for b in candidate.blocks(64)[: candidate.workers])
@@ -30,9 +30,29 @@ def test_the_fastest_candidate_wins_and_is_cached(monkeypatch):
 
     chosen, timings = choose(TrainConfig(), fake_time)
     assert (chosen.matmul, chosen.threads_per_block, chosen.workers, chosen.source) == ("numpy", 1, 4, "measured")
-    assert len(timed) == 8 and len(timings) == 4  # each candidate twice, the better time kept
+    # Each candidate measured twice (the better time kept), after a short screen for all but the first; one block
+    # of four torch threads, 6x slower than the best at its screen, is dropped there.
+    full = [c for c, steps in timed if steps == plans.PROBE_STEPS]
+    assert len(full) == 6 and len(timed) == 9 and len(timings) == 4
+    assert not any(c.matmul == "torch" and c.threads_per_block == 4 for c in full)
     again, _ = choose(TrainConfig(), fake_time)
-    assert again.source == "cached" and again.same_arithmetic(chosen) and len(timed) == 8  # not measured again
+    assert again.source == "cached" and again.same_arithmetic(chosen) and len(timed) == 9  # not measured again
+
+
+def test_a_far_slower_candidate_is_dropped_after_a_short_screen(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    calls = []
+
+    def one_pathological(candidate, warmup, steps):  # numpy on two threads: 50x slower
+        calls.append((candidate, steps))
+        members = sum(b.stop - b.start for b in candidate.blocks(64)[: candidate.workers])
+        slow = 50.0 if (candidate.matmul, candidate.threads_per_block) == ("numpy", 2) else 1.0
+        return steps * members / 1000 * slow
+
+    chosen, timings = choose(TrainConfig(), one_pathological)
+    assert (chosen.matmul, chosen.threads_per_block) == ("torch", 1) and len(timings) == 4
+    slow = [steps for c, steps in calls if (c.matmul, c.threads_per_block) == ("numpy", 2)]
+    assert slow == [plans.PROBE_SCREEN_STEPS]  # one short look, never the full measurement
 
 
 def test_noise_alone_never_moves_a_run_off_the_default(monkeypatch):

@@ -49,6 +49,8 @@ BLOCK_BYTES = 16 * 2**20
 MIN_BLOCK_MEMBERS = 8  # a cache-sized block never goes below this: the per-step Python overhead needs sharing
 PROBE_WARMUP_STEPS = 3
 PROBE_STEPS = 10
+PROBE_SCREEN_STEPS = 2  # a candidate's first look, after one warm-up step
+PROBE_SCREEN_RATIO = 3  # a candidate this many times slower than the best so far at its first look is dropped
 PROBE_MARGIN = 0.15  # another plan replaces the default only if it is this much faster (run-to-run noise is ~10%)
 # Measure only when the probe costs under 15% of the training it plans (in rounds of block-steps).
 PROBE_SHARE = 0.15
@@ -256,10 +258,21 @@ def choose_plan(
     # Each candidate twice, in opposite orders (a slow moment then hurts no candidate more than another),
     # keeping its better time; the default layout keeps its place unless another beats it by PROBE_MARGIN,
     # so that timing noise alone never moves a run off the default.
+    # A candidate far slower than the best so far (OpenBLAS's threads on small products while another process
+    # holds a core: 50x slower, measured) is dropped after a short screen instead of costing the run minutes.
     rates: dict[ExecutionPlan, float] = {}
+    dropped: set[ExecutionPlan] = set()
     for candidate in [*candidates, *reversed(candidates)]:
+        if candidate in dropped:
+            continue
         first_round = candidate.blocks(n_members)[: candidate.workers]
         members = sum(b.stop - b.start for b in first_round)
+        if rates and candidate not in rates:
+            screen = members * PROBE_SCREEN_STEPS / time_plan(candidate, 1, PROBE_SCREEN_STEPS)
+            if screen * PROBE_SCREEN_RATIO < max(rates.values()):
+                rates[candidate] = screen
+                dropped.add(candidate)
+                continue
         seconds = time_plan(candidate, PROBE_WARMUP_STEPS, PROBE_STEPS)
         rates[candidate] = max(rates.get(candidate, 0.0), members * PROBE_STEPS / seconds)  # member-steps/s
     timings = [{**c.describe(), "member_steps_per_second": round(r, 1)} for c, r in rates.items()]
