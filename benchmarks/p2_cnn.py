@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from p1_population import alone, machine_line, peak_gflops, timed  # noqa: E402
+from p1_population import alone, machine_line, peak_gflops, plain_thread_count, timed  # noqa: E402
 
 from losslab.data import (
     Dataset,  # noqa: E402
@@ -148,14 +148,9 @@ def members_of(count: int, lr: float) -> list[Member]:
 
 def plain_seconds(data, members, config, runs: int) -> tuple[float, int, float]:
     """The plain loop's seconds for all ``members``, from ``runs`` of them (every run is the same work), at the
-    faster of one thread and all threads (measured on the first run), that thread count, and the seconds alone
+    faster of one thread and all threads (``plain_thread_count``), that thread count, and the seconds alone
     (CPU time over the threads, ``p1_population.alone``)."""
-    cores = torch.get_num_threads()
-    choices = {}
-    for threads in sorted({1, cores}):
-        with intra_op_threads(threads):
-            choices[threads], _ = timed(lambda: train_reference(data, members[0], config))
-    threads = min(choices, key=choices.get)
+    threads = plain_thread_count(lambda: train_reference(data, members[0], config))
     with intra_op_threads(threads):
         seconds, _ = timed(lambda: [train_reference(data, m, config) for m in members[:runs]])
     scale = len(members) / runs
