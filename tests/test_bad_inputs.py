@@ -570,7 +570,7 @@ CLI_CASES = [
     Case(
         "spec-hidden-zero",
         ["run", "bad.toml"],
-        r"bad.toml: cell 'grid0': hidden must list positive layer widths, got \[0\]",
+        r"bad.toml: grid\[0\].train: hidden must be a non-empty list of positive layer widths, got \[0\]",
         spec_file(
             'name = "one"\n[train]\nepochs = 1\nhidden = [0]\n[[grid]]\ndataset = "digits"\nmodel = "mlp"\nlosses = ["mse"]\n'
         ),
@@ -1040,13 +1040,13 @@ API_CASES = [
         "member-lr-inf",
         lambda root: check_population(digits_data(), [Member("mse", lr=float("inf"))], TrainConfig()),
         ValueError,
-        r"member 0: lr must be a positive number, got inf",
+        r"member 0: lr must be a positive finite number, got inf",
     ),
     ApiCase(
         "member-lr-nan",
         lambda root: check_population(digits_data(), [Member("mse", lr=float("nan"))], TrainConfig()),
         ValueError,
-        r"member 0: lr must be a positive number, got nan",
+        r"member 0: lr must be a positive finite number, got nan",
     ),
     ApiCase(
         "binary-loss-on-ten-classes",

@@ -39,10 +39,10 @@ from losslab.data import dataset_option_names, resolve_dataset_name
 from losslab.data import files as dataset_files
 from losslab.errors import INPUT_ERRORS
 from losslab.experiments.spec_plugins import SpecPlugin, import_spec_plugins
-from losslab.experiments.store import CELL_ID_RULE, MAX_SEED, NAME_RULE, is_cell_id, is_name
+from losslab.experiments.store import CELL_ID_RULE, NAME_RULE, is_cell_id, is_name
 from losslab.models import MODELS
 from losslab.plugins import file_sha256, fingerprint
-from losslab.train.config import EXECUTION_FIELDS, Member, TrainConfig
+from losslab.train.config import EXECUTION_FIELDS, MAX_SEED, Member, TrainConfig
 
 TOP_KEYS = {"name", "description", "plugins", "train", "grid", "sizes"}
 GRID_KEYS = {
