@@ -54,6 +54,11 @@ class Constraint:
     def accepts(self, value) -> bool:
         raise NotImplementedError
 
+    def problem(self, value) -> str | None:
+        """None if ``value`` is acceptable; "" for the declaration's message ('must be ..., got ...'); or a
+        message of the constraint's own, where it can say more ('seed 3 is listed twice; ...')."""
+        return None if self.accepts(value) else ""
+
     def describe(self) -> str:
         raise NotImplementedError
 
@@ -337,9 +342,10 @@ class Param:
         return must + (f" {self.note}" if self.note else "")
 
     def problem(self, value) -> str | None:
-        """None if ``value`` is acceptable, else 'must be <what>, got <value>'."""
-        if self.constraint.accepts(value):
-            return None
+        """None if ``value`` is acceptable, else 'must be <what>, got <value>' (or the constraint's own message)."""
+        own = self.constraint.problem(value)
+        if own is None or own:
+            return own
         return f"must {self.requirement()}, got {value!r}" + (f"; {self.fix}" if self.fix else "")
 
     def check(self, value, where: str | None = None):
