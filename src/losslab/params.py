@@ -341,6 +341,10 @@ class Param:
         must = self.constraint.must or f"be {self.constraint.describe()}"
         return must + (f" {self.note}" if self.note else "")
 
+    def what(self) -> str:
+        """What a value must be, for references: 'a finite number >= 0 (0 gives cross-entropy)'."""
+        return self.constraint.describe() + (f" {self.note}" if self.note else "")
+
     def problem(self, value) -> str | None:
         """None if ``value`` is acceptable, else 'must be <what>, got <value>' (or the constraint's own message)."""
         own = self.constraint.problem(value)

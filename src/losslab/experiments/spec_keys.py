@@ -171,7 +171,7 @@ class LossList(Constraint):
                 },
             }
             for name, loss in LOSSES.items()
-            if loss.module.startswith("losslab.")
+            if LOSSES.origin(name) == "built-in"
         ]
         return {"type": "array", "minItems": 1, "items": {"anyOf": [{"type": "string"}, table]}}
 
@@ -215,7 +215,7 @@ class GridSpec:
     label: str = setting(
         name_text("a grid label"),
         meaning="names the grid's cells (and their result files) and its section of the report",
-        default_text="grid0, grid1, ... (its place in the file)",
+        default_text="grid0, grid1, ... by its place in the file",
         example="digits-mlp",
     )
     dataset: str = setting(
@@ -231,7 +231,13 @@ class GridSpec:
         example={"seed": [0, 1]},
     )
     classes: list[int] | None = setting(
-        ListOf(Interval(int, 0), min_items=2, unique=True, must="list at least 2 distinct class indices (>= 0)"),
+        ListOf(
+            Interval(int, 0),
+            min_items=2,
+            unique=True,
+            text="a list of at least 2 distinct class indices (>= 0)",
+            must="list at least 2 distinct class indices (>= 0)",
+        ),
         None,
         "keep only these classes, relabelled 0..k-1 ([0, 1]: a two-class problem)",
         example=[0, 1],
@@ -280,7 +286,7 @@ class GridSpec:
     role: str | None = setting(
         Options(ROLES),
         None,
-        "which of the article's questions the grid answers (Roles, below); the report shows every grid",
+        "which of the article's questions the grid answers (docs/spec.md, Roles); the report shows every grid, role or not",
         example="loss-comparison",
         default_text="none",
     )
