@@ -20,6 +20,7 @@ from losslab.core.validation import (
     as_probability_targets,
     check_logits,
     check_reduction,
+    non_finite,
     reduce,
     reduce_gradient,
 )
@@ -57,9 +58,8 @@ def check_output(loss_name: str, what: str, out, z: torch.Tensor, expected_shape
             f"loss {loss_name!r}: {what} returned dtype {out.dtype} for {z.dtype} logits; compute in the logits' "
             "dtype (create constants with dtype=z.dtype)"
         )
-    finite = torch.isfinite(out)
-    if not bool(finite.all()):
-        bad = out[~finite]
+    bad = non_finite(out)
+    if bad is not None:
         kinds = sorted({"nan" if math.isnan(v) else ("inf" if v > 0 else "-inf") for v in bad[:1000].tolist()})
         raise ValueError(
             f"loss {loss_name!r}: {what} returned {int(bad.numel())} non-finite value(s) ({', '.join(kinds)}) for "

@@ -57,6 +57,16 @@ def name_text(what: str) -> Text:
     return Text(f"{what} of {NAME_RULE}", NAME_PATTERN)
 
 
+def unset(constraint: Constraint, meaning: str, example, default_text: str = "none"):
+    """A key whose absence means something (``default_text``) that no TOML value writes."""
+    return setting(constraint, None, meaning, example=example, default_text=default_text)
+
+
+def named(what: str, meaning: str, default_text: str, example: str):
+    """A key that names something (a file is named after it): checked as an identifier."""
+    return setting(name_text(what), meaning=meaning, default_text=default_text, example=example)
+
+
 def repeated(values, show=repr) -> str | None:
     """'<value> is listed twice; ...' for the first value listed twice, else None."""
     seen = set()
@@ -212,11 +222,11 @@ def default_baseline(losses: list[str]) -> str:
 class GridSpec:
     """One ``[[grid]]``: a dataset, a model and the members trained together (losses x rates x scales x seeds)."""
 
-    label: str = setting(
-        name_text("a grid label"),
-        meaning="names the grid's cells (and their result files) and its section of the report",
-        default_text="grid0, grid1, ... by its place in the file",
-        example="digits-mlp",
+    label: str = named(
+        "a grid label",
+        "names the grid's cells (and result files) and its report section",
+        "grid0, grid1, ...",
+        "digits",
     )
     dataset: str = setting(
         Text("a dataset name"),
@@ -230,7 +240,7 @@ class GridSpec:
         "the dataset's options (docs/spec.md lists each dataset's); a list sweeps a value, one cell per combination",
         example={"seed": [0, 1]},
     )
-    classes: list[int] | None = setting(
+    classes: list[int] | None = unset(
         ListOf(
             Interval(int, 0),
             min_items=2,
@@ -238,17 +248,15 @@ class GridSpec:
             text="a list of at least 2 distinct class indices (>= 0)",
             must="list at least 2 distinct class indices (>= 0)",
         ),
-        None,
         "keep only these classes, relabelled 0..k-1 ([0, 1]: a two-class problem)",
-        example=[0, 1],
-        default_text="every class",
+        [0, 1],
+        "every class",
     )
-    model: str | None = setting(
+    model: str | None = unset(
         Text("a model name"),
-        None,
         "the model (losslab list models); the same as train.model, for this grid",
-        example="mlp",
-        default_text="the [train] model",
+        "mlp",
+        "the [train] model",
     )
     losses: list[LossEntry] = setting(
         LossList(),
@@ -269,33 +277,26 @@ class GridSpec:
     )
     seeds: list[int] = setting(Seeds(), 3, "a count n (seeds 0..n-1) or a list of seeds", example=5)
     train: dict = setting(Table(), {}, "[train] keys for this grid only", example={})
-    warmstart: WarmStart | None = setting(
+    warmstart: WarmStart | None = unset(
         Table(),
-        None,
         "first train every member with one loss (loss, epochs, lr), then continue with its own",
-        example={"loss": "cross_entropy", "epochs": 10, "lr": 0.1},
-        default_text="none",
+        {"loss": "cross_entropy", "epochs": 10, "lr": 0.1},
     )
-    target_accuracy: float | None = setting(
+    target_accuracy: float | None = unset(
         Interval(float, 0, 1, "right"),
-        None,
         "the report counts the steps until each member first reaches this test accuracy",
-        example=0.9,
-        default_text="none",
+        0.9,
     )
-    role: str | None = setting(
+    role: str | None = unset(
         Options(ROLES),
-        None,
         "which of the article's questions the grid answers (docs/spec.md, Roles); the report shows every grid, role or not",
-        example="loss-comparison",
-        default_text="none",
+        "loss-comparison",
     )
-    baseline: str | None = setting(
+    baseline: str | None = unset(
         Text("a loss of the grid"),
-        None,
         "the loss every other loss of the grid is compared with in the report",
-        example="cross_entropy",
-        default_text="cross_entropy where the grid trains it (binary_cross_entropy for one logit), else its first loss",
+        "cross_entropy",
+        "cross_entropy where the grid trains it (binary_cross_entropy for one logit), else its first loss",
     )
     margin: float = setting(
         Interval(float, 1, text="an odds ratio >= 1"),
@@ -311,25 +312,20 @@ class SizeSpec:
     """``[sizes.NAME]``: a named size (``--size NAME``; ``--smoke`` is ``--size smoke``) that shrinks the spec."""
 
     train: dict = setting(Table(), {}, "[train] keys merged into the spec's [train]", example={"epochs": 2})
-    seeds: list[int] | None = setting(Seeds(), None, "seeds of every grid kept", example=2, default_text="each grid's")
-    init_scales: list[float] | None = setting(
-        Numbers(), None, "initial scales of every grid kept", example=[1.0], default_text="each grid's"
-    )
-    lrs: list[float] | dict | None = setting(
-        LearningRates(), None, "learning rates of every grid kept", example=[0.1], default_text="each grid's"
-    )
-    grids: list[str] | None = setting(
+    seeds: list[int] | None = unset(Seeds(), "seeds of every grid kept", 2, "each grid's")
+    init_scales: list[float] | None = unset(Numbers(), "initial scales of every grid kept", [1.0], "each grid's")
+    lrs: list[float] | dict | None = unset(LearningRates(), "learning rates of every grid kept", [0.1], "each grid's")
+    grids: list[str] | None = unset(
         ListOf(Text("a grid label"), text="a non-empty list of grid labels"),
-        None,
         "the labels of the grids to keep",
-        example=["digits-mlp"],
-        default_text="every grid",
+        ["digits"],
+        "every grid",
     )
     dataset_options: dict = setting(
         Table(text="a table of grid labels"),
         {},
         "per grid label, dataset options merged into the grid's",
-        example={"digits-mlp": {"seed": 1}},
+        example={"digits": {"seed": 1}},
     )
 
 
@@ -337,12 +333,7 @@ class SizeSpec:
 class SpecFile:
     """The top level of a spec file."""
 
-    name: str = setting(
-        name_text("a spec name"),
-        meaning="the spec's name: the default results folder (losslab-results/NAME) and the report's",
-        default_text="the file's name without .toml",
-        example="my-study",
-    )
+    name: str = named("a spec name", "names the results folder (losslab-results/NAME)", "the file's name", "my-study")
     description: str = setting(Text(), "", "one line saying what the spec compares", example="CE vs MSE on digits")
     plugins: list[str] = setting(
         ListOf(Text("a module name or a .py file"), min_items=0),

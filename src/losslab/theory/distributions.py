@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch.distributions import Bernoulli, Binomial, Multinomial, Normal
 
-from losslab.core.validation import check_tensor
+from losslab.core.validation import check_tensor, sums_off_one
 
 #: How far probabilities may sum from 1 (or leave [0, 1]) before they are rejected.
 PROBABILITY_TOLERANCE = 1e-9
@@ -49,12 +49,11 @@ def check_probabilities(probs, name: str = "probs", *, simplex: bool = False) ->
     if simplex:
         if probs.dim() == 0:
             raise ValueError(f"{name} must be a probability vector of shape [K], got a scalar")
-        sums = probs.sum(-1)
-        off = (sums - 1).abs() > PROBABILITY_TOLERANCE
-        if bool(off.any()):
+        off = sums_off_one(probs, PROBABILITY_TOLERANCE)
+        if off is not None:
             raise ValueError(
                 f"{name} must sum to 1 over its last dimension (tolerance {PROBABILITY_TOLERANCE:g}), got sums "
-                f"{sums[off].flatten()[:4].tolist()}; divide by the sum to normalise"
+                f"{off.flatten()[:4].tolist()}; divide by the sum to normalise"
             )
     return probs
 
