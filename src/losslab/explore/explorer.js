@@ -660,6 +660,15 @@
     return svg;
   }
 
+  // A table row whose first cell is an entry's colour and name ({color, label}); the caller adds the rest.
+  function namedRow(tbody, attrs, entry) {
+    const tr = html("tr", attrs, tbody);
+    const name = html("td", {}, tr);
+    html("span", { class: "swatch", style: `background:${entry.color}` }, name);
+    name.append(entry.label);
+    return tr;
+  }
+
   // =============================================================================================
   // 5. Section 1: the gradient explorer
   // =============================================================================================
@@ -707,10 +716,7 @@
     }
     const tbody = document.querySelector("#gradient-table tbody");
     for (const row of LOSS_ROWS) {
-      const tr = html("tr", { "data-row": row.key }, tbody);
-      const name = html("td", {}, tr);
-      html("span", { class: "swatch", style: `background:${row.color}` }, name);
-      name.append(row.label);
+      const tr = namedRow(tbody, { "data-row": row.key }, row);
       html("td", { class: "model" }, tr);
       html("td", { class: "num value" }, tr);
       html("td", { class: "num norm" }, tr);
@@ -836,10 +842,7 @@
     }
     const tbody = document.querySelector("#neuron-table tbody");
     for (const run of NEURON_RUNS) {
-      const tr = html("tr", { "data-run": run.key }, tbody);
-      const name = html("td", {}, tr);
-      html("span", { class: "swatch", style: `background:${run.color}` }, name);
-      name.append(run.label);
+      const tr = namedRow(tbody, { "data-run": run.key }, run);
       for (const cls of ["epoch", "w", "b", "a", "cost", "grad", "half"]) html("td", { class: `num ${cls}` }, tr);
     }
     for (const button of document.querySelectorAll("button.preset")) {
