@@ -37,8 +37,14 @@ REQUIRED: Any = _Required()
 _KEY = "losslab.param"
 
 
-def _number(value) -> bool:
+def is_number(value) -> bool:
+    """An int or a float, but not True/False (a bool is an int to Python, and TOML's true is not 1)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_integer(value) -> bool:
+    """An int, but not True/False."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _show(value) -> str:
@@ -87,7 +93,7 @@ class Interval(Constraint):
         self.kind, self.low, self.high, self.closed, self.text = kind, low, high, closed, text
 
     def accepts(self, value) -> bool:
-        if not _number(value) or (self.kind is int and not isinstance(value, int)):
+        if not (is_integer(value) if self.kind is int else is_number(value)):
             return False
         if isinstance(value, float) and not math.isfinite(value):
             return False

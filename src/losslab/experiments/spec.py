@@ -57,7 +57,7 @@ from losslab.experiments.spec_keys import (
 from losslab.experiments.spec_plugins import SpecPlugin, import_spec_plugins
 from losslab.experiments.store import CELL_ID_RULE, NAME_RULE, is_cell_id, is_name
 from losslab.models import MODELS
-from losslab.params import Param, unknown_keys
+from losslab.params import Param, is_number, unknown_keys
 from losslab.plugins import file_sha256, fingerprint
 from losslab.train.config import EXECUTION_FIELDS, Member, TrainConfig
 
@@ -191,10 +191,7 @@ def _losses(source, where, value) -> list[LossEntry]:
     resolved = [
         {
             "name": e.name,
-            **{
-                k: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
-                for k, v in get_loss(e.name).resolve_params(e.params).items()
-            },
+            **{k: float(v) if is_number(v) else v for k, v in get_loss(e.name).resolve_params(e.params).items()},
         }
         for e in entries
     ]

@@ -22,10 +22,11 @@ from losslab.params import (
     Param,
     Table,
     Text,
+    is_integer,
     params_of,
     setting,
 )
-from losslab.train.config import EXECUTION_FIELDS, MAX_SEED, TRAIN_PARAMS
+from losslab.train.config import EXECUTION_FIELDS, MAX_SEED, MEMBER_PARAMS, TRAIN_PARAMS
 
 
 class SpecError(ValueError):
@@ -82,16 +83,16 @@ class Seeds(Constraint):
     """A count of seeds (0..n-1) or a non-empty list of distinct seeds in [0, 2**63 - 1]."""
 
     _count = Interval(int, 1, MAX_SEED_COUNT)
-    _seed = Interval(int, 0, MAX_SEED)
+    _seed = MEMBER_PARAMS["seed"].constraint  # the seed range, declared once with Member's seed
 
     def problem(self, value) -> str | None:
-        if isinstance(value, int) and not isinstance(value, bool):
+        if is_integer(value):
             if not self._count.accepts(value):
                 return (
                     f"a count of seeds must be in [1, {MAX_SEED_COUNT}], got {value}; give a list for particular seeds"
                 )
             return None
-        if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        if isinstance(value, list) and value and all(is_integer(v) for v in value):
             bad = next((v for v in value if not self._seed.accepts(v)), None)
             if bad is not None:
                 return f"seeds must be integers in [0, {MAX_SEED}], got {bad}"

@@ -12,13 +12,14 @@ import torch
 from torch.distributions import Bernoulli, Binomial, Multinomial, Normal
 
 from losslab.core.validation import check_tensor, sums_off_one
+from losslab.params import is_number
 
 #: How far probabilities may sum from 1 (or leave [0, 1]) before they are rejected.
 PROBABILITY_TOLERANCE = 1e-9
 
 
 def _as_float64(value, name: str) -> torch.Tensor:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if is_number(value):
         # float64 straight away: torch.tensor(0.3) would round p through float32 first.
         value = torch.tensor(value, dtype=torch.float64)
     return check_tensor(value, name).to(torch.float64)

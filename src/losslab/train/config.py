@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 
 from losslab.core import DEAD_EPSILON
+from losslab.models.mlp import DEFAULT_HIDDEN
 from losslab.params import Interval, ListOf, Options, Text, check_values, optional, params_of, setting
 
 OPTIMIZERS = ("sgd", "adam")
@@ -73,8 +74,8 @@ class TrainConfig:
         optional(ListOf(_POSITIVE_INT), "a non-empty list of positive layer widths"),
         None,
         "hidden layer widths of the MLP",
-        example=[100, 100],
-        default_text="[100, 100]",
+        example=list(DEFAULT_HIDDEN),
+        default_text=str(list(DEFAULT_HIDDEN)),
     )
     optimizer: str = setting(Options(OPTIMIZERS), "sgd", "the optimiser of every member")
     momentum: float = setting(Interval(float, 0, 1, "left"), 0.9, "SGD's momentum")
