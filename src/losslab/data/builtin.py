@@ -1,4 +1,5 @@
-"""The built-in datasets that need no files: scikit-learn's bundled tables, MNIST-1D and Gaussian blobs.
+"""The built-in datasets: scikit-learn's bundled tables, MNIST-1D and Gaussian blobs (no files needed), and MNIST and
+Fashion-MNIST (IDX files, ``losslab.data.idx``), each a loader and a row of ``BUILTIN_DATASETS``.
 
 Each loader returns a plain dict of arrays (``x_train``, ``y_train``, ``x_test``, ``y_test``, ``class_names``,
 ``provenance``), as a user's loader may; ``losslab.data.registry`` registers them under their names and
@@ -12,6 +13,7 @@ from functools import lru_cache
 import numpy as np
 
 from losslab.data.dataset import SPLIT_SEED, TEST_FRACTION
+from losslab.data.idx import load_idx_dataset
 from losslab.params import Boolean, Interval, Param
 
 # Each loader's options, declared (constraint, default, meaning); ``losslab.data.registry`` registers them
@@ -141,3 +143,37 @@ def load_blobs(
             "train_per_class": train_per_class,
         },
     }
+
+
+def _idx_loader(name: str):
+    """The loader of an IDX dataset (MNIST, Fashion-MNIST), read from ``data_dir`` (or $LOSSLAB_DATA)."""
+
+    def load(data_dir=None, verify: bool = VERIFY.default) -> dict:
+        return load_idx_dataset(name, data_dir, verify)
+
+    load.__name__ = load.__qualname__ = f"load_{name.replace('-', '_')}"
+    return load
+
+
+#: Every built-in dataset: its name, loader, declared options and one-line summary, registered in this order by
+#: ``losslab.data.registry`` as a user's would be. A new built-in dataset is a loader above and a row here.
+BUILTIN_DATASETS = (
+    ("digits", load_digits, TABLE_PARAMS, "scikit-learn's 8x8 handwritten digits: 1,797 images, 10 classes"),
+    ("iris", load_iris, TABLE_PARAMS, "Fisher's iris: 150 flowers, 4 features, 3 species (scikit-learn)"),
+    ("wine", load_wine, TABLE_PARAMS, "UCI wine: 178 wines, 13 features, 3 cultivars (scikit-learn)"),
+    ("breast_cancer", load_breast_cancer, TABLE_PARAMS, "Wisconsin breast cancer: 569 cases, 30 features, 2 classes"),
+    ("mnist1d", load_mnist1d, (MNIST1D_SEED,), "MNIST-1D (Greydanus 2020): 4,000 + 1,000 sequences of 40, 10 classes"),
+    ("blobs", load_blobs, BLOBS_PARAMS, "a Gaussian mixture with any number of classes (make_blobs)"),
+    (
+        "mnist",
+        _idx_loader("mnist"),
+        (VERIFY,),
+        "MNIST from the original IDX files (--data-dir): 60,000 + 10,000 images 28x28, 10 classes",
+    ),
+    (
+        "fashion-mnist",
+        _idx_loader("fashion-mnist"),
+        (VERIFY,),
+        "Fashion-MNIST from the original IDX files (--data-dir): 60,000 + 10,000 images, 10 classes",
+    ),
+)

@@ -1,7 +1,7 @@
 """The one registry of datasets, ``DATASETS``: name -> ``DatasetEntry`` (loader, accepted options, summary).
 
-``register_dataset`` is the only way a dataset becomes known; the built-ins (``losslab.data.builtin``,
-``losslab.data.idx``) are registered the same way at the bottom of this module. A ``file:PATH`` name is
+``register_dataset`` is the only way a dataset becomes known; the built-ins (``losslab.data.builtin``'s
+``BUILTIN_DATASETS``) are registered the same way, below. A ``file:PATH`` name is
 not registered: ``losslab.data.files`` reads it. ``resolve_dataset_name`` and ``dataset_option_names``
 check a spec's names and options before anything trains; ``check_available`` checks that the files a
 dataset needs are there.
@@ -13,20 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from losslab.data import files as dataset_files
-from losslab.data.builtin import (
-    BLOBS_PARAMS,
-    MNIST1D_SEED,
-    TABLE_PARAMS,
-    VERIFY,
-    load_blobs,
-    load_breast_cancer,
-    load_digits,
-    load_iris,
-    load_mnist1d,
-    load_wine,
-)
+from losslab.data.builtin import BUILTIN_DATASETS
 from losslab.data.dataset import COMMON_PARAMS, Dataset
-from losslab.data.idx import IDX_FILES, find_idx_file, load_idx_dataset, resolve_data_dir
+from losslab.data.idx import IDX_FILES, find_idx_file, resolve_data_dir
 from losslab.params import Param
 from losslab.plugins import accepted_keywords, check_name, origin_of
 from losslab.registry import Registry, caller_module
@@ -113,29 +102,8 @@ def register_dataset(name: str, loader, options=None, summary: str = "", *, repl
     return DATASETS.register(name, entry, replace=replace, module=caller_module())
 
 
-for _name, _loader, _summary in (
-    ("digits", load_digits, "scikit-learn's 8x8 handwritten digits: 1,797 images, 10 classes"),
-    ("iris", load_iris, "Fisher's iris: 150 flowers, 4 features, 3 species (scikit-learn)"),
-    ("wine", load_wine, "UCI wine: 178 wines, 13 features, 3 cultivars (scikit-learn)"),
-    ("breast_cancer", load_breast_cancer, "Wisconsin breast cancer: 569 cases, 30 features, 2 classes"),
-):
-    register_dataset(_name, _loader, TABLE_PARAMS, _summary)
-register_dataset(
-    "mnist1d", load_mnist1d, [MNIST1D_SEED], "MNIST-1D (Greydanus 2020): 4,000 + 1,000 sequences of 40, 10 classes"
-)
-register_dataset("blobs", load_blobs, BLOBS_PARAMS, "a Gaussian mixture with any number of classes (make_blobs)")
-register_dataset(
-    "mnist",
-    lambda data_dir=None, verify=VERIFY.default: load_idx_dataset("mnist", data_dir, verify),
-    [VERIFY],
-    "MNIST from the original IDX files (--data-dir): 60,000 + 10,000 images 28x28, 10 classes",
-)
-register_dataset(
-    "fashion-mnist",
-    lambda data_dir=None, verify=VERIFY.default: load_idx_dataset("fashion-mnist", data_dir, verify),
-    [VERIFY],
-    "Fashion-MNIST from the original IDX files (--data-dir): 60,000 + 10,000 images, 10 classes",
-)
+for _entry in BUILTIN_DATASETS:  # losslab's own, registered as a user's would be
+    register_dataset(*_entry)
 
 
 def resolve_dataset_name(name, base_dir=None) -> str:
