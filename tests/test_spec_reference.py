@@ -12,8 +12,8 @@ from losslab.cli import main
 from losslab.commands import run_command
 from losslab.experiments import runner
 from losslab.experiments.spec import SpecError, builtin_specs, load_spec
+from losslab.experiments.spec_docs import json_schema, reference_markdown, starter_spec
 from losslab.experiments.spec_keys import GRID_PARAMS, ROLES, SPEC_TRAIN_PARAMS, TOP_PARAMS
-from losslab.spec_docs import json_schema, reference_markdown, starter_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = """
@@ -69,7 +69,7 @@ def test_the_reference_lists_every_key_and_role_with_its_default():
         assert f"| `{role}` |" in text
     assert "| `margin` | an odds ratio >= 1" in text and "| `1.25` |" in text
     assert "cross_entropy where the grid trains it" in text  # the baseline's computed default
-    assert "claim C4" in text  # what a role makes the report do, read from the declared claims
+    assert "the report judges claim C4 from it" in text  # what a role makes the report do
     assert "README" not in text or "docs/spec.md" in (ROOT / "README.md").read_text(encoding="utf-8")
 
 

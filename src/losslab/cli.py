@@ -339,8 +339,8 @@ def _add_init(sub) -> None:
 
 
 def _cmd_init(args) -> int:
+    from losslab.experiments.spec_docs import starter_spec
     from losslab.experiments.store import is_name
-    from losslab.spec_docs import starter_spec
 
     if args.file == "-":
         print(starter_spec(), end="")
@@ -374,7 +374,7 @@ def _add_schema(sub) -> None:
 def _cmd_schema(args) -> int:
     import json
 
-    from losslab.spec_docs import json_schema, reference_markdown
+    from losslab.experiments.spec_docs import json_schema, reference_markdown
 
     if args.out is not None:
         _check_output_file(Path(args.out), "--out")

@@ -35,15 +35,21 @@ class SpecError(ValueError):
 
 #: The roles a grid can play in the report (``losslab.report.claims`` reads grids by these names).
 ROLES = {
-    "saturation-binary": "one sigmoid logit, normal and confidently wrong starts, MSE vs binary CE (claim C4)",
-    "saturation-softmax": "softmax outputs, normal and confidently wrong starts, MSE vs CE (claim C5)",
-    "loss-comparison": "each loss over its own learning-rate grid on one dataset (C11, Hui & Belkin, Nielsen, calibration)",
-    "many-classes": "the same losses as the number of classes grows (C5, Hui & Belkin)",
-    "warm-start": "continue a cross-entropy solution with each loss (Golik et al. 2013)",
-    "from-scratch": "the warm-start losses trained from a random start for the same total epochs (Golik et al. 2013)",
-    "reference-linear": "MNIST-1D logistic regression as published by Greydanus (32%)",
-    "reference-mlp": "MNIST-1D MLP as published by Greydanus (68%)",
-    "reference-cnn": "MNIST-1D CNN as published by Greydanus (94%)",
+    "saturation-binary": "one sigmoid logit from normal and confidently wrong starts, MSE against binary "
+    "cross-entropy: the report judges claim C4 from it (does MSE stall where cross-entropy trains?)",
+    "saturation-softmax": "softmax outputs from normal and confidently wrong starts, MSE against cross-entropy: "
+    "claim C5 and Nielsen's saturation finding",
+    "loss-comparison": "each loss over its own learning-rate grid on one dataset: claim C11 (calibration), the "
+    "Hui & Belkin finding and Nielsen's learning-rate finding",
+    "many-classes": "the same losses as the number of classes grows: claim C5 and the Hui & Belkin finding",
+    "warm-start": "a cross-entropy solution continued with each loss: Golik et al.'s finding (2013), with the "
+    "from-scratch grid (does MSE improve a cross-entropy solution?)",
+    "from-scratch": "the warm-start grid's losses from a random start for the same total epochs: Golik et al.'s "
+    "finding (does MSE get stuck from scratch?)",
+    "reference-linear": "MNIST-1D logistic regression under the reference's training: the reproduction finding, "
+    "against Greydanus's published 32%",
+    "reference-mlp": "the MNIST-1D MLP under the reference's training: the reproduction finding, against 68%",
+    "reference-cnn": "the MNIST-1D CNN under the reference's training: the reproduction finding, against 94%",
 }
 #: A count of seeds expands to range(count): bounded, so that a typo like 10**20 is an error, not a hang.
 MAX_SEED_COUNT = 100_000

@@ -1,16 +1,15 @@
 """What a spec may hold, written out from the declarations the validator uses: the reference, the schema, a starter.
 
 - ``reference_markdown()``: ``docs/spec.md``, every top-level, ``[train]``, ``[[grid]]`` and ``[sizes.NAME]`` key
-  with its type, default, meaning and example; the roles and what the report does with each (the claims and
-  findings declared to read it); the built-in losses' parameters and datasets' options; overrides.
+  with its type, default, meaning and example; the roles and what the report does with each; the built-in losses' parameters and datasets' options; overrides.
   ``losslab schema --markdown --out docs/spec.md`` regenerates it, and a test fails if it drifts.
 - ``json_schema()``: a JSON Schema (draft 2020-12) of spec files, for editors (taplo / Even Better TOML's
   ``#:schema`` directive) and scripts (``losslab schema``).
 - ``starter_spec()``: ``losslab init``'s commented spec, every key with its default and meaning, which runs as
   written.
 
-Only built-in entries are described (a plugin's losses and datasets are the plugin's to document). This module
-belongs to the command-line layer because the roles' effects are read from the report's declared claims.
+Only built-in entries are described (a plugin's losses and datasets are the plugin's to document). Nothing here
+reads the report's claims, so declaring a claim touches no generated file.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ from losslab.experiments.spec_keys import (
     TOP_PARAMS,
     WARMSTART_PARAMS,
 )
-from losslab.i18n import messages
 from losslab.params import REQUIRED, Param, toml_value
 
 SCHEMA_ID = "https://json-schema.org/draft/2020-12/schema"
@@ -140,27 +138,6 @@ def _rows(params: dict[str, Param], prefix: str = "") -> list[str]:
     return lines
 
 
-def _readers() -> dict[str, list[str]]:
-    """Per role, the claims and findings of the report declared to read it, with their titles."""
-    from losslab.report import claims, findings  # noqa: F401 - importing them declares every rule
-    from losslab.report.verdicts import DECLARED
-
-    catalogue = messages("en")
-    readers: dict[str, list[str]] = {role: [] for role in ROLES}
-    for entry in sorted(DECLARED.values(), key=lambda e: (e.kind, e.order)):
-        if not entry.decide.__module__.startswith("losslab."):
-            continue
-        if entry.kind == "claim":
-            text = f"claim {entry.id}: {catalogue.get(f'claim.{entry.id}.title', '')}"
-        else:
-            keys = (entry.id.replace("-", "_"), entry.id.split("-")[0])  # mnist1d-reference: finding.mnist1d
-            source = next((catalogue[f"finding.{k}.source"] for k in keys if f"finding.{k}.source" in catalogue), "")
-            text = f"finding {entry.id}" + (f" ({source})" if source else "")
-        for role in entry.roles:
-            readers.setdefault(role, []).append(text.strip())
-    return readers
-
-
 INTRO = """# Spec reference
 
 A spec is a TOML file that `losslab run SPEC` trains: grids of losses x learning rates x initial logit scales x
@@ -246,13 +223,10 @@ def reference_markdown() -> str:
         "rate sensitivity, curves and calibration); a role adds the claims and findings below, which read grids "
         "by role, never by label.",
         "",
-        "| role | what the grid is | what the report adds |",
-        "|---|---|---|",
+        "| role | what the grid holds, and the claims and findings the report reads it for |",
+        "|---|---|",
     ]
-    readers = _readers()
-    for role, text in ROLES.items():
-        added = "; ".join(readers.get(role, [])) or "nothing beyond the general view"
-        out.append(f"| `{role}` | {_cell(text)} | {_cell(added)} |")
+    out += [f"| `{role}` | {_cell(text)} |" for role, text in ROLES.items()]
     out += ["", "## Loss parameters", "", "A loss with parameters is written as a table in `losses`, e.g. "]
     out[-1] += '`{ name = "focal", gamma = 1.0 }`; unknown parameters are refused.'
     out += ["", "| loss | parameter | type | default | meaning |", "|---|---|---|---|---|"]
