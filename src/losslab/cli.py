@@ -339,25 +339,14 @@ def _add_init(sub) -> None:
 
 
 def _cmd_init(args) -> int:
-    from losslab.experiments.spec_docs import starter_spec
-    from losslab.experiments.store import is_name
+    from losslab.experiments.spec_docs import starter_spec, write_starter
 
     if args.file == "-":
         print(starter_spec(), end="")
-        return 0
-    path = Path(args.file)
-    if path.exists() or path.is_symlink():
-        raise UsageError(f"{args.file} already exists; give another FILE, or delete it to start over")
-    if path.suffix != ".toml":
-        raise UsageError(f"{args.file}: a spec file ends in .toml; give FILE.toml")
-    _check_output_file(path, "FILE")
-    text = starter_spec(path.stem if is_name(path.stem) else "my-study")
-    try:
-        with open(path, "x", encoding="utf-8") as handle:  # "x": never overwrite a file that appeared meanwhile
-            handle.write(text)
-    except OSError as exc:
-        raise UsageError(f"{args.file}: cannot write ({exc.strerror}); give a writable path") from None
-    print(f"wrote {path}; run it: losslab run {path} --smoke (seconds), then without --smoke")
+    else:
+        print(
+            f"wrote {write_starter(Path(args.file))}; run it: losslab run {args.file} --smoke (seconds), then in full"
+        )
     return 0
 
 
@@ -372,21 +361,13 @@ def _add_schema(sub) -> None:
 
 
 def _cmd_schema(args) -> int:
-    import json
+    from losslab.experiments.spec_docs import schema_text, write_generated
 
-    from losslab.experiments.spec_docs import json_schema, reference_markdown
-
-    if args.out is not None:
-        _check_output_file(Path(args.out), "--out")
-    text = reference_markdown() if args.markdown else json.dumps(json_schema(), indent=2) + "\n"
+    text = schema_text(markdown=args.markdown)
     if args.out is None:
         print(text, end="")
-        return 0
-    try:
-        Path(args.out).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"--out {args.out}: cannot write ({exc.strerror}); give a writable path") from None
-    print(f"wrote {args.out}")
+    else:
+        print(f"wrote {write_generated(Path(args.out), text)}")
     return 0
 
 

@@ -14,6 +14,9 @@ reads the report's claims, so declaring a claim touches no generated file.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from losslab.core import LOSSES
 from losslab.data import DATASETS, dataset_params
 from losslab.data import files as dataset_files
@@ -26,6 +29,7 @@ from losslab.experiments.spec_keys import (
     TOP_PARAMS,
     WARMSTART_PARAMS,
 )
+from losslab.experiments.store import check_writable, is_name
 from losslab.params import REQUIRED, Param, toml_value
 
 SCHEMA_ID = "https://json-schema.org/draft/2020-12/schema"
@@ -301,3 +305,34 @@ def starter_spec(name: str = "my-study") -> str:
     smoke += ["# " + SIZE_PARAMS["train"].meaning, "train = { epochs = 1 }"]
     sections = [head, top, ["", "[train]"], train, ["", "[[grid]]"], grid, [""], smoke]
     return "\n".join(line for section in sections for line in section) + "\n"
+
+
+def write_starter(path: Path) -> Path:
+    """Write ``starter_spec`` (named after the file where its name is a spec name) to a new ``.toml`` file."""
+    if path.exists() or path.is_symlink():
+        raise ValueError(f"{path} already exists; give another FILE, or delete it to start over")
+    if path.suffix != ".toml":
+        raise ValueError(f"{path}: a spec file ends in .toml; give FILE.toml")
+    check_writable(path, "FILE", file=True)
+    text = starter_spec(path.stem if is_name(path.stem) else "my-study")
+    try:
+        with open(path, "x", encoding="utf-8") as handle:  # "x": never overwrite a file that appeared meanwhile
+            handle.write(text)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot write ({exc.strerror}); give a writable path") from None
+    return path
+
+
+def schema_text(markdown: bool = False) -> str:
+    """``losslab schema``'s output: the JSON Schema, or with ``markdown`` the reference (``docs/spec.md``)."""
+    return reference_markdown() if markdown else json.dumps(json_schema(), indent=2) + "\n"
+
+
+def write_generated(path: Path, text: str) -> Path:
+    """Write a generated file (``--out``), replacing an older one."""
+    check_writable(path, "--out", file=True)
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"--out {path}: cannot write ({exc.strerror}); give a writable path") from None
+    return path

@@ -272,13 +272,13 @@ class GridSpec:
     )
     lrs: list[float] | dict = setting(
         LearningRates(),
-        [0.1],
+        [MEMBER_PARAMS["lr"].default],  # a member's own default, declared with Member
         "learning rates: one list for every loss, or a table of one list per loss",
         example={"cross_entropy": [0.03, 0.1, 0.3], "mse": [0.1, 0.3, 1.0]},
     )
     init_scales: list[float] = setting(
         Numbers(),
-        [1.0],
+        [MEMBER_PARAMS["init_scale"].default],
         "initial logit scales: the last layer's initial weights are multiplied by each (30: a confidently wrong start)",
         example=[1.0, 30.0],
     )
