@@ -75,10 +75,6 @@ class Constraint:
     def schema(self) -> dict:
         return {}
 
-    def type_name(self) -> str:
-        """The type column of the spec reference: "integer", "number", "string", "list of numbers", ..."""
-        return "value"
-
 
 class Interval(Constraint):
     """A number in a range: ``kind`` int (integers only) or float (any finite number, integers included).
@@ -141,9 +137,6 @@ class Interval(Constraint):
             out["maximum" if right else "exclusiveMaximum"] = self.high
         return out
 
-    def type_name(self) -> str:
-        return "integer" if self.kind is int else "number"
-
 
 class Options(Constraint):
     """One of a fixed set of values (strings, as scikit-learn's ``StrOptions``)."""
@@ -159,9 +152,6 @@ class Options(Constraint):
 
     def schema(self) -> dict:
         return {"enum": list(self.values)}
-
-    def type_name(self) -> str:
-        return "string"
 
 
 class Text(Constraint):
@@ -182,9 +172,6 @@ class Text(Constraint):
     def schema(self) -> dict:
         return {"type": "string", **({"pattern": f"^(?:{self.pattern})$"} if self.pattern else {})}
 
-    def type_name(self) -> str:
-        return "string"
-
 
 class Boolean(Constraint):
     def accepts(self, value) -> bool:
@@ -195,9 +182,6 @@ class Boolean(Constraint):
 
     def schema(self) -> dict:
         return {"type": "boolean"}
-
-    def type_name(self) -> str:
-        return "boolean"
 
 
 class ListOf(Constraint):
@@ -247,9 +231,6 @@ class ListOf(Constraint):
             out["uniqueItems"] = True
         return out
 
-    def type_name(self) -> str:
-        return f"list of {self.item.type_name()}s"
-
 
 class Table(Constraint):
     """A table (a dict) with string keys; ``values`` constrains each value where given."""
@@ -268,9 +249,6 @@ class Table(Constraint):
     def schema(self) -> dict:
         return {"type": "object", **({"additionalProperties": self.values.schema()} if self.values else {})}
 
-    def type_name(self) -> str:
-        return "table"
-
 
 class AnyOf(Constraint):
     """Any of several constraints ("a count or a list of seeds"); None is one of them with ``NONE``."""
@@ -288,9 +266,6 @@ class AnyOf(Constraint):
         schemas = [o.schema() for o in self.options if o is not NONE]  # TOML has no null: None is never written
         return schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
 
-    def type_name(self) -> str:
-        return " or ".join(o.type_name() for o in self.options if o is not NONE)
-
 
 class _NoneConstraint(Constraint):
     def accepts(self, value) -> bool:
@@ -302,17 +277,6 @@ class _NoneConstraint(Constraint):
 
 #: None, for ``AnyOf(..., NONE)``: an optional setting of the Python API (a spec leaves the key out instead).
 NONE = _NoneConstraint()
-
-
-class Anything(Constraint):
-    def __init__(self, text: str = "a value"):
-        self.text = text
-
-    def accepts(self, value) -> bool:
-        return True
-
-    def describe(self) -> str:
-        return self.text
 
 
 def optional(constraint: Constraint, text: str | None = None) -> AnyOf:
@@ -412,21 +376,12 @@ def params_of(cls) -> dict[str, Param]:
     }
 
 
-def first_problem(params: Mapping[str, Param], values: Mapping) -> tuple[str, str] | None:
-    """The first (name, problem) among ``values`` checked against ``params`` (keys without a Param are skipped)."""
-    for name, value in values.items():
-        param = params.get(name)
-        problem = param.problem(value) if param is not None else None
-        if problem is not None:
-            return name, problem
-    return None
-
-
 def check_values(params: Mapping[str, Param], values: Mapping) -> None:
-    """Raise ValueError '<name> must be ..., got ...' for the first value its declaration refuses."""
-    found = first_problem(params, values)
-    if found is not None:
-        raise ValueError(f"{found[0]} {found[1]}")
+    """Raise ValueError '<name> must be ..., got ...' for the first value its declaration refuses (keys without a
+    declaration pass)."""
+    for name, value in values.items():
+        if name in params:
+            params[name].check(value)
 
 
 def unknown_keys(values: Mapping, allowed: Iterable[str]) -> str | None:

@@ -242,13 +242,13 @@ def _train_config(source, where, values: dict, device: str) -> TrainConfig:
     return config
 
 
-def _warmstart(source, where, value) -> dict | None:
+def _warmstart(source, where, value) -> WarmStart | None:
     if value is None:
         return None
     _check_keys(source, where, value, WARMSTART_PARAMS)
     _losses(source, f"{where}.loss", [value.get("loss", WARMSTART_PARAMS["loss"].default)])
-    checked = WarmStart(**{key: _get(source, where, value, p) for key, p in WARMSTART_PARAMS.items()})
-    return {**asdict(checked), "lr": float(checked.lr)}  # a plain dict: part of the cell's fingerprint
+    checked = {key: _get(source, where, value, p) for key, p in WARMSTART_PARAMS.items()}
+    return WarmStart(**{**checked, "lr": float(checked["lr"])})
 
 
 def _dataset_options(source, where, value, dataset: str) -> dict:
@@ -493,7 +493,7 @@ def _cells(spec: Spec, i: int, grid: GridSpec) -> list[Cell]:
                 grid.classes,
                 grid.train,
                 list(members),
-                grid.warmstart,
+                None if grid.warmstart is None else asdict(grid.warmstart),  # a plain dict in the fingerprint
                 spec.plugins,
             )
         )

@@ -26,7 +26,7 @@ from losslab.params import (
     params_of,
     setting,
 )
-from losslab.train.config import EXECUTION_FIELDS, MAX_SEED, MEMBER_PARAMS, TRAIN_PARAMS
+from losslab.train.config import EXECUTION_FIELDS, MAX_SEED, MEMBER_PARAMS, TRAIN_PARAMS, TrainConfig
 
 
 class SpecError(ValueError):
@@ -115,9 +115,6 @@ class Seeds(Constraint):
         seed = self._seed.schema()
         return {"anyOf": [self._count.schema(), {"type": "array", "items": seed, "minItems": 1, "uniqueItems": True}]}
 
-    def type_name(self) -> str:
-        return "integer or list of integers"
-
     @staticmethod
     def expand(value) -> list[int]:
         return list(range(value)) if isinstance(value, int) else list(value)
@@ -142,9 +139,6 @@ class Numbers(Constraint):
         one = POSITIVE.schema()
         return {"anyOf": [one, {"type": "array", "items": one, "minItems": 1, "uniqueItems": True}]}
 
-    def type_name(self) -> str:
-        return "number or list of numbers"
-
     @staticmethod
     def expand(value) -> list[float]:
         return [float(v) for v in (value if isinstance(value, list) else [value])]
@@ -162,9 +156,6 @@ class LearningRates(Numbers):
     def schema(self) -> dict:
         numbers = super().schema()
         return {"anyOf": [*numbers["anyOf"], {"type": "object", "additionalProperties": numbers}]}
-
-    def type_name(self) -> str:
-        return "number, list of numbers, or table of lists by loss"
 
 
 class LossList(Constraint):
@@ -191,9 +182,6 @@ class LossList(Constraint):
             if LOSSES.origin(name) == "built-in"
         ]
         return {"type": "array", "minItems": 1, "items": {"anyOf": [{"type": "string"}, table]}}
-
-    def type_name(self) -> str:
-        return "list of names or tables"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -283,7 +271,8 @@ class GridSpec:
         example=[1.0, 30.0],
     )
     seeds: list[int] = setting(Seeds(), 3, "a count n (seeds 0..n-1) or a list of seeds", example=5)
-    train: dict = setting(Table(), {}, "[train] keys for this grid only", example={})
+    # Read: the spec's [train] (with the size's) and this table, checked and merged into a TrainConfig.
+    train: TrainConfig | dict = setting(Table(), {}, "[train] keys for this grid only", example={})
     warmstart: WarmStart | None = unset(
         Table(),
         "first train every member with one loss (loss, epochs, lr), then continue with its own",
