@@ -479,7 +479,7 @@ CLI_CASES = [
     Case(
         "spec-swept-value-with-slash",
         ["run", "bad.toml"],
-        r"bad.toml: grid\[2\].dataset_options: the values .* make the cell id 'c-seeda/b', which is not a safe file name",
+        r"bad.toml: grid\[2\].dataset_options.seed: must be an integer >= 0, got 'a/b'",
         tiny_with(("num_classes = 3,", 'num_classes = 3, seed = ["a/b"],')),
     ),
     Case(
@@ -570,7 +570,7 @@ CLI_CASES = [
     Case(
         "spec-hidden-zero",
         ["run", "bad.toml"],
-        r"bad.toml: cell 'grid0': hidden must list positive layer widths, got \[0\]",
+        r"bad.toml: grid\[0\].train.hidden: must be a non-empty list of positive layer widths, got \[0\]",
         spec_file(
             'name = "one"\n[train]\nepochs = 1\nhidden = [0]\n[[grid]]\ndataset = "digits"\nmodel = "mlp"\nlosses = ["mse"]\n'
         ),
@@ -644,7 +644,7 @@ CLI_CASES = [
     Case(
         "spec-train-value-true",
         ["run", "bad.toml"],
-        r"bad.toml: grid\[0\].train.epochs: must be a number or a name, not true/false, got True",
+        r"bad.toml: grid\[0\].train.epochs: must be a positive integer, got True",
         tiny_with(("epochs = 1", "epochs = true")),
     ),
     Case(
@@ -668,7 +668,7 @@ CLI_CASES = [
     Case(
         "spec-size-train-epochs-zero",
         ["run", "bad.toml"],
-        r"bad.toml: sizes.smoke.train: epochs must be a positive integer, got 0",
+        r"bad.toml: sizes.smoke.train.epochs: must be a positive integer, got 0",
         tiny_with(("[sizes.smoke]\nseeds = 1", "[sizes.smoke]\nseeds = 1\ntrain = { epochs = 0 }")),
     ),
     Case(
@@ -1040,13 +1040,13 @@ API_CASES = [
         "member-lr-inf",
         lambda root: check_population(digits_data(), [Member("mse", lr=float("inf"))], TrainConfig()),
         ValueError,
-        r"member 0: lr must be a positive number, got inf",
+        r"member 0: lr must be a positive finite number, got inf",
     ),
     ApiCase(
         "member-lr-nan",
         lambda root: check_population(digits_data(), [Member("mse", lr=float("nan"))], TrainConfig()),
         ValueError,
-        r"member 0: lr must be a positive number, got nan",
+        r"member 0: lr must be a positive finite number, got nan",
     ),
     ApiCase(
         "binary-loss-on-ten-classes",

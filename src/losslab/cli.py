@@ -256,6 +256,13 @@ def _check_device(device: str) -> None:
 def _add_run(sub) -> None:
     p = sub.add_parser("run", help="run an experiment spec (a TOML file or a built-in name)")
     p.add_argument("spec", help="path to a spec TOML file, or a built-in name: saturation, comparison, ...")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="change a setting of the spec, checked like the spec: train.epochs=3 (every grid), seeds=2 (a grid key, "
+        "every grid), grid.LABEL.lrs=[0.1,0.3] (one grid); VALUE is TOML or a bare word (docs/spec.md)",
+    )
     p.add_argument("--smoke", action="store_true", help="run the spec's seconds-long smoke size (= --size smoke)")
     p.add_argument("--size", default=None, help="a named size of the spec (e.g. small); default: full")
     p.add_argument("--out", default=None, help="results folder (default ./losslab-results/<spec name>)")
@@ -301,7 +308,7 @@ def _cmd_run(args) -> int:
         cluster = RayCluster(address=args.ray or None, cpus_per_cell=args.cpus_per_cell)
     elif args.cpus_per_cell != 1.0:
         raise UsageError("--cpus-per-cell applies to Ray runs only; add --ray")
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, args.overrides)
     if args.out == "":
         raise UsageError("--out is empty; give a folder for the results")
     out = Path(args.out) if args.out else Path("losslab-results") / spec.name
@@ -313,9 +320,54 @@ def _cmd_run(args) -> int:
         data_dir=args.data_dir,
         cluster=cluster,
         wait=args.wait,
-        command=run_command(spec.path or spec.name, size),
+        command=run_command(spec.path or spec.name, size, spec.overrides),
     )
     print(summary.describe())
+    return 0
+
+
+def _add_init(sub) -> None:
+    p = sub.add_parser("init", help="write a commented starter spec: every key with its default and meaning")
+    p.add_argument(
+        "file",
+        nargs="?",
+        default="experiment.toml",
+        metavar="FILE",
+        help="where (default ./experiment.toml; - prints it)",
+    )
+    p.set_defaults(func=_cmd_init)
+
+
+def _cmd_init(args) -> int:
+    from losslab.experiments.spec_docs import starter_spec, write_starter
+
+    if args.file == "-":
+        print(starter_spec(), end="")
+    else:
+        print(
+            f"wrote {write_starter(Path(args.file))}; run it: losslab run {args.file} --smoke (seconds), then in full"
+        )
+    return 0
+
+
+def _add_schema(sub) -> None:
+    p = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of spec files (for editors: #:schema), or with --markdown the spec reference",
+    )
+    p.add_argument("--markdown", action="store_true", help="the spec reference (docs/spec.md) instead of the schema")
+    p.add_argument("--out", metavar="FILE", help="write it to FILE instead of printing it")
+    p.set_defaults(func=_cmd_schema)
+
+
+def _cmd_schema(args) -> int:
+    from losslab.experiments.spec_docs import schema_text, write_generated
+
+    text = schema_text(markdown=args.markdown)
+    if args.out is None:
+        print(text, end="")
+    else:
+        print(f"wrote {write_generated(Path(args.out), text)}")
     return 0
 
 
@@ -467,8 +519,10 @@ def build_parser() -> argparse.ArgumentParser:
         _add_plot,
         _add_check_loss,
         _add_list,
+        _add_init,
         _add_run,
         _add_compare,
+        _add_schema,
         _add_report,
         _add_explore,
         _add_demo,
@@ -490,12 +544,22 @@ def _describe_os_error(exc: OSError) -> str:
     return str(exc)
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; ``run``'s KEY=VALUE overrides may stand anywhere after the spec, between options too."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "command", None) == "run" and not any(e.startswith("-") for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = None
     prefix = "losslab"
     try:
-        args = parser.parse_args(argv)
+        args = _parse(parser, argv)
         args.argv = list(sys.argv[1:] if argv is None else argv)  # what was typed, for the commands that record it
         if args.command is None:
             parser.print_help()

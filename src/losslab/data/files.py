@@ -18,12 +18,20 @@ from pathlib import Path
 import numpy as np
 
 from losslab.data.checks import stratified_split
+from losslab.data.dataset import SPLIT_SEED, TEST_FRACTION
+from losslab.params import Param, Text
 from losslab.plugins import file_sha256
 
 PREFIX = "file:"
 SUFFIXES = (".npz", ".csv", ".parquet")
-#: Options of table files (CSV, Parquet); .npz files carry their own split and take none.
-TABLE_OPTIONS = frozenset({"label", "split", "test_fraction", "seed"})
+_COLUMN = Text("a column name (a string)")
+LABEL = Param("label", _COLUMN, "label", "the label column", example="species")
+SPLIT = Param(
+    "split", _COLUMN, "split", "the column of 'train'/'test' that fixes the split (used where the column exists)"
+)
+#: Options of table files (CSV, Parquet), declared; .npz files carry their own split and take none.
+TABLE_PARAMS = (LABEL, SPLIT, TEST_FRACTION, SPLIT_SEED)
+TABLE_OPTIONS = frozenset(p.name for p in TABLE_PARAMS)
 
 
 def is_file_name(name) -> bool:
@@ -108,7 +116,7 @@ def _load_table(path: Path, label: str, split: str | None, test_fraction, seed) 
             f"{path}: no label column {label!r}; columns are: {', '.join(map(str, frame.columns))}; name the label "
             'column with the option label (spec: dataset_options = { label = "..." })'
         )
-    split_given, split = split is not None, split or "split"
+    split_given, split = split is not None, split or SPLIT.default
     has_split = split in frame.columns
     if split_given and not has_split:
         raise ValueError(
@@ -120,8 +128,8 @@ def _load_table(path: Path, label: str, split: str | None, test_fraction, seed) 
             f"{path}: the split column {split!r} fixes the test split, so test_fraction and seed do not apply; "
             "drop those options, or drop the column for a seeded split"
         )
-    test_fraction = 0.25 if test_fraction is None else test_fraction
-    seed = 0 if seed is None else seed
+    test_fraction = TEST_FRACTION.default if test_fraction is None else test_fraction
+    seed = SPLIT_SEED.default if seed is None else seed
     features = [c for c in frame.columns if c not in (label, split if has_split else None)]
     if not features:
         raise ValueError(f"{path}: no feature columns besides {label!r}; add at least one numeric column")
@@ -172,10 +180,8 @@ def _load_table(path: Path, label: str, split: str | None, test_fraction, seed) 
             )
         provenance["split"] = f"column {split!r}"
     else:
-        if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
-            raise ValueError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an integer, got {seed!r}")
+        TEST_FRACTION.check(test_fraction)
+        SPLIT_SEED.check(seed)
         codes = np.unique(y, return_inverse=True)[1] if y.dtype.kind not in "iu" else y
         train, test = stratified_split(codes, round(test_fraction * len(y)), seed)
         provenance.update({"split": "stratified", "split_seed": seed, "test_fraction": test_fraction})
@@ -209,9 +215,9 @@ def load_file(name: str, base_dir=None, *, label=None, split=None, test_fraction
         data = _load_npz(path)
         data["provenance"] = {}
     else:
-        label = "label" if label is None else label
-        if not isinstance(label, str) or (split is not None and not isinstance(split, str)):
-            raise ValueError(f"label and split must be column names (strings), got {label!r} and {split!r}")
+        label = LABEL.check(LABEL.default if label is None else label)
+        if split is not None:
+            SPLIT.check(split)
         data = _load_table(path, label, split, test_fraction, seed)
     data["provenance"].update({"source": str(path), "sha256": file_sha256(path), "format": path.suffix.lower()[1:]})
     return data

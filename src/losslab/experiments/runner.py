@@ -253,6 +253,7 @@ def run_spec(
         "description": spec.description,
         "source": spec.source,
         "command": command,
+        "overrides": list(spec.overrides),  # KEY=VALUE from the command line, already applied to spec_data
         "spec_data": spec.data,
         "plugins": [p.record() for p in spec.plugins],  # source, kind, module, path, SHA-256 of the file
         # Built-in entries a plugin (or other code) replaced: "cross_entropy: replaced by plugin my_losses.py (was built-in)"

@@ -44,26 +44,16 @@ from losslab.plugins import PLUGINS, Plugin, file_sha256, import_plugin, is_file
 
 
 @dataclasses.dataclass(frozen=True)
-class SpecPlugin:
-    """One plugin of a spec: where it came from, how it was imported, and its file's hash (and text, for workers)."""
+class SpecPlugin(Plugin):
+    """One plugin of a spec: a ``Plugin`` (its source as the spec gives it, kind, module, path, SHA-256) that also
+    carries a file plugin's text, for workers."""
 
-    source: str  # as the spec gives it: "mypkg.losses" or "path/to/my_losses.py"
-    kind: str  # "file" or "module"
-    module: str  # its name in sys.modules (the same on the driver and on every worker)
-    path: str | None  # absolute path of its file on the driver
-    sha256: str | None  # of that file (None for a namespace package, which has none)
     text: bytes | None = dataclasses.field(default=None, repr=False, compare=False)  # a file plugin's source
     loss: str | None = None  # FILE.py:FUNCTION entries: the function registered as the loss of its name
 
     def record(self) -> dict:
-        """What the manifest keeps of it."""
-        record = {
-            "source": self.source,
-            "kind": self.kind,
-            "module": self.module,
-            "path": self.path,
-            "sha256": self.sha256,
-        }
+        """What the manifest keeps of it (not the text); a FILE.py:FUNCTION entry also names its loss."""
+        record = self.as_dict()
         return {**record, "loss": self.loss} if self.loss else record
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from losslab.analysis import landscape
-from losslab.core import sigmoid, sigmoid_grad, softmax, softmax_jacobian
+from losslab.core import DEAD_EPSILON, sigmoid, sigmoid_grad, softmax, softmax_jacobian
 from losslab.i18n import Message
 from losslab.report import audit as A
 from losslab.report import decide as D
@@ -500,7 +500,7 @@ def _stall_verdict(ev: Evidence, claim_id: str, role: str, mse: str, ce: str) ->
                     cell=prefix + cell,
                     scale=f"{top:g}",
                     dead_mse=_pct(dead_mse),
-                    threshold=f"{grid.settings.get('dead_epsilon', 1e-3):g}",
+                    threshold=f"{grid.settings.get('dead_epsilon', DEAD_EPSILON):g}",
                     dead_ce=_pct(_dead_at_start(grid, cell, top, ce)),
                     grad_mse=f"{_mean_at_start(grid, cell, top, mse, 'grad_norm'):.2g}",
                     grad_ce=f"{_mean_at_start(grid, cell, top, ce, 'grad_norm'):.2g}",
