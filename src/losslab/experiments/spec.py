@@ -29,6 +29,7 @@ import copy
 import itertools
 import json
 import math
+import os
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
@@ -128,7 +129,7 @@ class Cell:
         data_file = {}
         if dataset_files.is_file_name(self.dataset):
             data_file = {"data_sha256": file_sha256(dataset_files.file_path(self.dataset))}
-        plugins = {"plugins_sha256": [p.sha256 for p in self.plugins]} if self.plugins else {}
+        plugins = {"plugins_sha256": [p.digest for p in self.plugins]} if self.plugins else {}
         return fingerprint(
             {
                 **data_file,
@@ -361,6 +362,10 @@ def load_spec(path_or_name: str | Path) -> Spec:
         source, given = path.name, str(path_or_name)
     elif path.is_dir():
         raise SpecError(f"spec {str(path_or_name)!r} is a folder; give a spec TOML file or a built-in name")
+    elif os.path.exists(path):  # a device, a pipe (reading it would never end), or a link to one
+        raise SpecError(
+            f"spec {str(path_or_name)!r} is not a regular file ({os.path.realpath(path)}); give a spec TOML file"
+        )
     else:
         raise SpecError(
             f"no spec file {str(path_or_name)!r} and no built-in spec of that name; "
@@ -372,6 +377,13 @@ def load_spec(path_or_name: str | Path) -> Spec:
         raise SpecError(f"{source}: not UTF-8 text (byte {exc.start}); save the spec as UTF-8") from None
     except OSError as exc:
         raise SpecError(f"{source}: cannot read the spec ({exc.strerror})") from None
+    if text.startswith(
+        "\ufeff"
+    ):  # Windows editors write one; TOML forbids it, and tomllib calls it "Invalid statement"
+        raise SpecError(
+            f"{source}: starts with a UTF-8 byte-order mark (BOM), which TOML does not allow; save the spec as UTF-8 "
+            "without BOM"
+        )
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -384,8 +396,9 @@ def load_spec(path_or_name: str | Path) -> Spec:
             "answers (and shows every grid, role or not); delete the line",
         )
     _check_keys(source, "top level", data, TOP_KEYS)
+    folder = os.path.abspath(path.parent)
     try:  # first: the grids may name what the plugins register
-        plugins = import_spec_plugins(data.get("plugins", []), str(path.parent), f"{source}: plugins")
+        plugins = import_spec_plugins(data.get("plugins", []), folder, f"{source}: plugins")
     except ValueError as exc:
         raise SpecError(str(exc)) from None
     if "name" in data:
@@ -412,7 +425,8 @@ def load_spec(path_or_name: str | Path) -> Spec:
     for size_name, size in sizes.items():
         _check_name(source, f"sizes.{size_name}", size_name, "a size name")
         _check_keys(source, f"sizes.{size_name}", size, SIZE_KEYS)
-    spec = Spec(name, description, source, data, folder=str(path.parent), path=given, plugins=plugins)
+    # The folder is absolute, fixed before any plugin ran: a plugin's os.chdir cannot move the spec's files.
+    spec = Spec(name, description, source, data, folder=folder, path=given, plugins=plugins)
     for size in [None, *spec.sizes]:  # every size must expand: bad names fail here, before any training
         expand(spec, size)
     return spec
