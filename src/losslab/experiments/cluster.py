@@ -30,6 +30,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -97,10 +98,11 @@ class RayCluster:
             raise ValueError(f"address must be 'auto', ray://host:port or host:port, got {self.address!r}")
 
     @contextlib.contextmanager
-    def connect(self) -> Iterator[dict]:
+    def connect(self, log=None) -> Iterator[dict]:
         """Connect to Ray (or start a local instance) for the duration of the block; yields what the
         run is using (for the manifest). A cluster that cannot be reached is a ValueError naming the
-        address and the fix."""
+        address and the fix. ``log``: where Ray's own reports (a node died, a task is retried) go, each as
+        one line, instead of Ray's multi-line messages on stdout."""
         ray = _import_ray()
         started_here = not ray.is_initialized()
         if started_here:
@@ -120,7 +122,8 @@ class RayCluster:
                     "or leave out --ray to run here"
                 ) from None
         try:
-            yield self.describe(ray)
+            with _ray_reports(log) if log is not None else contextlib.nullcontext():
+                yield self.describe(ray)
         finally:
             if started_here:
                 ray.shutdown()
@@ -232,6 +235,51 @@ class RayCluster:
                 ray.cancel(ref, force=True)
 
 
+@contextlib.contextmanager
+def _ray_reports(log):
+    """Ray's driver prints what its cluster reports (a node died, a task will be retried) on stdout in several
+    long lines; while the block runs, each becomes one line through ``log``. This uses a private hook of Ray
+    (``ray._private.worker.print_to_stdstream``): where a Ray version lacks it, Ray prints as it does."""
+    try:
+        from ray._private import worker as ray_worker
+    except ImportError:
+        yield
+        return
+    original = getattr(ray_worker, "print_to_stdstream", None)
+    if original is None:
+        yield
+        return
+
+    def report(data, ignore_prefix=False):
+        if data.get("pid") != "raylet":
+            return original(data, ignore_prefix)
+        for message in data.get("lines") or []:
+            log(f"ray: {_one_ray_line(str(message))}")
+
+    ray_worker.print_to_stdstream = report
+    try:
+        yield
+    finally:
+        ray_worker.print_to_stdstream = original
+
+
+def _one_ray_line(message: str) -> str:
+    """One of Ray's reports in one line: a dead node and a retried cell said plainly, anything else shortened."""
+    text = " ".join(message.split())
+    node = re.search(r"node id:? (\w+)", text, re.IGNORECASE)
+    address = re.search(r"(?:Node IP|address): ([\w.:-]+)", text)
+    where = f"node {node.group(1)[:8]}" if node else "a node"
+    where += f" at {address.group(1)}" if address else ""
+    retries = re.search(r"There are (\d+) retries remaining", text)
+    if retries and "dead or unavailable" in text:
+        return (
+            f"{where} died while running a cell; Ray runs that cell again elsewhere ({retries.group(1)} retries left)"
+        )
+    if "marked dead" in text:
+        return f"{where} is marked dead; its cells are run again elsewhere"
+    return text[:240] + ("..." if len(text) > 240 else "")
+
+
 def _gpus(cell: Cell) -> int:
     return 1 if str(cell.train.device).startswith("cuda") else 0
 
@@ -251,4 +299,9 @@ def _timed_work(work: CellWork, cell: Cell, dataset: Dataset) -> tuple[pd.DataFr
             f"sys.exit({exc.code!r}) was called by {where_it_failed(exc, None)} while the cell trained; a plugin's "
             "functions must return or raise, never exit"
         ) from None
-    return frame, time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    ray = _import_ray()
+    # Where it ran, for the manifest: which node a cell ran on (and so which cells a lost node's retries redid).
+    node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    frame.attrs["execution"] = {**frame.attrs.get("execution", {}), "node": node}
+    return frame, seconds

@@ -329,7 +329,7 @@ def run_spec(
             else:
                 jobs.append((cell, dataset_for(cell)))
         if cluster is not None and jobs:  # with nothing left to train there is no need to reach a cluster
-            results.set(execution=stack.enter_context(cluster.connect()))
+            results.set(execution=stack.enter_context(cluster.connect(log=log)))
             finished = cluster.run(jobs, run_cell, log=log)
         else:
             finished = _run_locally(jobs, progress, log, lambda c: f"[{numbers[c.id]}/{len(cells)}] {c.id}")
