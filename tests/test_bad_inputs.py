@@ -1309,11 +1309,11 @@ HOSTILE_CASES = [
     ),
     # results folders as others left them
     Case(
-        "report-ten-thousand-stray-files",
+        "report-a-thousand-stray-files",
         ["report", "RS"],
-        r"RS/cells: 10000 files are not listed in RS/manifest.json \(stray00000.parquet, stray00001.parquet, ...\), "
+        r"RS/cells: 1000 files are not listed in RS/manifest.json \(stray00000.parquet, stray00001.parquet, ...\), "
         r"so they cannot be trusted; move them out of RS/cells",
-        stray_files(10_000),
+        stray_files(1_000),
     ),
     Case(
         "report-two-stray-files",

@@ -126,12 +126,12 @@ class Node:
         group = {pid for pid, _, pgid in table if pgid == self.process.pid}
         return group | {pid for pid, ppid, _ in table if ppid in group}
 
-    def kill(self, sig=signal.SIGKILL) -> None:
+    def kill(self, sig=signal.SIGKILL, wait: float = 10) -> None:
         for pid in self.processes():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, sig)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=wait)
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +162,7 @@ def cluster(tmp_path_factory):
         yield {"root": root, "address": f"127.0.0.1:{port}", "env": env, "head": head, "second": second}
     finally:
         for node in reversed(nodes):
-            node.kill(signal.SIGTERM)
+            node.kill(signal.SIGTERM, wait=2)  # a moment to clean up, then no more
             node.kill(signal.SIGKILL)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
@@ -217,32 +217,7 @@ def test_a_cell_no_node_can_hold_fails_at_once_naming_the_largest_node(cluster):
     assert time.monotonic() - started < 60 and not (cluster["root"] / "too-big").exists()
 
 
-def test_cells_spread_over_both_nodes_and_give_a_local_runs_rows(cluster):
-    process = losslab_run(cluster, "spread")
-    out, err = process.communicate(timeout=300)
-    assert process.returncode == 0, err
-    manifest = same_rows_as_local(cluster, "spread")
-    assert manifest["execution"]["nodes"] == 2 and manifest["execution"]["cluster_cpus"] == 2
-    nodes = {c["config"]["execution"]["node"] for c in manifest["cells"]}
-    assert len(nodes) == 2, nodes  # both nodes trained cells
-
-
-def test_killing_the_second_node_mid_run_retries_its_cell_on_the_head(cluster):
-    folder = cluster["root"] / "node-lost"
-    process = losslab_run(cluster, "node-lost")
-    wait_for_first_cell(process, folder)  # both nodes are busy: one cell done, the others running or queued
-    cluster["second"].kill()
-    out, err = process.communicate(timeout=300)
-    print(out, err)  # what the user saw, in the test's log
-    assert process.returncode == 0, err
-    assert re.search(r"ray: node \w+ at [\d.]+ died while running a cell; Ray runs that cell again elsewhere", out), out
-    assert "Traceback" not in out + err and "(raylet)" not in out + err
-    assert f"{len(CELLS)} cell(s) trained" in out
-    manifest = same_rows_as_local(cluster, "node-lost")
-    assert [c["status"] for c in manifest["cells"]] == ["done"] * len(CELLS)
-
-
-def test_killing_the_driver_then_rerunning_resumes(cluster):
+def test_killing_the_driver_then_rerunning_resumes_over_both_nodes(cluster):
     folder = cluster["root"] / "driver-lost"
     process = losslab_run(cluster, "driver-lost")
     wait_for_first_cell(process, folder)
@@ -252,8 +227,26 @@ def test_killing_the_driver_then_rerunning_resumes(cluster):
     assert 1 <= kept < len(CELLS) and (folder / ".lock").exists()
     again = losslab_run(cluster, "driver-lost")
     out, err = again.communicate(timeout=300)
-    print(out, err)
+    print(out, err)  # what the user saw, in the test's log
     assert again.returncode == 0, err
     assert f"taking over the stale lock {folder / '.lock'} of pid {process.pid}" in out
     assert f"{len(CELLS) - kept} cell(s) trained, {kept} already done" in out
-    same_rows_as_local(cluster, "driver-lost")
+    manifest = same_rows_as_local(cluster, "driver-lost")
+    assert manifest["execution"]["nodes"] == 2 and manifest["execution"]["cluster_cpus"] == 2
+    nodes = {c["config"]["execution"]["node"] for c in manifest["cells"]}
+    assert len(nodes) == 2, nodes  # the cells spread over both nodes
+
+
+def test_killing_the_second_node_mid_run_retries_its_cell_on_the_head(cluster):
+    folder = cluster["root"] / "node-lost"
+    process = losslab_run(cluster, "node-lost")
+    wait_for_first_cell(process, folder)  # both nodes are busy: one cell done, the others running or queued
+    cluster["second"].kill()
+    out, err = process.communicate(timeout=300)
+    print(out, err)
+    assert process.returncode == 0, err
+    assert re.search(r"ray: node \w+ at [\d.]+ died while running a cell; Ray runs that cell again elsewhere", out), out
+    assert "Traceback" not in out + err and "(raylet)" not in out + err
+    assert f"{len(CELLS)} cell(s) trained" in out
+    manifest = same_rows_as_local(cluster, "node-lost")
+    assert [c["status"] for c in manifest["cells"]] == ["done"] * len(CELLS)

@@ -111,16 +111,16 @@ def where_it_failed(exc: BaseException, path: str | None) -> str:
     return f"{frame.filename}, line {frame.lineno}" if frame is not None else "?"
 
 
-def _failed_inside(source: str, exc: BaseException, path: str | None, where: str = "") -> ValueError:
+def _failed_inside(source: str, exc: BaseException, path: str | None) -> ValueError:
     message = exc.msg if isinstance(exc, SyntaxError) else str(exc)
     if isinstance(exc, SystemExit):
         return ValueError(
-            f"plugin {source!r} called sys.exit({exc.code!r}) while being imported{where} "
+            f"plugin {source!r} called sys.exit({exc.code!r}) while being imported "
             f"({where_it_failed(exc, path)}); a plugin only defines and registers: remove the call, or guard "
             "script code with if __name__ == '__main__'"
         )
     return ValueError(
-        f"plugin {source!r} failed to import{where}: {type(exc).__name__}: {message} ({where_it_failed(exc, path)}); "
+        f"plugin {source!r} failed to import: {type(exc).__name__}: {message} ({where_it_failed(exc, path)}); "
         "fix the plugin and retry"
     )
 
