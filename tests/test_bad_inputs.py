@@ -1304,7 +1304,7 @@ HOSTILE_CASES = [
     Case(
         "data-csv-binary-garbage",
         ["run", "bad.toml"],
-        r"/ws/data.csv: (cannot read it as csv|no label column 'label')",
+        r"/ws/data.csv: cannot read it as csv \('utf-8' codec can't decode byte 0xff in position 3",
         table_file("data.csv", b"\x00\x01\x02\xff\xfe" * 50),
     ),
     # results folders as others left them
@@ -2200,6 +2200,17 @@ def test_interrupted_commands_say_what_they_kept(tmp_path, monkeypatch, capsys, 
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith(expected) and "cells" not in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_garbage_lock_nobody_holds_is_taken_over_and_said_so(tmp_path, finished):
+    shutil.copytree(finished, tmp_path / "R")
+    (tmp_path / "R" / ".lock").write_bytes(b"\x00garbage, not JSON\xff")
+    (tmp_path / "tiny.toml").write_text(TINY)
+    lines = []
+    summary = run_spec(load_spec(tmp_path / "tiny.toml"), tmp_path / "R", log=lines.append)
+    assert summary.skipped == CELLS and not (tmp_path / "R" / ".lock").exists()
+    assert f"taking over the lock {tmp_path / 'R' / '.lock'}, which nobody holds and whose record is damaged" in lines
+    assert not any("None" in line for line in lines)
 
 
 def test_suite_has_grown_by_the_issue_21_cases():
