@@ -60,6 +60,19 @@ def test_a_failing_cell_on_ray_names_the_cell(tmp_path, ray_instance):
         list(RayCluster().run([(cell, None)], len))
 
 
+def test_a_cell_lost_beyond_rays_retries_is_one_line_that_says_to_resume(tmp_path, ray_instance):
+    """A worker that dies every time (as on a node that keeps failing) is retried 3 times, then one line."""
+    spec = load_spec(write_spec(tmp_path, GOOD))
+    cell = spec.cells()[0]
+    die = lambda cell, dataset: os._exit(1)  # noqa: E731 - a local function travels by value to the worker
+    with pytest.raises(
+        ValueError,
+        match=rf"cell {cell.id} was lost on Ray \(WorkerCrashedError: .+\) after 3 retries; the cells finished so far "
+        r"are saved: rerun the same command to resume",
+    ):
+        list(RayCluster().run([(cell, None)], die))
+
+
 def test_without_ray_installed_the_error_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
     spec = load_spec(write_spec(tmp_path, GOOD))
