@@ -31,7 +31,7 @@ LAYERS = {
     "cli": 5,
 }
 #: Top-level modules of the command-line layer.
-CLI_MODULES = ("losslab.cli", "losslab.demo", "losslab.commands", "losslab.compare")
+CLI_MODULES = ("losslab.cli", "losslab.demo", "losslab.commands", "losslab.compare", "losslab.exits")
 MAX_LINES = 600
 
 

@@ -13,6 +13,8 @@ Errors name the file, the column and the fix, in one line. The file's SHA-256 go
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -60,8 +62,34 @@ def check_file(name: str, base_dir=None) -> Path:
         where = (
             f" (relative to {base_dir})" if base_dir is not None and not Path(name[len(PREFIX) :]).is_absolute() else ""
         )
+        if path.is_symlink() and not path.exists():
+            raise ValueError(
+                f"dataset {name!r}: {path} is a link to {os.readlink(path)}, which does not exist; check the path"
+            )
+        if os.path.lexists(path):  # there, but not a regular file: a folder, a device, a pipe (reading it could hang)
+            kind = _kind_of(path)
+            link = f"a link to {os.path.realpath(path)}, " if path.is_symlink() else ""
+            raise ValueError(f"dataset {name!r}: {path} is {link}{kind}, not a data file; give a regular file")
         raise ValueError(f"dataset {name!r}: no file {path}{where}; check the path")
     return path.resolve()
+
+
+def _kind_of(path: Path) -> str:
+    """What a path that is not a regular file is, in words."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    for test, kind in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
 
 
 def file_options(name: str) -> frozenset[str]:
@@ -69,6 +97,10 @@ def file_options(name: str) -> frozenset[str]:
 
 
 def _load_npz(path: Path) -> dict:
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if not magic.startswith(b"PK"):  # a zip archive; numpy would call anything else pickled data
+        raise ValueError(f"{path}: not a .npz file (not a zip archive); write it with numpy.savez")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
@@ -111,6 +143,9 @@ def _load_table(path: Path, label: str, split: str | None, test_fraction, seed) 
     import pandas as pd
 
     frame = _read_table(path)
+    if len(frame) == 0:
+        header = f"only a header ({', '.join(map(str, frame.columns))})" if len(frame.columns) else "no columns"
+        raise ValueError(f"{path}: no rows, {header}; a dataset needs examples, one per row")
     if label not in frame.columns:
         raise ValueError(
             f"{path}: no label column {label!r}; columns are: {', '.join(map(str, frame.columns))}; name the label "

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import os
 import tomllib
 from collections.abc import Sequence
 from contextvars import ContextVar
@@ -101,7 +102,7 @@ class Cell:
         data_file = {}
         if dataset_files.is_file_name(self.dataset):
             data_file = {"data_sha256": file_sha256(dataset_files.file_path(self.dataset))}
-        plugins = {"plugins_sha256": [p.sha256 for p in self.plugins]} if self.plugins else {}
+        plugins = {"plugins_sha256": [p.digest for p in self.plugins]} if self.plugins else {}
         return fingerprint(
             {
                 **data_file,
@@ -373,6 +374,10 @@ def _read(path_or_name) -> tuple[Path, str, str, dict]:
         source, given = path.name, str(path_or_name)
     elif path.is_dir():
         raise SpecError(f"spec {str(path_or_name)!r} is a folder; give a spec TOML file or a built-in name")
+    elif os.path.exists(path):  # a device, a pipe (reading it would never end), or a link to one
+        raise SpecError(
+            f"spec {str(path_or_name)!r} is not a regular file ({os.path.realpath(path)}); give a spec TOML file"
+        )
     else:
         raise SpecError(
             f"no spec file {str(path_or_name)!r} and no built-in spec of that name; "
@@ -384,6 +389,13 @@ def _read(path_or_name) -> tuple[Path, str, str, dict]:
         raise SpecError(f"{source}: not UTF-8 text (byte {exc.start}); save the spec as UTF-8") from None
     except OSError as exc:
         raise SpecError(f"{source}: cannot read the spec ({exc.strerror})") from None
+    if text.startswith(
+        "\ufeff"
+    ):  # Windows editors write one; TOML forbids it, and tomllib calls it "Invalid statement"
+        raise SpecError(
+            f"{source}: starts with a UTF-8 byte-order mark (BOM), which TOML does not allow; save the spec as UTF-8 "
+            "without BOM"
+        )
     try:
         return path, source, given, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -419,11 +431,11 @@ def load_spec(path_or_name: str | Path, overrides: Sequence[str] = ()) -> Spec:
     parsed = [parse_override(o, source) for o in overrides]
     sites = apply_overrides(data, parsed, source)
     token = _SITES.set(sites)
+    # The folder is absolute, fixed before any plugin runs: a plugin's os.chdir cannot move the spec's files.
+    folder = os.path.abspath(path.parent)
     try:
         try:  # before the grids are read: they may name what the plugins register
-            plugins = import_spec_plugins(
-                data.get("plugins", []), str(path.parent), f"{source}: {where_of('plugins', sites)}"
-            )
+            plugins = import_spec_plugins(data.get("plugins", []), folder, f"{source}: {where_of('plugins', sites)}")
         except ValueError as exc:
             raise SpecError(str(exc)) from None
         if "name" in data:
@@ -433,9 +445,7 @@ def load_spec(path_or_name: str | Path, overrides: Sequence[str] = ()) -> Spec:
             if not is_name(name):
                 _fail(source, "name", f'the file name {name!r} is not a spec name ({NAME_RULE}); add name = "..."')
         description = _get(source, "", data, TOP_PARAMS["description"])
-        spec = Spec(
-            name, description, source, data, str(path.parent), given, plugins, tuple(o.text for o in parsed), sites
-        )
+        spec = Spec(name, description, source, data, folder, given, plugins, tuple(o.text for o in parsed), sites)
         for size in [None, *spec.sizes]:  # every size must expand: bad names fail here, before any training
             expand(spec, size)
     finally:
