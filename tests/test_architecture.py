@@ -3,8 +3,8 @@
     core -> theory, analysis, data, models -> train -> experiments -> report, explore -> cli
 
 A module imports only from its own layer or from layers to its left; the base modules (``losslab`` itself,
-``losslab.plugins``, ``losslab.registry``, ``losslab.errors`` and ``losslab.i18n``) may be imported by any
-layer and import only each other. Every import counts, at the top of a module or inside a function: an
+``losslab.plugins``, ``losslab.registry``, ``losslab.errors``, ``losslab.i18n`` and ``losslab.params``) may be
+imported by any layer and import only each other. Every import counts, at the top of a module or inside a function: an
 import hidden in a function is still a dependency, and hiding one is how a cycle goes unnoticed.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "losslab"
 
-BASE = ("losslab", "losslab.plugins", "losslab.registry", "losslab.errors", "losslab.i18n")
+BASE = ("losslab", "losslab.plugins", "losslab.registry", "losslab.errors", "losslab.i18n", "losslab.params")
 #: Position of each layer in the diagram: a module may import from its own layer and from lower positions.
 LAYERS = {
     "core": 0,
@@ -31,7 +31,7 @@ LAYERS = {
     "cli": 5,
 }
 #: Top-level modules of the command-line layer.
-CLI_MODULES = ("losslab.cli", "losslab.demo", "losslab.commands", "losslab.compare")
+CLI_MODULES = ("losslab.cli", "losslab.demo", "losslab.commands", "losslab.compare", "losslab.exits")
 MAX_LINES = 600
 
 

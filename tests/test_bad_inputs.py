@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -89,6 +90,8 @@ def snapshot(root: Path) -> dict[str, tuple]:
                 state[rel] = ("link", os.readlink(path))
             elif path.is_dir():
                 state[rel] = ("dir", info.st_mode)
+            elif not stat.S_ISREG(info.st_mode):  # a named pipe or a device: reading it would block or never end
+                state[rel] = ("special", info.st_mode)
             else:
                 state[rel] = ("file", info.st_mode, hashlib.sha256(path.read_bytes()).hexdigest())
     return state
@@ -170,7 +173,23 @@ def ws(tmp_path, monkeypatch, finished, clean_registries) -> Path:
     monkeypatch.delenv("LOSSLAB_DATA", raising=False)
     # Training must never start in a bad-input case.
     monkeypatch.setattr(runner, "train_population", lambda *a, **k: pytest.fail("training started"))
-    return root
+    yield root
+    while HELD:  # locks a case's setup holds for the length of the case
+        os.close(HELD.pop())
+
+
+#: File descriptors holding locks for the case in progress (closed when it ends).
+HELD: list[int] = []
+
+
+def hold_garbage_lock(folder: Path) -> None:
+    """``folder/.lock`` holding bytes no losslab run writes, locked (as a live process, not losslab, would)."""
+    import fcntl
+
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    os.write(fd, b"\x00garbage, not JSON\xff")
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    HELD.append(fd)
 
 
 def spec_file(text: str, name: str = "bad.toml"):
@@ -268,6 +287,7 @@ class Case:
     code: int = 2
     absent: list[str] = field(default_factory=list)  # absolute paths that must not exist afterwards
     needs: str = ""  # "ray": skip without Ray installed
+    env: dict = field(default_factory=dict)  # environment variables set for the case
 
 
 CLI_CASES = [
@@ -339,17 +359,18 @@ CLI_CASES = [
     Case(
         "run-out-is-file",
         ["run", "tiny.toml", "--out", "file.txt"],
-        r"results folder \(--out\) file.txt is a file; give a new folder",
+        r"results folder \(--out\) /.*/ws/file.txt is a file; give a new folder",
     ),
     Case(
         "run-out-under-file",
         ["run", "tiny.toml", "--out", "file.txt/R"],
-        r"results folder \(--out\) file.txt/R: .*file.txt is a file, not a folder; choose another --out",
+        r"results folder \(--out\) /.*/ws/file.txt/R: .*file.txt is a file, not a folder; choose another --out",
     ),
     Case(
         "run-out-not-results",
         ["run", "tiny.toml", "--out", "notempty"],
-        r"results folder \(--out\) notempty is not empty and is not a results folder \(no manifest.json; it holds 'notes.txt'\)",
+        r"results folder \(--out\) /.*/ws/notempty is not empty and is not a results folder \(no manifest.json; it holds "
+        r"'notes.txt'\)",
     ),
     Case(
         "run-out-read-only-place",
@@ -359,8 +380,8 @@ CLI_CASES = [
     Case(
         "run-other-spec-into-folder",
         ["run", "bad.toml", "--out", "R"],
-        r"R holds spec 'tiny' at size 'full', and this run is spec 'other' at size 'full'; a results folder holds one "
-        r"spec at one size: use another --out, or delete R to start over",
+        r"/ws/R holds spec 'tiny' at size 'full', and this run is spec 'other' at size 'full'; a results folder holds one "
+        r"spec at one size: use another --out, or delete /.*/ws/R to start over",
         tiny_with(('name = "tiny"', 'name = "other"')),
     ),
     Case(
@@ -407,7 +428,7 @@ CLI_CASES = [
     Case(
         "run-cells-is-a-link",
         ["run", "tiny.toml", "--out", "RL"],
-        r"RL/cells is a link or a file, and results are written only inside RL",
+        r"/ws/RL/cells is a link or a file, and results are written only inside /.*/ws/RL;",
         lambda root: (
             shutil.copytree(root / "R", root / "RL"),
             shutil.rmtree(root / "RL" / "cells"),
@@ -417,7 +438,7 @@ CLI_CASES = [
     Case(
         "run-missing-data-files",
         ["run", "bad.toml", "--data-dir", "notempty"],
-        r"dataset 'mnist': missing file train-images-idx3-ubyte.gz in notempty",
+        r"dataset 'mnist': missing file train-images-idx3-ubyte.gz in /.*/ws/notempty",
         one_grid('dataset = "mnist"\nlosses = ["mse"]\nseeds = 1'),
     ),
     Case(
@@ -479,7 +500,7 @@ CLI_CASES = [
     Case(
         "spec-swept-value-with-slash",
         ["run", "bad.toml"],
-        r"bad.toml: grid\[2\].dataset_options: the values .* make the cell id 'c-seeda/b', which is not a safe file name",
+        r"bad.toml: grid\[2\].dataset_options.seed: must be an integer >= 0, got 'a/b'",
         tiny_with(("num_classes = 3,", 'num_classes = 3, seed = ["a/b"],')),
     ),
     Case(
@@ -570,7 +591,7 @@ CLI_CASES = [
     Case(
         "spec-hidden-zero",
         ["run", "bad.toml"],
-        r"bad.toml: cell 'grid0': hidden must list positive layer widths, got \[0\]",
+        r"bad.toml: grid\[0\].train.hidden: must be a non-empty list of positive layer widths, got \[0\]",
         spec_file(
             'name = "one"\n[train]\nepochs = 1\nhidden = [0]\n[[grid]]\ndataset = "digits"\nmodel = "mlp"\nlosses = ["mse"]\n'
         ),
@@ -644,7 +665,7 @@ CLI_CASES = [
     Case(
         "spec-train-value-true",
         ["run", "bad.toml"],
-        r"bad.toml: grid\[0\].train.epochs: must be a number or a name, not true/false, got True",
+        r"bad.toml: grid\[0\].train.epochs: must be a positive integer, got True",
         tiny_with(("epochs = 1", "epochs = true")),
     ),
     Case(
@@ -668,13 +689,13 @@ CLI_CASES = [
     Case(
         "spec-size-train-epochs-zero",
         ["run", "bad.toml"],
-        r"bad.toml: sizes.smoke.train: epochs must be a positive integer, got 0",
+        r"bad.toml: sizes.smoke.train.epochs: must be a positive integer, got 0",
         tiny_with(("[sizes.smoke]\nseeds = 1", "[sizes.smoke]\nseeds = 1\ntrain = { epochs = 0 }")),
     ),
     Case(
         "run-out-inside-cells",
         ["run", "tiny.toml", "--out", "R/cells/new"],
-        r"results folder \(--out\) R/cells/new is inside .*R/cells, the cells folder of a results folder",
+        r"results folder \(--out\) /.*/ws/R/cells/new is inside .*R/cells, the cells folder of a results folder",
     ),
     Case(
         "spec-not-utf8",
@@ -933,6 +954,391 @@ CLI_CASES = [
     Case("plot-unknown-figure", ["plot", "nosuch"], r"unknown figure 'nosuch'; valid figures: sigmoid"),
 ]
 
+# --- issue #21: hostile plugins, huge numbers, odd paths, broken data, locks and signals (one line each, as above)
+
+
+def plugin_file(text: str, name: str = "p.py"):
+    """A plugin file ``name`` in the workspace (for --plugin)."""
+
+    def setup(root: Path) -> None:
+        (root / name).write_text(textwrap.dedent(text))
+
+    return setup
+
+
+def table_file(name: str, content: bytes | None = None, link_to: str | None = None, fifo: bool = False):
+    """A data file for a ``file:`` dataset, and a one-grid spec bad.toml training on it."""
+
+    def setup(root: Path) -> None:
+        path = root / name
+        if link_to is not None:
+            path.symlink_to(link_to)
+        elif fifo:
+            os.mkfifo(path)
+        elif content is None:
+            path.mkdir()
+        else:
+            path.write_bytes(content)
+        one_grid(f'dataset = "file:{name}"\nlosses = ["mse"]\nseeds = 1')(root)
+
+    return setup
+
+
+def stray_files(count: int):
+    def setup(root: Path) -> None:
+        shutil.copytree(root / "R", root / "RS")
+        for i in range(count):
+            (root / "RS" / "cells" / f"stray{i:05d}.parquet").write_bytes(b"")
+
+    return setup
+
+
+BRANCHY_MODEL = """
+import torch
+import losslab
+
+class Branchy(torch.nn.Module):
+    def __init__(self, features, classes):
+        super().__init__()
+        self.layer = torch.nn.Linear(features, classes)
+
+    def forward(self, x):
+        if x.sum() > 0:
+            return self.layer(x)
+        return -self.layer(x)
+
+losslab.register_model("branchy", lambda shape, k: Branchy(shape[0], k))
+"""
+
+ITEM_MODEL = """
+import torch
+import losslab
+
+class Scaled(torch.nn.Module):
+    def __init__(self, features, classes):
+        super().__init__()
+        self.layer = torch.nn.Linear(features, classes)
+
+    def forward(self, x):
+        return self.layer(x) / (1 + x.abs().max().item())
+
+losslab.register_model("scaled", lambda shape, k: Scaled(shape[0], k))
+"""
+
+HOSTILE_CASES = [
+    # hostile plugins: exits, interrupts, signals and odd exceptions at import, and at call time
+    Case(
+        "plugin-sys-exit-0",
+        ["run", "bad.toml"],
+        r"bad.toml: plugins\[0\] \('bad_plugin.py'\): plugin 'bad_plugin.py' called sys.exit\(0\) while being imported "
+        r"\(.*bad_plugin.py, line 3\); a plugin only defines and registers",
+        with_plugin("import sys\n\nsys.exit(0)\n"),
+    ),
+    Case(
+        "plugin-raise-system-exit-text",
+        ["run", "bad.toml"],
+        r"plugin 'bad_plugin.py' called sys.exit\('bye'\) while being imported",
+        with_plugin("raise SystemExit('bye')\n"),
+    ),
+    Case(
+        "plugin-keyboard-interrupt",
+        ["run", "bad.toml"],
+        r"losslab run: interrupted while importing plugin 'bad_plugin.py' \(.*bad_plugin.py, line 1\); nothing was "
+        r"written",
+        with_plugin("raise KeyboardInterrupt\n"),
+        code=130,
+    ),
+    Case(
+        "plugin-sends-itself-sigint",
+        ["run", "bad.toml"],
+        r"losslab run: interrupted while importing plugin 'bad_plugin.py'",
+        with_plugin("import os, signal, time\n\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(5)\n"),
+        code=130,
+    ),
+    Case(
+        "plugin-sends-itself-sigterm",
+        ["run", "bad.toml"],
+        r"losslab run: terminated \(SIGTERM\) while importing plugin 'bad_plugin.py'.*; nothing was written",
+        with_plugin("import os, signal, time\n\nos.kill(os.getpid(), signal.SIGTERM)\ntime.sleep(5)\n"),
+        code=143,
+    ),
+    Case(
+        "plugin-raises-a-base-exception",
+        ["run", "bad.toml"],
+        r"plugin 'bad_plugin.py' failed to import: Sneaky: not an Exception \(.*bad_plugin.py, line 5\)",
+        with_plugin("class Sneaky(BaseException):\n    pass\n\n\nraise Sneaky('not an Exception')\n"),
+    ),
+    Case(
+        "plugin-recursion",
+        ["run", "bad.toml"],
+        r"plugin 'bad_plugin.py' failed to import: RecursionError: maximum recursion depth exceeded",
+        with_plugin("def f():\n    return f()\n\n\nf()\n"),
+    ),
+    Case(
+        "plugin-chdir-then-bad-spec",
+        ["run", "bad.toml"],
+        r"bad.toml: grid\[0\].losses: must be a non-empty list",
+        with_plugin("import os\n\nos.chdir('/')\n", grid='dataset = "digits"\nlosses = []'),
+    ),
+    Case(
+        "plugin-model-if-on-a-tensor",
+        ["run", "bad.toml"],
+        r"bad.toml: cell 'grid0': plugin 'bad_plugin.py': model 'branchy': its forward decides with a tensor's value "
+        r"in Python \(an if or while on a tensor\) \(.*bad_plugin.py, line 11: if x.sum\(\) > 0:\), which torch.func's "
+        r"vmap cannot do for a population of members; compute both branches and choose with torch.where",
+        with_plugin(BRANCHY_MODEL, grid='dataset = "digits"\nlosses = ["mse"]\nmodel = "branchy"'),
+    ),
+    Case(
+        "plugin-model-item",
+        ["run", "bad.toml"],
+        r"plugin 'bad_plugin.py': model 'scaled': its forward calls .item\(\) on a tensor \(.*bad_plugin.py, line 11",
+        with_plugin(ITEM_MODEL, grid='dataset = "digits"\nlosses = ["mse"]\nmodel = "scaled"'),
+    ),
+    Case(
+        "plugin-loss-exits-when-called",
+        ["run", "bad.toml"],
+        r"losslab run: error: sys.exit\(3\) was called by .*bad_plugin.py, line 6 while losslab run ran; finished "
+        r"cells are saved; a plugin's functions must return or raise, never exit",
+        with_plugin(
+            """
+            import sys
+            import losslab
+
+            def quitter(z, y):
+                sys.exit(3)
+
+            losslab.register_loss("quitter", values=quitter)
+            """,
+            'dataset = "digits"\nlosses = ["quitter"]',
+        ),
+    ),
+    Case(
+        "plugin-loader-exits-when-called",
+        ["run", "bad.toml"],
+        r"sys.exit\(None\) was called by .*bad_plugin.py, line 6 while losslab run ran",
+        with_plugin(
+            """
+            import sys
+            import losslab
+
+            def nothing():
+                sys.exit()
+
+            losslab.register_dataset("nothing", nothing)
+            """,
+            'dataset = "nothing"\nlosses = ["mse"]',
+        ),
+    ),
+    Case(
+        "check-loss-plugin-exits",
+        ["check-loss", "mse", "--plugin", "p.py", "--json"],
+        r"losslab check-loss: error: plugin 'p.py' called sys.exit\(0\) while being imported",
+        plugin_file("raise SystemExit(0)\n"),
+    ),
+    Case(
+        "list-plugin-interrupt",
+        ["list", "losses", "--plugin", "p.py"],
+        r"losslab list: interrupted while importing plugin 'p.py' \(.*p.py, line 1\); nothing was written",
+        plugin_file("raise KeyboardInterrupt\n"),
+        code=130,
+    ),
+    Case(
+        "plot-plugin-exits",
+        ["plot", "--plugin", "p.py", "--out", "figs"],
+        r"losslab plot: error: plugin 'p.py' called sys.exit\(2\)",
+        plugin_file("import os, sys\n\nos.chdir('/')\nsys.exit(2)\n"),
+    ),
+    # numbers far beyond reason: refused before training, with the estimate and the way to run it anyway
+    Case(
+        "spec-epochs-1e18",
+        ["run", "bad.toml"],
+        r"bad.toml: this run would take at least [\d,]+ years of training \(2.0e\+19 member-steps; cell 'grid0': "
+        r"2 member\(s\) x 10,000,000,000,000,000,000 steps\), more than --max-days 30; shrink epochs, seeds, learning "
+        r"rates or grids .* or pass --max-days inf \(or LOSSLAB_MAX_DAYS=inf\) to run it anyway",
+        spec_file(
+            'name = "one"\n[train]\nepochs = 1000000000000000000\nmodel = "linear"\n[[grid]]\ndataset = "digits"\n'
+            'losses = ["mse", "cross_entropy"]\nseeds = 1\n'
+        ),
+    ),
+    Case(
+        "spec-epochs-largest-toml-integer",
+        ["run", "bad.toml"],
+        r"bad.toml: this run would take at least .* years of training",
+        tiny_with(("epochs = 1", "epochs = 9223372036854775807")),
+    ),
+    Case(
+        "spec-warmstart-epochs-huge",
+        ["run", "bad.toml"],
+        r"bad.toml: this run would take at least .* years .*more than --max-days 30",
+        one_grid('dataset = "digits"\nlosses = ["mse"]\nseeds = 1\nwarmstart = { epochs = 100000000000000 }'),
+    ),
+    Case(
+        "run-max-days-flag-beats-the-environment",
+        ["run", "bad.toml", "--max-days", "0.5"],
+        r"bad.toml: this run would take at least 13.9 h of training \(5.0e\+10 member-steps; cell 'grid0': 100 "
+        r"member\(s\) x 500,000,000 steps\), more than --max-days 0.5",
+        spec_file(
+            'name = "one"\n[train]\nepochs = 50000000\nmodel = "linear"\n[[grid]]\ndataset = "digits"\n'
+            'losses = ["mse"]\nseeds = 100\n'
+        ),
+        env={"LOSSLAB_MAX_DAYS": "inf"},
+    ),
+    Case("run-max-days-zero", ["run", "tiny.toml", "--max-days", "0"], r"--max-days must be a positive number of days"),
+    Case(
+        "run-max-days-nan", ["run", "tiny.toml", "--max-days", "nan"], r"--max-days must be a positive number of days"
+    ),
+    Case(
+        "run-max-days-env-not-a-number",
+        ["run", "tiny.toml"],
+        r"LOSSLAB_MAX_DAYS must be a number of days \(or inf\), got 'forever'",
+        env={"LOSSLAB_MAX_DAYS": "forever"},
+    ),
+    Case(
+        "spec-hidden-width-absurd",
+        ["run", "bad.toml"],
+        r"bad.toml: cell 'grid0': cannot build model 'mlp': .*can't allocate memory",
+        spec_file(
+            'name = "one"\n[train]\nepochs = 1\nmodel = "mlp"\nhidden = [1000000000000]\n[[grid]]\ndataset = "digits"\n'
+            'losses = ["mse"]\nseeds = 1\n'
+        ),
+    ),
+    Case(
+        "spec-batch-size-huge",
+        ["run", "bad.toml"],
+        r"bad.toml: cell 'a': batch_size 1000000000000000000 exceeds the \d+ training examples",
+        tiny_with(("batch_size = 50", "batch_size = 1000000000000000000")),
+    ),
+    # odd paths: devices, pipes and links where files belong
+    Case(
+        "spec-is-dev-null",
+        ["run", "/dev/null"],
+        r"spec '/dev/null' is not a regular file \(/dev/null\); give a spec TOML file",
+    ),
+    Case(
+        "spec-is-a-link-to-dev-zero",
+        ["run", "zero.toml"],
+        r"spec 'zero.toml' is not a regular file \(/dev/zero\); give a spec TOML file",
+        lambda root: (root / "zero.toml").symlink_to("/dev/zero"),
+    ),
+    Case(
+        "spec-is-a-named-pipe",
+        ["run", "pipe.toml"],
+        r"spec 'pipe.toml' is not a regular file",
+        lambda root: os.mkfifo(root / "pipe.toml"),
+    ),
+    Case(
+        "spec-with-byte-order-mark",
+        ["run", "bad.toml"],
+        r"bad.toml: starts with a UTF-8 byte-order mark \(BOM\), which TOML does not allow; save the spec as UTF-8 "
+        r"without BOM",
+        lambda root: (root / "bad.toml").write_bytes(b"\xef\xbb\xbf" + TINY.encode()),
+    ),
+    Case(
+        "spec-empty-file",
+        ["run", "bad.toml"],
+        r"bad.toml: grid: a spec needs at least one \[\[grid\]\] table",
+        spec_file(""),
+    ),
+    Case(
+        "run-out-is-dev-null",
+        ["run", "tiny.toml", "--out", "/dev/null"],
+        r"results folder \(--out\) /dev/null is a file",
+    ),
+    Case(
+        "run-lock-file-is-a-link",
+        ["run", "tiny.toml", "--out", "RL"],
+        r"/ws/RL/.lock is a link, and a run writes only inside .*/ws/RL; delete the link",
+        lambda root: (shutil.copytree(root / "R", root / "RL"), (root / "RL" / ".lock").symlink_to(root / "file.txt")),
+    ),
+    # broken data files
+    Case(
+        "data-csv-header-only",
+        ["run", "bad.toml"],
+        r"bad.toml: cell 'grid0': .*/ws/data.csv: no rows, only a header \(a, b, label\); a dataset needs examples",
+        table_file("data.csv", b"a,b,label\n"),
+    ),
+    Case(
+        "data-csv-empty-file",
+        ["run", "bad.toml"],
+        r"/ws/data.csv: cannot read it as csv \(No columns to parse from file\)",
+        table_file("data.csv", b""),
+    ),
+    Case(
+        "data-csv-link-to-dev-zero",
+        ["run", "bad.toml"],
+        r"bad.toml: grid\[0\].dataset: dataset 'file:data.csv': .*/ws/data.csv is a link to /dev/zero, a character "
+        r"device, not a data file; give a regular file",
+        table_file("data.csv", link_to="/dev/zero"),
+    ),
+    Case(
+        "data-csv-named-pipe",
+        ["run", "bad.toml"],
+        r"dataset 'file:data.csv': .*/ws/data.csv is a named pipe, not a data file",
+        table_file("data.csv", fifo=True),
+    ),
+    Case(
+        "data-csv-is-a-folder",
+        ["run", "bad.toml"],
+        r"dataset 'file:data.csv': .*/ws/data.csv is a folder, not a data file",
+        table_file("data.csv"),
+    ),
+    Case(
+        "data-csv-broken-link",
+        ["run", "bad.toml"],
+        r"dataset 'file:data.csv': .*/ws/data.csv is a link to /nonexistent/losslab/data.csv, which does not exist; "
+        r"check the path",
+        table_file("data.csv", link_to="/nonexistent/losslab/data.csv"),
+    ),
+    Case(
+        "data-npz-is-text",
+        ["run", "bad.toml"],
+        r"/ws/data.npz: not a .npz file \(not a zip archive\); write it with numpy.savez",
+        table_file("data.npz", b"x_train,y_train\n1,2\n"),
+    ),
+    Case(
+        "data-parquet-is-garbage",
+        ["run", "bad.toml"],
+        r"/ws/data.parquet: cannot read it as parquet",
+        table_file("data.parquet", bytes(range(256)) * 4),
+    ),
+    Case(
+        "data-csv-binary-garbage",
+        ["run", "bad.toml"],
+        r"/ws/data.csv: cannot read it as csv \('utf-8' codec can't decode byte 0xff in position 3",
+        table_file("data.csv", b"\x00\x01\x02\xff\xfe" * 50),
+    ),
+    # results folders as others left them
+    Case(
+        "report-a-thousand-stray-files",
+        ["report", "RS"],
+        r"RS/cells: 1000 files are not listed in RS/manifest.json \(stray00000.parquet, stray00001.parquet, ...\), "
+        r"so they cannot be trusted; move them out of RS/cells",
+        stray_files(1_000),
+    ),
+    Case(
+        "report-two-stray-files",
+        ["report", "RS"],
+        r"RS/cells: 2 files are not listed in RS/manifest.json \(stray00000.parquet, stray00001.parquet\)",
+        stray_files(2),
+    ),
+    Case(
+        "report-folder-with-garbage-lock-held",
+        ["report", "RI"],
+        r"RI: 2 of 3 cells are not finished \(b, c\) \(a run is writing into it: pid and host unknown: its .lock file "
+        r"is damaged or not losslab's\)",
+        lambda root: (fake_results(root / "RI", cells=CELLS, done=1), hold_garbage_lock(root / "RI")),
+    ),
+    Case(
+        "run-into-folder-with-garbage-lock-held",
+        ["run", "tiny.toml", "--out", "R"],
+        r"R is in use by another losslab run \(pid and host unknown: its .lock file is damaged or not losslab's\); wait "
+        r"for it with --wait",
+        lambda root: hold_garbage_lock(root / "R"),
+    ),
+]
+
+CLI_CASES += HOSTILE_CASES
+
 
 def no_ray_cluster_in_sight(monkeypatch) -> None:
     """'--ray auto' joins any Ray instance running on this machine (another program's too): hide them."""
@@ -953,6 +1359,8 @@ def no_ray_cluster_in_sight(monkeypatch) -> None:
 def test_cli_bad_input_is_one_line_and_changes_nothing(case, ws, capsys, monkeypatch):
     if case.needs == "ray":
         no_ray_cluster_in_sight(monkeypatch)
+    for name, value in case.env.items():
+        monkeypatch.setenv(name, value)
     argv = [a.replace("<READ_ONLY>", str(read_only_place())) if "<READ_ONLY>" in a else a for a in case.argv]
     if case.setup is not None:
         case.setup(ws)
@@ -961,7 +1369,8 @@ def test_cli_bad_input_is_one_line_and_changes_nothing(case, ws, capsys, monkeyp
     assert main(argv) == case.code
     out, err = capsys.readouterr()
     assert err.count("\n") == 1 and err.endswith("\n"), err
-    assert re.match(r"losslab( \w+)?: error: ", err), err
+    ending = {130: "interrupted", 143: r"terminated \(SIGTERM\)"}.get(case.code, "error:")
+    assert re.match(rf"losslab( [\w-]+)?: {ending} ", err), err
     assert re.search(case.pattern, err), f"{case.pattern!r} not in {err!r}"
     assert "Traceback" not in out + err
     assert snapshot(ws.parent.parent) == before
@@ -1040,13 +1449,13 @@ API_CASES = [
         "member-lr-inf",
         lambda root: check_population(digits_data(), [Member("mse", lr=float("inf"))], TrainConfig()),
         ValueError,
-        r"member 0: lr must be a positive number, got inf",
+        r"member 0: lr must be a positive finite number, got inf",
     ),
     ApiCase(
         "member-lr-nan",
         lambda root: check_population(digits_data(), [Member("mse", lr=float("nan"))], TrainConfig()),
         ValueError,
-        r"member 0: lr must be a positive number, got nan",
+        r"member 0: lr must be a positive finite number, got nan",
     ),
     ApiCase(
         "binary-loss-on-ten-classes",
@@ -1278,7 +1687,7 @@ def test_damaged_cell_is_refused_by_report_and_retrained_by_resume(damage, finis
     assert not (tmp_path / "rep").exists()
     assert main(["run", "tiny.toml", "--out", "R"]) == 0
     printed = capsys.readouterr().out
-    assert "b: R/cells/b.parquet is damaged" in printed and "retraining it" in printed
+    assert f"b: {out}/cells/b.parquet is damaged" in printed and "retraining it" in printed
     assert "[1/3] a: already done, skipped" in printed and "[3/3] c: already done, skipped" in printed
     repaired = cell_bytes(out)
     assert repaired["a.parquet"] == good["a.parquet"] and repaired["c.parquet"] == good["c.parquet"]
@@ -1314,7 +1723,7 @@ def test_two_runs_into_one_folder(tmp_path, monkeypatch, capsys):
             assert thread.is_alive() and time.monotonic() < deadline, printed
             time.sleep(0.05)
             printed += capsys.readouterr().out
-        assert f"waiting for the run writing into R (pid {process.pid} on " in printed
+        assert f"waiting for the run writing into {tmp_path / 'R'} (pid {process.pid} on " in printed
         go.write_text("go")
         out, errors = process.communicate(timeout=120)
         assert process.returncode == 0, errors
@@ -1452,7 +1861,7 @@ def test_read_only_results_folder(finished):
         assert done.returncode == 0, done.stderr[-3000:]
         results = json.loads(done.stdout.strip().splitlines()[-1])
         patterns = [
-            r"losslab run: error: cannot write into results folder R \(Permission denied\); choose a writable --out",
+            r"losslab run: error: cannot write into results folder /.*/R \(Permission denied\); choose a writable --out",
             r"losslab report: error: cannot create report folder R/report \(Permission denied\); choose a writable --out",
             r"losslab: error: --json R/ledger.json: cannot write \(Permission denied\); give a writable path",
         ]
@@ -1473,3 +1882,336 @@ def test_the_largest_seed_trains():
     members = [Member("mse", seed=0), Member("mse", seed=2**63 - 1)]
     result = train_population(data, members, TrainConfig(model="linear", epochs=1, batch_size=50), progress=False)
     assert sorted(result.frame.seed.unique()) == [0, 2**63 - 1]
+
+
+# ---------------------------------------------------------------------------------------------
+# issue #21: what contains a plugin, what SIGTERM and a full disk leave, what a run says as it goes
+
+
+def test_a_plugins_prints_go_to_stderr_and_check_loss_json_stays_clean(tmp_path, monkeypatch, capfd, clean_registries):
+    (tmp_path / "chatty.py").write_text(
+        textwrap.dedent(
+            """
+            import os, sys
+            import torch
+            import losslab
+
+            print("imported!")                       # Python's print
+            os.write(1, b"straight to descriptor 1\\n")  # and C's
+
+            def chatty(z, y):
+                print("called!")
+                return -(y * torch.log_softmax(z, dim=-1)).sum(-1)
+
+            losslab.register_loss("chatty", values=chatty)
+            """
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["check-loss", "chatty", "--plugin", "chatty.py", "--json"]) == 0
+    out, err = capfd.readouterr()
+    assert json.loads(out)["loss"] == "chatty"  # stdout is the JSON and nothing else
+    assert "imported!" in err and "straight to descriptor 1" in err and "called!" in err
+
+
+def test_a_plugins_chdir_does_not_move_a_relative_out(tmp_path, monkeypatch, capsys, clean_registries):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "mover.py").write_text(f"import os\n\nos.chdir({str(elsewhere)!r})\n")
+    (tmp_path / "s.toml").write_text(
+        'plugins = ["mover.py"]\n[train]\nepochs = 1\nbatch_size = 20\nmodel = "linear"\n[[grid]]\ndataset = "iris"\n'
+        'losses = ["mse"]\nseeds = 1\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "s.toml", "--out", "R"]) == 0
+    assert os.getcwd() == str(tmp_path)  # the plugin's chdir is undone once it has imported
+    store.load_results(tmp_path / "R")
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_plugin_cannot_take_ctrl_c_or_sigterm_away(tmp_path, clean_registries):
+    from losslab.plugins import import_plugin
+
+    (tmp_path / "deaf.py").write_text(
+        "import signal\n\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    )
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    import_plugin(str(tmp_path / "deaf.py"))
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+HELPER = "SCALE = 0.5\n"
+USES_HELPER = """
+import torch
+import losslab
+from helpers import SCALE          # helpers.py, beside this file
+from shapes.square import square   # shapes/square.py, a package beside it
+
+def half_mse(z, y):
+    return SCALE * square(torch.softmax(z, dim=-1) - y).sum(-1)
+
+losslab.register_loss("half_mse", values=half_mse)
+"""
+
+
+def plugin_with_helpers(root: Path) -> Path:
+    (root / "code" / "shapes").mkdir(parents=True)
+    (root / "code" / "helpers.py").write_text(HELPER)
+    (root / "code" / "shapes" / "__init__.py").write_text("")
+    (root / "code" / "shapes" / "square.py").write_text("def square(x):\n    return x * x\n")
+    (root / "code" / "mine.py").write_text(USES_HELPER)
+    spec = root / "h.toml"
+    spec.write_text(
+        'plugins = ["code/mine.py"]\n[train]\nepochs = 1\nbatch_size = 20\nmodel = "linear"\n[[grid]]\n'
+        'dataset = "iris"\nlosses = ["half_mse"]\nseeds = 1\n'
+    )
+    return spec
+
+
+def test_a_plugin_imports_the_modules_beside_it_and_they_count_in_the_fingerprint(
+    tmp_path, monkeypatch, clean_registries
+):
+    spec = plugin_with_helpers(tmp_path)
+    monkeypatch.chdir(tmp_path / "code" / "shapes")  # the current folder does not matter, as for a script
+    before = list(sys.path)
+    run_spec(load_spec(spec), tmp_path / "R", log=quiet)
+    assert sys.path == before  # the plugin's folder is on the path only while it imports
+    manifest, rows = store.load_results(tmp_path / "R")
+    helpers = manifest["plugins"][0]["helpers"]
+    assert [(h["module"], h["path"]) for h in helpers] == [
+        ("helpers", "helpers.py"),
+        ("shapes", "shapes/__init__.py"),
+        ("shapes.square", "shapes/square.py"),
+    ]
+    assert set(rows["loss"]) == {"half_mse"}
+    # Editing a helper (not the plugin) retrains the cell, as editing the plugin does.
+    (tmp_path / "code" / "helpers.py").write_text("SCALE = 0.25\n")
+    for name in ("helpers", "shapes", "shapes.square"):
+        sys.modules.pop(name, None)
+    lines = []
+    summary = run_spec(load_spec(spec), tmp_path / "R", log=lines.append)
+    assert summary.trained == ["grid0"] and any("its settings or data changed" in line for line in lines)
+    for name in ("helpers", "shapes", "shapes.square"):
+        sys.modules.pop(name, None)
+
+
+def test_sigterm_is_handled_as_ctrl_c_the_lock_released_and_the_rerun_resumes(tmp_path, monkeypatch):
+    (tmp_path / "tiny.toml").write_text(TINY)
+    monkeypatch.chdir(tmp_path)
+    process, _, _ = start_hooked_run(tmp_path, stop_at="b")  # cell a finished, b in progress
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert err == "losslab run: terminated (SIGTERM); finished cells are saved, rerun the same command to resume\n"
+    out_dir = tmp_path / "R"
+    assert not (out_dir / ".lock").exists()  # released, not left for the next run to "take over"
+    assert [c.state for c in store.list_cells(out_dir)] == ["done", "pending", "pending"]
+    assert not list((out_dir / "cells").glob(".*"))  # no half-written file
+    lines = []
+    summary = run_spec(load_spec("tiny.toml"), out_dir, log=lines.append)
+    assert summary.skipped == ["a"] and summary.trained == ["b", "c"]
+    assert not any("taking over" in line for line in lines)
+
+
+FULL_DISK = textwrap.dedent(
+    """
+    import resource, sys
+    from losslab.cli import main
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), resource.RLIM_INFINITY))  # as ulimit -f does
+    sys.exit(main(sys.argv[2:]))
+    """
+)
+
+
+def test_a_full_disk_names_the_file_and_says_to_free_space_and_the_rerun_resumes(tmp_path, monkeypatch):
+    (tmp_path / "tiny.toml").write_text(TINY)
+    monkeypatch.chdir(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, "6000", "run", "tiny.toml", "--out", "R"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert re.match(
+        rf"losslab run: error: cannot write {tmp_path}/R/\S+: File too large; the disk is full or a quota or "
+        r"file-size limit \(ulimit -f\) was reached: free some space or raise the limit, then rerun the same command "
+        r"to resume \(finished cells are saved\)$",
+        done.stderr,
+    ), done.stderr
+    leftovers = [p for p in tmp_path.rglob(".*") if ".tmp-" in p.name]
+    assert leftovers == [] and not (tmp_path / "R" / ".lock").exists()
+    assert main(["run", "tiny.toml", "--out", "R"]) == 0  # with space again, the same command finishes the run
+    store.load_results(tmp_path / "R")
+
+
+def test_atomic_write_names_the_file_when_the_disk_says_no(tmp_path, monkeypatch):
+    import builtins
+
+    real_open = builtins.open
+
+    class Full:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def write(self, data):
+            raise OSError(28, "No space left on device")  # what write() raises: no file name
+
+    monkeypatch.setattr(builtins, "open", lambda path, mode="r", *a, **k: Full(real_open(path, mode, *a, **k)))
+    with pytest.raises(OSError) as info:
+        store.atomic_write(tmp_path / "x.json", b"{}")
+    monkeypatch.setattr(builtins, "open", real_open)
+    assert info.value.errno == 28 and info.value.filename == str(tmp_path / "x.json")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ten_thousand_stray_files_are_one_warning(tmp_path, monkeypatch, finished):
+    shutil.copytree(finished, tmp_path / "R")
+    for i in range(10_000):
+        (tmp_path / "R" / "cells" / f"stray{i:05d}.parquet").write_bytes(b"")
+    (tmp_path / "tiny.toml").write_text(TINY)
+    lines = []
+    run_spec(load_spec(tmp_path / "tiny.toml"), tmp_path / "R", log=lines.append)
+    warnings = [line for line in lines if "not a cell of this run" in line]
+    assert warnings == [
+        f"warning: 10000 files in {tmp_path / 'R' / 'cells'} are not a cell of this run (the first: "
+        "stray00000.parquet); 'losslab report' will refuse the folder until they are moved out"
+    ]
+
+
+DIVERGING = """
+name = "nan"
+plugins = ["naive.py"]
+[train]
+epochs = 2
+batch_size = 20
+model = "linear"
+[[grid]]
+label = "fast"
+dataset = "iris"
+model = "mlp"
+train = { hidden = [16] }
+losses = ["mse", "cross_entropy"]
+lrs = [0.1, 1000000.0]
+seeds = 2
+[[grid]]
+label = "naive"
+dataset = "iris"
+losses = ["naive_ce"]
+init_scales = [1, 1000]
+seeds = 1
+"""
+
+NAIVE_CE = """
+import torch
+import losslab
+
+def naive_ce(z, y):
+    return -(y * torch.log(torch.softmax(z, dim=-1))).sum(-1)   # log(softmax): -inf for a confident mistake
+
+losslab.register_loss("naive_ce", values=naive_ce)
+"""
+
+
+def test_diverged_members_are_counted_and_named_in_one_line_per_cell(tmp_path, capsys, monkeypatch, clean_registries):
+    (tmp_path / "naive.py").write_text(NAIVE_CE)
+    (tmp_path / "nan.toml").write_text(DIVERGING)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "nan.toml", "--out", "R"]) == 0
+    out = capsys.readouterr().out
+    warnings = [line for line in out.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 2, out  # one line per cell, not one per member
+    fast, naive = warnings
+    assert re.match(r"warning: \[1/2\] fast: [1-4] of 8 members diverged \(logits no longer finite\): ", fast), fast
+    assert "lr=1e+06" in fast and "lr=0.1" not in fast and "lower those learning rates or initial scales" in fast
+    assert re.match(
+        r"warning: \[2/2\] naive: 1 of 2 members diverged .*naive_ce lr=0.1 init_scale=1000 \(seed 0\)", naive
+    )
+    assert re.search(r"member\(s\) diverged in 2 cell\(s\) \(fast, naive\): see the warnings above$", out.strip())
+    manifest, rows = store.load_results(tmp_path / "R")
+    counts = {c["id"]: c["diverged"] for c in manifest["cells"]}
+    assert counts["naive"] == 1 and 1 <= counts["fast"] <= 4
+    final = rows[rows.step == rows.step.max()]
+    assert final.groupby("cell").diverged.sum().to_dict() == counts
+
+
+def test_a_long_cell_says_it_is_still_training(tmp_path, monkeypatch):
+    from losslab.experiments import progress
+
+    (tmp_path / "tiny.toml").write_text(TINY)
+    monkeypatch.setattr(progress, "HEARTBEAT_SECONDS", 0.05)
+    real = runner.run_cell
+    monkeypatch.setattr(runner, "run_cell", lambda *a, **k: (time.sleep(0.3), real(*a, **k))[1])
+    lines = []
+    run_spec(load_spec(tmp_path / "tiny.toml"), tmp_path / "R", size="smoke", log=lines.append)
+    assert any(re.fullmatch(r"\[1/3\] a: still training, 0 s so far", line) for line in lines), lines
+
+
+def test_a_long_run_says_its_estimate_and_max_days_inf_lets_it_start(tmp_path, monkeypatch):
+    (tmp_path / "long.toml").write_text(
+        'name = "long"\n[train]\nepochs = 10000000000\nmodel = "linear"\n[[grid]]\ndataset = "digits"\n'
+        'losses = ["mse"]\nseeds = 100\n'
+    )
+    spec = load_spec(tmp_path / "long.toml")
+    with pytest.raises(SpecError, match=r"at least 116 days of training .* more than --max-days 30"):
+        run_spec(spec, tmp_path / "R", log=quiet)
+    assert not (tmp_path / "R").exists()
+
+    def stop(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_cell", stop)
+    lines = []
+    with pytest.raises(KeyboardInterrupt):
+        run_spec(spec, tmp_path / "R", log=lines.append, max_days=float("inf"))
+    assert (
+        "estimated: at least 116 days of training (1.0e+13 member-steps; cell 'grid0': 100 member(s) x "
+        in "\n".join(lines)
+    )
+
+
+def test_interrupted_commands_say_what_they_kept(tmp_path, monkeypatch, capsys, finished):
+    import losslab.cli as cli
+    import losslab.report.html as html
+    from losslab.analysis import check
+
+    monkeypatch.chdir(tmp_path)
+
+    def interrupt(*_a, **_k):
+        raise KeyboardInterrupt
+
+    cases = [
+        (html, "write_report", ["report", str(finished)], "losslab report: interrupted; rerun the same command"),
+        (check, "check_loss", ["check-loss", "mse"], "losslab check-loss: interrupted; nothing was written"),
+        (cli, "build_parser", ["plot"], "losslab: interrupted; nothing was written"),  # Ctrl-C during start-up
+    ]
+    for module, name, argv, expected in cases:
+        with monkeypatch.context() as patch:
+            patch.setattr(module, name, interrupt)
+            assert main(argv) == 130
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(expected) and "cells" not in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_garbage_lock_nobody_holds_is_taken_over_and_said_so(tmp_path, finished):
+    shutil.copytree(finished, tmp_path / "R")
+    (tmp_path / "R" / ".lock").write_bytes(b"\x00garbage, not JSON\xff")
+    (tmp_path / "tiny.toml").write_text(TINY)
+    lines = []
+    summary = run_spec(load_spec(tmp_path / "tiny.toml"), tmp_path / "R", log=lines.append)
+    assert summary.skipped == CELLS and not (tmp_path / "R" / ".lock").exists()
+    assert f"taking over the lock {tmp_path / 'R' / '.lock'}, which nobody holds and whose record is damaged" in lines
+    assert not any("None" in line for line in lines)
+
+
+def test_suite_has_grown_by_the_issue_21_cases():
+    assert len(HOSTILE_CASES) >= 40

@@ -1,7 +1,9 @@
 """Cells run as Ray tasks give the results of a local run; failures and a missing Ray are clear errors."""
 
 import os
+import shutil
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -56,6 +58,19 @@ def test_a_failing_cell_on_ray_names_the_cell(tmp_path, ray_instance):
     # len(cell, dataset) raises TypeError on the worker, standing in for any failure in training.
     with pytest.raises(RuntimeError, match=f"cell {cell.id} failed on Ray: TypeError"):
         list(RayCluster().run([(cell, None)], len))
+
+
+def test_a_cell_lost_beyond_rays_retries_is_one_line_that_says_to_resume(tmp_path, ray_instance):
+    """A worker that dies every time (as on a node that keeps failing) is retried 3 times, then one line."""
+    spec = load_spec(write_spec(tmp_path, GOOD))
+    cell = spec.cells()[0]
+    die = lambda cell, dataset: os._exit(1)  # noqa: E731 - a local function travels by value to the worker
+    with pytest.raises(
+        ValueError,
+        match=rf"cell {cell.id} was lost on Ray \(WorkerCrashedError: .+\) after 3 retries; the cells finished so far "
+        r"are saved: rerun the same command to resume",
+    ):
+        list(RayCluster().run([(cell, None)], die))
 
 
 def test_without_ray_installed_the_error_says_how_to_get_it(tmp_path, monkeypatch):
@@ -136,6 +151,48 @@ def test_a_spec_naming_a_plugin_loss_gives_the_same_rows_on_ray(tmp_path, ray_in
     pd.testing.assert_frame_equal(comparable(local), comparable(remote))
     assert set(remote["loss"]) == {"cross_entropy", "mse", "poly1"} and manifest["execution"]["executor"] == "ray"
     assert manifest["plugins"] == local_manifest["plugins"] and manifest["plugins"][0]["source"] == "code/my_losses.py"
+
+
+def test_a_plugin_that_imports_modules_beside_it_gives_the_same_rows_on_ray(tmp_path, ray_instance, clean_registries):
+    """The plugin's helper modules travel with it: the workers import them from the driver's text (issue #21)."""
+    code = tmp_path / "code"
+    (code / "shapes").mkdir(parents=True)
+    (code / "helpers.py").write_text("EPSILON = -0.5\n")
+    (code / "shapes" / "__init__.py").write_text("")
+    (code / "shapes" / "poly.py").write_text(
+        "import torch\n\n\ndef poly1(z, y, epsilon):\n    log_p = torch.log_softmax(z, dim=-1)\n"
+        "    return -(y * log_p).sum(-1) + epsilon * (1 - (y * log_p.exp()).sum(-1))\n"
+    )
+    (code / "mine.py").write_text(
+        "import losslab\nfrom helpers import EPSILON\nfrom shapes.poly import poly1\n\n\n"
+        "def poly_half(z, y):\n    return poly1(z, y, epsilon=EPSILON)\n\n\n"
+        'losslab.register_loss("poly_half", values=poly_half)\n'
+    )
+    text = PLUGIN_SPEC.format(plugin="code/mine.py")
+    text = text[: text.index("losses = ")] + 'losses = ["cross_entropy", "poly_half"]\nseeds = 2\n'
+    spec = load_spec(write_spec(tmp_path, text))
+    run_spec(spec, tmp_path / "local", log=lambda *_: None)
+    shutil.rmtree(code)  # the workers get the plugin and its helpers as text from the driver
+    for name in ("helpers", "shapes", "shapes.poly"):
+        sys.modules.pop(name, None)
+    run_spec(spec, tmp_path / "ray", log=lambda *_: None, cluster=RayCluster())
+    local_manifest, local = load_results(tmp_path / "local")
+    manifest, remote = load_results(tmp_path / "ray")
+    pd.testing.assert_frame_equal(comparable(local), comparable(remote))
+    assert set(remote["loss"]) == {"cross_entropy", "poly_half"}
+    assert [h["module"] for h in manifest["plugins"][0]["helpers"]] == ["helpers", "shapes", "shapes.poly"]
+
+
+def test_a_cell_no_node_can_hold_fails_at_once(tmp_path, ray_instance):
+    spec = load_spec(write_spec(tmp_path, GOOD))
+    started = time.monotonic()
+    with pytest.raises(
+        ValueError,
+        match=r"--cpus-per-cell 1000: no node of the Ray cluster \(1 node\(s\)\) has "
+        r"that many CPUs; the largest, [\d.]+, has 2; give --cpus-per-cell 2 or less",
+    ):
+        run_spec(spec, tmp_path / "out", log=lambda *_: None, cluster=RayCluster(cpus_per_cell=1000))
+    assert time.monotonic() - started < 60 and not (tmp_path / "out").exists()
 
 
 def test_done_when_the_own_loss_example_goes_through_every_command_here_and_on_ray(

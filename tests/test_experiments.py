@@ -96,7 +96,7 @@ def test_spec_expansion(tmp_path):
             r"grid\[1\].dataset_options: unknown key\(s\) \['classes_count'\]; valid keys: cluster_std",
         ),
         (("k = 2.0", "k = -2.0"), r"grid\[1\].losses\[1\]: k must be a positive finite number"),
-        (("epochs = 1", "epochs = 0"), r"grid\[0\].train: epochs must be a positive integer, got 0"),
+        (("epochs = 1", "epochs = 0"), r"grid\[0\].train.epochs: must be a positive integer, got 0"),
         (
             ("batch_size = 20", "batch_size = 20\nplan = { blocks = 4 }"),
             r"grid\[0\].train.plan: unknown key\(s\) \['blocks'\]; valid keys: block_size, matmul, threads_per_block",

@@ -264,8 +264,8 @@ def test_result_rows_and_saving(digits, tmp_path):
     [
         ([], TrainConfig(), r"members must list at least one Member"),
         ([Member("hinge")], TrainConfig(), r"unknown loss 'hinge'; valid losses:"),
-        ([Member("mse", lr=-1)], TrainConfig(), r"member 0: lr must be a positive number, got -1"),
-        ([Member("mse", init_scale=0)], TrainConfig(), r"member 0: init_scale must be a positive number, got 0"),
+        ([Member("mse", lr=-1)], TrainConfig(), r"member 0: lr must be a positive finite number, got -1"),
+        ([Member("mse", init_scale=0)], TrainConfig(), r"member 0: init_scale must be a positive finite number, got 0"),
         ([Member("focal", loss_params={"k": 1})], TrainConfig(), r"loss 'focal' got unknown parameter\(s\) \['k'\]"),
         ([Member("mse")], TrainConfig(optimizer="lbfgs"), r"optimizer must be one of \['sgd', 'adam'\], got 'lbfgs'"),
         (

@@ -152,12 +152,34 @@ def test_register_loss_rejects_bad_input_in_one_line(registry, kwargs, message):
     assert "\n" not in str(info.value)
 
 
-def test_register_loss_is_keyword_only_and_replace_replaces(registry):
-    with pytest.raises(TypeError):
-        register_loss("x", ce_values)  # values is keyword-only: no positional None, None
-    first = register_loss("mine", values=ce_values)
+def test_register_loss_takes_the_functions_positionally_and_replace_replaces(registry):
+    first = register_loss("mine", ce_values)  # values positionally, as register_dataset takes its loader
+    assert first.values is ce_values and first.grad is None
+    with_grad = register_loss("mine2", ce_values, lambda z, y: torch.softmax(z, -1) - y)
+    assert with_grad.has_closed_form()
     second = register_loss("mine", values=tempered, replace=True)
     assert LOSSES["mine"] is second is not first
+    with pytest.raises(TypeError):  # replace is keyword-only: a fifth positional argument is a mistake
+        register_loss("mine3", ce_values, None, None, None, True)
+
+
+def test_declared_loss_parameters_are_checked_with_their_default_and_meaning(registry):
+    from losslab.params import Interval, Param
+
+    t = Param("t", Interval(float, 0, closed="neither"), 3.0, "temperature of the softmax")
+    loss = register_loss("tempered_declared", tempered, params=[t])
+    assert loss.defaults == {"t": 3.0}  # the declaration's default, not the function's 2.0
+    assert loss.resolve_params({}) == {"t": 3.0}
+    with pytest.raises(ValueError, match=r"^t must be a positive finite number, got -1$"):
+        loss.resolve_params({"t": -1})
+    with pytest.raises(ValueError, match=r"^t must be a positive finite number, got True$"):
+        loss.resolve_params({"t": True})
+    kept = register_loss("tempered_kept", tempered, params=[Param("t", Interval(float, 0, closed="neither"))])
+    assert kept.defaults == {"t": 2.0}  # no default declared: the function's keyword default
+    with pytest.raises(ValueError, match=r"loss 'x': params must be a list of losslab.params.Param declarations"):
+        register_loss("x", tempered, params={"t": 1.0})
+    with pytest.raises(ValueError, match=r"loss 'x': parameter\(s\) \['u'\] have no default"):
+        register_loss("x", tempered, params=[Param("u", Interval(float))])
 
 
 def bad_shape(z, y):

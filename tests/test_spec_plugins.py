@@ -135,7 +135,13 @@ def test_the_manifest_records_a_built_in_that_a_plugin_replaced(tmp_path):
     )
     run_spec(load_spec(spec), tmp_path / "R", log=quiet)
     manifest, _ = load_results(tmp_path / "R")
-    assert manifest["replaced"] == ["mse: replaced by plugin louder.py (was built-in)"]
+    record = {"registry": "loss", "name": "mse", "by": "louder.py", "was": "built-in"}
+    assert manifest["replaced"] == [record]
+    # ... and in each cell it changes, in the shape the report reads (issue #21)
+    assert [cell["replaced"] for cell in manifest["cells"]] == [[record]]
+    from losslab.report.grids import replaced_losses
+
+    assert replaced_losses({"cells": manifest["cells"]}) == {"mse": "replaced by louder.py"}
 
 
 def test_a_module_plugin_is_imported_by_name(tmp_path, monkeypatch):

@@ -1,8 +1,10 @@
 """The ``losslab`` command: parse arguments, call one library function, print, set the exit code.
 
 Exit codes: 0 success, 1 a check failed (``verify``, ``check-loss``, the ledger inside ``demo``), 2 bad usage or bad input (one line on stderr
-naming the argument or file, the bad value and the fix: a ``ValueError`` or ``losslab.errors.BadInputType``), 130 interrupted
-(Ctrl-C). Any other exception is a bug: it propagates with its traceback (exit code 1).
+naming the argument or file, the bad value and the fix: a ``ValueError`` or ``losslab.errors.BadInputType``; also a full disk,
+and a plugin's ``sys.exit``), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM, as ``timeout`` and schedulers send it: handled
+as Ctrl-C, so a run releases its lock and leaves its manifest consistent). Any other exception is a bug: it propagates with its
+traceback (exit code 1).
 Heavy imports (torch, matplotlib) happen inside the subcommands so that ``--help`` is instant.
 """
 
@@ -12,13 +14,20 @@ import argparse
 import contextlib
 import math
 import os
-import re
 import shutil
 import sys
 import time
 from pathlib import Path
 
 from losslab.errors import INPUT_ERRORS
+from losslab.exits import (
+    describe_os_error,
+    interrupted,
+    max_days_allowed,
+    one_line,
+    sigterm_as_interrupt,
+    was_terminated,
+)
 
 
 class UsageError(Exception):
@@ -136,9 +145,10 @@ def _cmd_plot(args) -> int:
             print(f"{name:24s} {render(fig.description, lang)}")
         return 0
     lang = _language(args)
+    out = _absolute(args.out)  # before any plugin runs: its os.chdir must not move --out
     _import_plugins(args)
     names = args.names or [n for n, f in FIGURES.items() if f.takes_losses or not args.loss]
-    for path in write_figures(names, Path(args.out), fmt=args.format, losses=args.loss, lang=lang):
+    for path in write_figures(names, out, fmt=args.format, losses=args.loss, lang=lang):
         print(f"wrote {path}")
     return 0
 
@@ -157,6 +167,11 @@ def _import_plugins(args) -> None:
     from losslab.plugins import import_plugins
 
     import_plugins(args.plugin)
+
+
+def _absolute(path: str) -> Path:
+    """``path`` made absolute against the current folder now, before any plugin could change that folder."""
+    return Path(os.path.abspath(path))
 
 
 def _parse_param(text: str) -> tuple[str, object]:
@@ -193,10 +208,14 @@ def _add_check_loss(sub) -> None:
 
 def _cmd_check_loss(args) -> int:
     params = dict(_parse_param(t) for t in args.param)
-    _import_plugins(args)
-    from losslab.analysis.check import check_loss, print_loss_check
+    from losslab.plugins import stdout_to_stderr
 
-    result = check_loss(args.loss, grad=args.grad, params=params, binary=args.binary)
+    # With --json, stdout carries the JSON alone: whatever the plugin or the loss prints goes to stderr.
+    with stdout_to_stderr() if args.json else contextlib.nullcontext():
+        _import_plugins(args)
+        from losslab.analysis.check import check_loss, print_loss_check
+
+        result = check_loss(args.loss, grad=args.grad, params=params, binary=args.binary)
     if args.json:
         print(result.to_json())
     else:
@@ -256,6 +275,13 @@ def _check_device(device: str) -> None:
 def _add_run(sub) -> None:
     p = sub.add_parser("run", help="run an experiment spec (a TOML file or a built-in name)")
     p.add_argument("spec", help="path to a spec TOML file, or a built-in name: saturation, comparison, ...")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="change a setting of the spec, checked like the spec: train.epochs=3 (every grid), seeds=2 (a grid key, "
+        "every grid), grid.LABEL.lrs=[0.1,0.3] (one grid); VALUE is TOML or a bare word (docs/spec.md)",
+    )
     p.add_argument("--smoke", action="store_true", help="run the spec's seconds-long smoke size (= --size smoke)")
     p.add_argument("--size", default=None, help="a named size of the spec (e.g. small); default: full")
     p.add_argument("--out", default=None, help="results folder (default ./losslab-results/<spec name>)")
@@ -280,6 +306,14 @@ def _add_run(sub) -> None:
         action="store_true",
         help="if another run is writing into the results folder, wait for it instead of failing",
     )
+    p.add_argument(
+        "--max-days",
+        type=float,
+        default=None,
+        metavar="DAYS",
+        help="refuse a run whose estimated training time (a lower bound: members x steps x a fast step's cost) "
+        "exceeds DAYS (default 30, or $LOSSLAB_MAX_DAYS; 'inf' lifts the limit)",
+    )
     p.set_defaults(func=_cmd_run)
 
 
@@ -301,21 +335,71 @@ def _cmd_run(args) -> int:
         cluster = RayCluster(address=args.ray or None, cpus_per_cell=args.cpus_per_cell)
     elif args.cpus_per_cell != 1.0:
         raise UsageError("--cpus-per-cell applies to Ray runs only; add --ray")
-    spec = load_spec(args.spec)
     if args.out == "":
         raise UsageError("--out is empty; give a folder for the results")
-    out = Path(args.out) if args.out else Path("losslab-results") / spec.name
+    max_days = max_days_allowed(args.max_days)
+    # Every path is made absolute before the spec's plugins run: a plugin's os.chdir cannot move them.
+    here = _absolute(".")
+    data_dir = None if args.data_dir is None else _absolute(args.data_dir)
+    spec = load_spec(args.spec, args.overrides)
+    out = _absolute(args.out) if args.out else here / "losslab-results" / spec.name
     summary = run_spec(
         spec,
         out,
         size=size,
         device=args.device,
-        data_dir=args.data_dir,
+        data_dir=data_dir,
         cluster=cluster,
         wait=args.wait,
-        command=run_command(spec.path or spec.name, size),
+        command=run_command(spec.path or spec.name, size, spec.overrides),
+        max_days=max_days,
     )
     print(summary.describe())
+    return 0
+
+
+def _add_init(sub) -> None:
+    p = sub.add_parser("init", help="write a commented starter spec: every key with its default and meaning")
+    p.add_argument(
+        "file",
+        nargs="?",
+        default="experiment.toml",
+        metavar="FILE",
+        help="where (default ./experiment.toml; - prints it)",
+    )
+    p.set_defaults(func=_cmd_init)
+
+
+def _cmd_init(args) -> int:
+    from losslab.experiments.spec_docs import starter_spec, write_starter
+
+    if args.file == "-":
+        print(starter_spec(), end="")
+    else:
+        print(
+            f"wrote {write_starter(Path(args.file))}; run it: losslab run {args.file} --smoke (seconds), then in full"
+        )
+    return 0
+
+
+def _add_schema(sub) -> None:
+    p = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of spec files (for editors: #:schema), or with --markdown the spec reference",
+    )
+    p.add_argument("--markdown", action="store_true", help="the spec reference (docs/spec.md) instead of the schema")
+    p.add_argument("--out", metavar="FILE", help="write it to FILE instead of printing it")
+    p.set_defaults(func=_cmd_schema)
+
+
+def _cmd_schema(args) -> int:
+    from losslab.experiments.spec_docs import schema_text, write_generated
+
+    text = schema_text(markdown=args.markdown)
+    if args.out is None:
+        print(text, end="")
+    else:
+        print(f"wrote {write_generated(Path(args.out), text)}")
     return 0
 
 
@@ -398,41 +482,15 @@ def _cmd_demo(args) -> int:
 
 
 def _add_compare(sub) -> None:
+    from losslab.compare import add_arguments
+
     p = sub.add_parser(
         "compare",
         help="compare losses in one command: writes the spec it runs, trains it, writes the report",
         description="Each loss over its own small learning-rate grid, 5 seeds, the rate chosen on validation; "
         "writes OUT/spec.toml (rerun and edit it), OUT/results, OUT/index.html and OUT/report.json.",
     )
-    p.add_argument(
-        "losses",
-        nargs="+",
-        metavar="LOSS",
-        help="a built-in loss, a name a --plugin registers, or FILE.py:FUNCTION (a plain function of logits and "
-        "targets); one loss alone is compared with cross_entropy",
-    )
-    p.add_argument(
-        "--data", required=True, metavar="DATASET", help="a built-in dataset or file:PATH (.csv, .npz, .parquet)"
-    )
-    p.add_argument("--model", default="mlp", help="the model (default mlp, one hidden layer of 100)")
-    p.add_argument(
-        "--seeds", type=int, default=5, help="seeds per loss and rate (default 5, the fewest a verdict takes)"
-    )
-    p.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
-    p.add_argument(
-        "--lrs",
-        type=float,
-        nargs="+",
-        default=None,
-        metavar="R",
-        help="the same learning rates for every loss (default: a grid per loss)",
-    )
-    p.add_argument(
-        "--out", default="losslab-compare", help="folder for the spec, results and report (default ./losslab-compare)"
-    )
-    p.add_argument(
-        "--device", default="auto", help="auto (the GPU when there is one, else the CPU), cpu, cuda or cuda:N"
-    )
+    add_arguments(p)
     _add_plugin_option(p)
     _add_lang_option(p, "the report")
     p.set_defaults(func=_cmd_compare)
@@ -467,8 +525,10 @@ def build_parser() -> argparse.ArgumentParser:
         _add_plot,
         _add_check_loss,
         _add_list,
+        _add_init,
         _add_run,
         _add_compare,
+        _add_schema,
         _add_report,
         _add_explore,
         _add_demo,
@@ -477,49 +537,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(text: str) -> str:
-    """Messages go to stderr as exactly one line, whatever a library put in them."""
-    return re.sub(r"\s*\n\s*", "; ", str(text).strip()) or "unknown error"
-
-
-def _describe_os_error(exc: OSError) -> str:
-    """An error of the machine (a read-only disk, a full disk, a missing permission) in one line, naming the file."""
-    if exc.errno is not None and exc.strerror:
-        target = f" {exc.filename}" if exc.filename is not None else ""
-        return f"cannot access{target}: {exc.strerror}; check the path and its permissions"
-    return str(exc)
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; ``run``'s KEY=VALUE overrides may stand anywhere after the spec, between options too."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "command", None) == "run" and not any(e.startswith("-") for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
     args = None
     prefix = "losslab"
-    try:
-        args = parser.parse_args(argv)
-        args.argv = list(sys.argv[1:] if argv is None else argv)  # what was typed, for the commands that record it
-        if args.command is None:
-            parser.print_help()
+    with sigterm_as_interrupt():
+        try:
+            parser = build_parser()  # inside: Ctrl-C while the command starts up is one line too
+            args = _parse(parser, argv)
+            args.argv = list(sys.argv[1:] if argv is None else argv)  # what was typed, for the commands that record it
+            if args.command is None:
+                parser.print_help()
+                return 2
+            prefix = f"losslab {args.command}"
+            try:
+                return args.func(args)
+            except SystemExit as exc:  # code of a plugin (a loss, a loader) called sys.exit while we ran it
+                from losslab.plugins import where_it_failed
+
+                kept = "; finished cells are saved" if args.command in ("run", "demo") else ""
+                raise ValueError(
+                    f"sys.exit({exc.code!r}) was called by {where_it_failed(exc, None)} while losslab {args.command} "
+                    f"ran{kept}; a plugin's functions must return or raise, never exit"
+                ) from None
+        except UsageError as exc:
+            print(f"losslab: error: {one_line(exc)}", file=sys.stderr)
             return 2
-        prefix = f"losslab {args.command}"
-        return args.func(args)
-    except UsageError as exc:
-        print(f"losslab: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
-    except INPUT_ERRORS as exc:
-        # Library input errors carry a message that names the argument or file, the value and the fix. A plain
-        # TypeError is a bug, not bad input: it propagates with its traceback (exit code 1).
-        print(f"{prefix}: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # the reader of our output went away (| head): nothing left to say
-        with contextlib.suppress(OSError):
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep Python's exit flush from failing again
-        return 2
-    except OSError as exc:
-        print(f"{prefix}: error: {_one_line(_describe_os_error(exc))}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("losslab: interrupted; finished cells are saved, rerun the same command to resume", file=sys.stderr)
-        return 130
+        except INPUT_ERRORS as exc:
+            # Library input errors carry a message that names the argument or file, the value and the fix. A plain
+            # TypeError is a bug, not bad input: it propagates with its traceback (exit code 1).
+            print(f"{prefix}: error: {one_line(exc)}", file=sys.stderr)
+            return 2
+        except BrokenPipeError:  # the reader of our output went away (| head): nothing left to say
+            with contextlib.suppress(OSError):
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep Python's exit flush from failing again
+            return 2
+        except OSError as exc:
+            print(f"{prefix}: error: {one_line(describe_os_error(exc, args))}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as exc:
+            print(f"{prefix}: {one_line(interrupted(getattr(args, 'command', None), exc))}", file=sys.stderr)
+            return 143 if was_terminated(exc) else 130
 
 
 if __name__ == "__main__":

@@ -163,6 +163,42 @@ def plan(
     return Plan(spec_text, draft_text, names, added)
 
 
+def add_arguments(p) -> None:
+    """The arguments of ``losslab compare`` (the CLI adds the shared --plugin and --lang)."""
+    p.add_argument(
+        "losses",
+        nargs="+",
+        metavar="LOSS",
+        help="a built-in loss, a name a --plugin registers, or FILE.py:FUNCTION (a plain function of logits and "
+        "targets); one loss alone is compared with cross_entropy",
+    )
+    p.add_argument(
+        "--data", required=True, metavar="DATASET", help="a built-in dataset or file:PATH (.csv, .npz, .parquet)"
+    )
+    p.add_argument("--model", default="mlp", help="the model (default mlp, one hidden layer of 100)")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=DEFAULT_SEEDS,
+        help="seeds per loss and rate (default 5, the fewest a verdict takes)",
+    )
+    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help="training epochs (default 20)")
+    p.add_argument(
+        "--lrs",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="R",
+        help="the same learning rates for every loss (default: a grid per loss)",
+    )
+    p.add_argument(
+        "--out", default="losslab-compare", help="folder for the spec, results and report (default ./losslab-compare)"
+    )
+    p.add_argument(
+        "--device", default="auto", help="auto (the GPU when there is one, else the CPU), cpu, cuda or cuda:N"
+    )
+
+
 def run_compare(args, console=None) -> int:
     """The ``losslab compare`` command: plan, check, write the spec, train, report, and print the comparison."""
     import json

@@ -18,3 +18,10 @@ class BadInputType(TypeError):
 
 #: What the command line reports as bad input (one line, exit code 2).
 INPUT_ERRORS = (ValueError, BadInputType)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a scheduler's stop), raised by the command line's handler and treated as
+    Ctrl-C is (cleanup runs, what finished is kept), but reported with exit code 143."""
+
+    terminated = True  # what losslab.plugins looks for (it imports nothing of losslab)

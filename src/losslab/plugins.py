@@ -7,10 +7,16 @@ A plugin is ordinary Python that calls ``losslab.register_loss`` / ``register_da
     losslab check-loss mypkg.losses:tempered_ce          # an importable module
 
 A file is imported under a unique module name derived from its absolute path (``losslab_plugin_<stem>_<hash>``)
-and registered in ``sys.modules`` so that pickling and dataclasses work; its folder is *not* added to
-``sys.path``, and no ``__pycache__`` is written beside it. Each imported plugin is recorded in ``PLUGINS``
+and registered in ``sys.modules`` so that pickling and dataclasses work; while it imports, its folder is first
+on ``sys.path`` (as Python does for a script, so ``import helpers`` finds ``helpers.py`` beside it), and taken
+off again afterwards; no ``__pycache__`` is written beside it. Each imported plugin is recorded in ``PLUGINS``
 with its source, kind and the SHA-256 of its file, for the manifest of a run. Every bad input is a one-line
 ``ValueError`` naming the plugin, the file and line where that helps, and the fix.
+
+A plugin is contained while it imports (``contained``): what it prints goes to stderr, never into a command's
+output (``check-loss --json``); a change of the current folder or of the SIGINT/SIGTERM handlers is undone; and
+``sys.exit`` (or any ``BaseException`` but ``KeyboardInterrupt``) becomes the same one-line ``ValueError`` as an
+exception would, while Ctrl-C becomes ``PluginInterrupted`` (a ``KeyboardInterrupt`` naming the plugin).
 
 This module imports nothing from losslab: the registries of every layer call it.
 """
@@ -23,8 +29,11 @@ import importlib
 import importlib.util
 import inspect
 import json
+import os
 import re
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -104,10 +113,91 @@ def where_it_failed(exc: BaseException, path: str | None) -> str:
 
 def _failed_inside(source: str, exc: BaseException, path: str | None) -> ValueError:
     message = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+    if isinstance(exc, SystemExit):
+        return ValueError(
+            f"plugin {source!r} called sys.exit({exc.code!r}) while being imported "
+            f"({where_it_failed(exc, path)}); a plugin only defines and registers: remove the call, or guard "
+            "script code with if __name__ == '__main__'"
+        )
     return ValueError(
         f"plugin {source!r} failed to import: {type(exc).__name__}: {message} ({where_it_failed(exc, path)}); "
         "fix the plugin and retry"
     )
+
+
+class PluginInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM (or a KeyboardInterrupt raised by the plugin) while a plugin was importing; names the
+    plugin. ``terminated``: it was SIGTERM (``losslab.errors.Terminated``)."""
+
+    def __init__(self, message: str, terminated: bool = False):
+        super().__init__(message)
+        self.terminated = terminated
+
+
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """Send what is printed in the block to stderr, from Python (``print``) and from C (file descriptor 1).
+
+    Used while plugins import and while a command computes output that must stay clean (``check-loss --json``):
+    a plugin's chatter must never land in a command's output."""
+    with contextlib.ExitStack() as stack:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        saved = None
+        try:
+            sys.__stdout__ and sys.__stdout__.flush()
+            saved = os.dup(1)
+            os.dup2(2, 1)
+        except (OSError, ValueError, AttributeError):  # no descriptor 1 (closed), or no real stdout: Python level only
+            if saved is not None:
+                os.close(saved)
+            saved = None
+        if saved is not None:
+
+            def restore(fd=saved):
+                with contextlib.suppress(Exception):
+                    sys.__stdout__ and sys.__stdout__.flush()
+                os.dup2(fd, 1)
+                os.close(fd)
+
+            stack.callback(restore)
+        stack.enter_context(contextlib.redirect_stdout(sys.stderr))
+        yield
+
+
+_GUARDED_SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s)
+
+
+@contextlib.contextmanager
+def contained(source: str, path: str | None, folder: str | None = None):
+    """Run a plugin's import so that it cannot change the command around it (see the module docstring).
+
+    ``folder`` is put first on ``sys.path`` for the block (the plugin's own folder). ``KeyboardInterrupt``
+    becomes ``PluginInterrupted``; the caller turns any other exception (``SystemExit`` included) into one line.
+    """
+    cwd = os.getcwd()
+    main_thread = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
+    handlers = {s: signal.getsignal(s) for s in _GUARDED_SIGNALS} if main_thread else {}
+    added = folder is not None and folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        with stdout_to_stderr(), _no_bytecode():
+            yield
+    except KeyboardInterrupt as exc:
+        raise PluginInterrupted(
+            f"interrupted while importing plugin {source!r} ({where_it_failed(exc, path)}); nothing was written",
+            terminated=bool(getattr(exc, "terminated", False)),  # losslab.errors.Terminated: SIGTERM
+        ) from None
+    finally:
+        if added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(folder)
+        if os.getcwd() != cwd:
+            os.chdir(cwd)  # a plugin's os.chdir must not move the command's relative paths
+        for number, handler in handlers.items():
+            if handler is not None and signal.getsignal(number) is not handler:
+                signal.signal(number, handler)
 
 
 @contextlib.contextmanager
@@ -126,8 +216,9 @@ def _file_module_name(path: Path) -> str:
     return f"losslab_plugin_{stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
 
 
-def _import_file(source: str) -> Plugin:
+def _import_file(source: str, shown: str | None = None) -> Plugin:
     path = Path(source).expanduser()
+    source = shown or source  # what messages and listings call it
     if not path.is_file():
         where = "is a folder, not a .py file" if path.is_dir() else "does not exist"
         raise ValueError(f"plugin file {source!r} {where} (looked at {path.resolve()}); check the path")
@@ -143,9 +234,12 @@ def _import_file(source: str) -> Plugin:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses, pickling and typing look modules up here
     try:
-        with _no_bytecode():
+        with contained(source, str(path), str(path.parent)):
             spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - anything raised by user code becomes one line naming file and line
+    except PluginInterrupted:
+        sys.modules.pop(name, None)
+        raise
+    except BaseException as exc:  # noqa: BLE001 - anything raised by user code (sys.exit too): one line naming file and line
         sys.modules.pop(name, None)
         raise _failed_inside(source, exc, str(path)) from exc
     plugin = Plugin(source, "file", name, str(path), digest)
@@ -172,9 +266,11 @@ def _import_module(source: str) -> Plugin:
             "PYTHONPATH, or give the path of a .py file"
         )
     try:
-        with _no_bytecode():
+        with contained(source, found.origin):
             module = importlib.import_module(source)
-    except Exception as exc:  # noqa: BLE001
+    except PluginInterrupted:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - sys.exit too
         raise _failed_inside(source, exc, found.origin) from exc
     path = getattr(module, "__file__", None)
     plugin = Plugin(
@@ -184,16 +280,17 @@ def _import_module(source: str) -> Plugin:
     return plugin
 
 
-def import_plugin(source: str) -> Plugin:
+def import_plugin(source: str, *, shown: str | None = None) -> Plugin:
     """Import a plugin given as a module name (``mypkg.losses``) or a file path (``path/to/losses.py``).
 
     Returns its ``Plugin`` record (also kept in ``PLUGINS``). Importing the same unchanged file twice
-    runs it once.
+    runs it once. ``shown``: what messages call a file plugin (a spec gives an absolute path, and names it
+    as the spec does).
     """
     if not isinstance(source, str) or not source.strip():
         raise ValueError(f"plugin must be a module name or a .py file path, got {source!r}")
     source = source.strip()
-    return _import_file(source) if is_file_source(source) else _import_module(source)
+    return _import_file(source, shown) if is_file_source(source) else _import_module(source)
 
 
 def import_plugins(sources: Iterable[str]) -> list[Plugin]:

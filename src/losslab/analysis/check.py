@@ -34,7 +34,7 @@ from scipy.optimize import minimize
 
 from losslab import plugins
 from losslab.analysis import landscape
-from losslab.core import Loss, autograd_gradient, get_loss, make_loss
+from losslab.core import DEAD_EPSILON, Loss, autograd_gradient, get_loss, make_loss
 
 DTYPE = torch.float64
 EXTREME = 1e4
@@ -42,8 +42,6 @@ EXTREME = 1e4
 GRAD_RTOL, GRAD_ATOL = 1e-6, 1e-9
 #: Strict propriety: the minimiser's probabilities lie within this of every target q (max norm).
 PROPER_TOL = 1e-4
-#: Dead zone: wrongly classified margins whose logit-gradient norm is below this.
-DEAD_EPSILON = 1e-3
 #: Convexity: smallest Hessian eigenvalue >= -CONVEX_TOL x max(1, largest |eigenvalue|).
 CONVEX_TOL = 1e-9
 PROPER_TARGETS = [
@@ -148,6 +146,7 @@ def resolve_loss(loss, grad=None, binary: bool = False) -> tuple[Loss, str]:
             grad=None if binary_form else grad_fn,
             binary_values=found.binary_values,
             binary_grad=grad_fn if binary_form else found.binary_grad,
+            params=found.params,
             defaults=found.defaults,
             summary=found.summary,
             formula=found.formula,

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from scipy.optimize import brentq
 
-from losslab.core import get_loss, two_class_logits
+from losslab.core import DEAD_EPSILON, get_loss, two_class_logits
 from losslab.i18n import Message
 
 DTYPE = torch.float64
@@ -124,7 +124,7 @@ class DeadZone:
 
 def dead_zone(
     loss_name,
-    epsilon: float = 1e-3,
+    epsilon: float = DEAD_EPSILON,
     num_classes: int | None = None,
     lower: float = -50.0,
     points: int = 20001,

@@ -1,6 +1,7 @@
 """The core layer: link functions, classification losses with closed-form gradients, validation."""
 
 from losslab.core.links import (
+    DEAD_EPSILON,
     log_sigmoid,
     log_softmax,
     sigmoid,
@@ -26,6 +27,7 @@ from losslab.core.losses import (
 )
 
 __all__ = [
+    "DEAD_EPSILON",
     "LOSSES",
     "Loss",
     "autograd_gradient",

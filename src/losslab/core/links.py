@@ -12,6 +12,10 @@ import torch.nn.functional as F
 
 from losslab.core.validation import check_logits, check_tensor
 
+#: The dead zone's threshold, the one default of every layer (training's ``dead_epsilon``, the analysis, the
+#: figures, the explorer): a wrongly classified example whose logit gradient is below this in norm barely moves.
+DEAD_EPSILON = 1e-3
+
 
 def sigmoid(logits: torch.Tensor) -> torch.Tensor:
     """Logistic sigmoid, eq. (1): f(x) = 1 / (1 + exp(-x)), elementwise.

@@ -20,9 +20,11 @@ from losslab.core.validation import (
     as_probability_targets,
     check_logits,
     check_reduction,
+    non_finite,
     reduce,
     reduce_gradient,
 )
+from losslab.params import Param, check_values
 from losslab.plugins import where_it_failed
 
 LossFn = Callable[..., torch.Tensor]
@@ -56,9 +58,8 @@ def check_output(loss_name: str, what: str, out, z: torch.Tensor, expected_shape
             f"loss {loss_name!r}: {what} returned dtype {out.dtype} for {z.dtype} logits; compute in the logits' "
             "dtype (create constants with dtype=z.dtype)"
         )
-    finite = torch.isfinite(out)
-    if not bool(finite.all()):
-        bad = out[~finite]
+    bad = non_finite(out)
+    if bad is not None:
         kinds = sorted({"nan" if math.isnan(v) else ("inf" if v > 0 else "-inf") for v in bad[:1000].tolist()})
         raise ValueError(
             f"loss {loss_name!r}: {what} returned {int(bad.numel())} non-finite value(s) ({', '.join(kinds)}) for "
@@ -116,6 +117,7 @@ class Loss:
     defaults: dict = field(default_factory=dict)
     check_params: Callable[[dict], None] | None = None
     module: str = __name__  # where the values function is defined: "built-in" or a plugin, for listings
+    params: tuple[Param, ...] = ()  # the declared parameters (constraint, default, meaning), each checked
     # First-use output checks done (kind, binary), and the checked accessors, per loss object.
     _checked: set = field(default_factory=set, init=False, repr=False, compare=False)
     _accessors: dict = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -139,13 +141,14 @@ class Loss:
         return (self.binary_grad if binary else self.grad) is not None
 
     def resolve_params(self, params: dict | None = None) -> dict:
-        """Merge ``params`` into the defaults; unknown or invalid parameters raise ValueError."""
+        """Merge ``params`` into the defaults; unknown parameters, and values their declaration refuses, raise ValueError."""
         params = dict(params or {})
         unknown = sorted(set(params) - set(self.defaults))
         if unknown:
             valid = sorted(self.defaults) or "none"
             raise ValueError(f"loss {self.name!r} got unknown parameter(s) {unknown}; valid parameters: {valid}")
         resolved = {**self.defaults, **params}
+        check_values({p.name: p for p in self.params}, resolved)
         if self.check_params is not None:
             self.check_params(resolved)
         return resolved

@@ -18,13 +18,14 @@ Notation: p = softmax(z) (or sigmoid(z) for binary losses), K = number of classe
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from losslab.core.links import log_softmax_over_classes, softmax_over_classes, softmax_times
 from losslab.core.loss import Loss, LossFn
+from losslab.params import REQUIRED, Interval, Param
 from losslab.plugins import check_loss_signature, check_name, keyword_defaults
 from losslab.registry import Registry, caller_module
 
@@ -96,7 +97,7 @@ def _mse_grad_over(z: torch.Tensor, y: torch.Tensor, dim: int) -> torch.Tensor:
     return p * (others * (v - inner) + top * (q_top * d_top - rest))
 
 
-def square_logits_values(z: torch.Tensor, y: torch.Tensor, k: float = 1.0, M: float = 1.0) -> torch.Tensor:
+def square_logits_values(z: torch.Tensor, y: torch.Tensor, k: float, M: float) -> torch.Tensor:
     """Hui & Belkin (2021) square loss on raw logits, no softmax.
 
     L = (1/K) [k (z_c - M)^2 + sum_{i != c} z_i^2] for true class c; for probability targets
@@ -107,7 +108,7 @@ def square_logits_values(z: torch.Tensor, y: torch.Tensor, k: float = 1.0, M: fl
     return (weights * (z - M * y).square()).sum(dim=-1) / z.shape[-1]
 
 
-def square_logits_grad(z: torch.Tensor, y: torch.Tensor, k: float = 1.0, M: float = 1.0) -> torch.Tensor:
+def square_logits_grad(z: torch.Tensor, y: torch.Tensor, k: float, M: float) -> torch.Tensor:
     """dL/dz_i = (2/K) w_i (z_i - M y_i): linear in z, it never saturates."""
     weights = 1.0 + (k - 1.0) * y
     return 2.0 * weights * (z - M * y) / z.shape[-1]
@@ -129,13 +130,13 @@ def _focal_parts(z: torch.Tensor, gamma: float):
     return log_p, log_q, torch.exp(gamma * log_q)
 
 
-def focal_values(z: torch.Tensor, y: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
+def focal_values(z: torch.Tensor, y: torch.Tensor, gamma: float) -> torch.Tensor:
     """Focal loss (Lin et al. 2017): L = -sum_i y_i (1 - p_i)^gamma log p_i; gamma = 0 is cross-entropy."""
     log_p, _, q_gamma = _focal_parts(z, gamma)
     return -(y * q_gamma * log_p).sum(dim=-1)
 
 
-def focal_grad(z: torch.Tensor, y: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
+def focal_grad(z: torch.Tensor, y: torch.Tensor, gamma: float) -> torch.Tensor:
     """dL/dz_j = a_j - p_j sum_i a_i, with a_i = -y_i (1 - p_i)^gamma (1 - gamma p_i log p_i / (1 - p_i)).
 
     Derived from dp_i/dz_j = p_i (delta_ij - p_j). For gamma = 0, a = -y and this is p - y.
@@ -154,12 +155,12 @@ def _smoothed(y: torch.Tensor, epsilon: float) -> torch.Tensor:
     return (1.0 - epsilon) * y + epsilon / y.shape[-1]
 
 
-def label_smoothing_cross_entropy_values(z: torch.Tensor, y: torch.Tensor, epsilon: float = 0.1) -> torch.Tensor:
+def label_smoothing_cross_entropy_values(z: torch.Tensor, y: torch.Tensor, epsilon: float) -> torch.Tensor:
     """Cross-entropy against smoothed targets y' = (1 - epsilon) y + epsilon / K (Szegedy et al. 2016)."""
     return cross_entropy_values(z, _smoothed(y, epsilon))
 
 
-def label_smoothing_cross_entropy_grad(z: torch.Tensor, y: torch.Tensor, epsilon: float = 0.1) -> torch.Tensor:
+def label_smoothing_cross_entropy_grad(z: torch.Tensor, y: torch.Tensor, epsilon: float) -> torch.Tensor:
     """dL/dz = p - y'."""
     return cross_entropy_grad(z, _smoothed(y, epsilon))
 
@@ -210,30 +211,22 @@ def binary_mse_grad(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-# Parameter checks of the built-in losses
+# The parameters of the built-in losses, declared (constraint, default, meaning): the one place of each default
 # ---------------------------------------------------------------------------------------------
 
-
-def _check_positive(name: str, value) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-
-
-def _check_gamma(params: dict) -> None:
-    gamma = params["gamma"]
-    if not isinstance(gamma, (int, float)) or isinstance(gamma, bool) or not math.isfinite(gamma) or gamma < 0:
-        raise ValueError(f"gamma must be a finite number >= 0 (0 gives cross-entropy), got {gamma!r}")
-
-
-def _check_epsilon(params: dict) -> None:
-    epsilon = params["epsilon"]
-    if not isinstance(epsilon, (int, float)) or isinstance(epsilon, bool) or not 0 <= epsilon < 1:
-        raise ValueError(f"epsilon must be a number in [0, 1), got {epsilon!r}")
-
-
-def _check_square_params(params: dict) -> None:
-    _check_positive("k", params["k"])
-    _check_positive("M", params["M"])
+_POSITIVE = Interval(float, 0, closed="neither")
+SQUARE_K = Param("k", _POSITIVE, 1.0, "weight of the true class's squared error", example=5.0)
+SQUARE_M = Param("M", _POSITIVE, 1.0, "target value of the true class's logit", example=15.0)
+FOCAL_GAMMA = Param(
+    "gamma",
+    Interval(float, 0),
+    2.0,
+    "focusing exponent: how much well-classified examples are down-weighted",
+    note="(0 gives cross-entropy)",
+)
+SMOOTHING_EPSILON = Param(
+    "epsilon", Interval(float, 0, 1, "left"), 0.1, "share of each target spread evenly over the K classes"
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,18 +239,19 @@ LOSSES: Registry[Loss] = Registry("loss", "losses", sort_names=True)
 
 def make_loss(
     name: str,
-    *,
     values: LossFn | None = None,
     grad: LossFn | None = None,
     binary_values: LossFn | None = None,
     binary_grad: LossFn | None = None,
+    *,
+    params: Sequence[Param] = (),
     defaults: dict | None = None,
     summary: str = "",
     formula: str = "",
     gradient_formula: str = "",
     check_params: Callable[[dict], None] | None = None,
 ) -> Loss:
-    """Build and validate a ``Loss`` without registering it (``register_loss`` registers one)."""
+    """Build and validate a ``Loss`` without registering it (``register_loss`` registers one; see it for the arguments)."""
     check_name("loss", name)
     if values is None and binary_values is None:
         raise ValueError(
@@ -270,11 +264,18 @@ def make_loss(
         raise ValueError(f"loss {name!r}: grad= is the gradient of values=, which is missing; give values= too")
     if binary_grad is not None and binary_values is None:
         raise ValueError(f"loss {name!r}: binary_grad= needs binary_values=; give binary_values= too")
+    if isinstance(params, (str, Param)) or not all(isinstance(p, Param) for p in params):
+        raise ValueError(f"loss {name!r}: params must be a list of losslab.params.Param declarations, got {params!r}")
     if defaults is None:
         # Parameters are the keyword arguments with defaults of the values function: f(z, y, alpha=0.5).
         defaults = keyword_defaults(values if values is not None else binary_values)
     if not isinstance(defaults, dict) or not all(isinstance(k, str) for k in defaults):
         raise ValueError(f"loss {name!r}: defaults must be a dict of parameter names to values, got {defaults!r}")
+    # A declared parameter's default is its declaration's; one without one keeps the function's keyword default.
+    defaults = {**defaults, **{p.name: p.default for p in params if p.default is not REQUIRED}}
+    undeclared = [p.name for p in params if p.name not in defaults]
+    if undeclared:
+        raise ValueError(f"loss {name!r}: parameter(s) {undeclared} have no default; give Param(..., default)")
     for arg, fn in (("values", values), ("grad", grad), ("binary_values", binary_values), ("binary_grad", binary_grad)):
         if fn is not None:
             check_loss_signature(fn, defaults, what=f"loss {name!r}: {arg}")
@@ -293,53 +294,45 @@ def make_loss(
         grad,
         binary_values,
         binary_grad,
-        dict(defaults),
+        defaults,
         check_params,
         module,
+        tuple(params),
     )
 
 
 def register_loss(
     name: str,
-    *,
     values: LossFn | None = None,
     grad: LossFn | None = None,
     binary_values: LossFn | None = None,
     binary_grad: LossFn | None = None,
-    defaults: dict | None = None,
-    summary: str = "",
-    formula: str = "",
-    gradient_formula: str = "",
-    check_params: Callable[[dict], None] | None = None,
+    *,
     replace: bool = False,
+    **declaration,
 ) -> Loss:
     """Add a loss to ``LOSSES`` (the one registry; the built-ins are registered the same way) and return it.
+
+    The functions may be given positionally or by name; ``declaration`` holds the other arguments of
+    ``make_loss``, which builds the ``Loss``: ``params``, ``defaults``, ``summary``, ``formula``,
+    ``gradient_formula`` and ``check_params``.
 
     ``values(z, y, **params)`` takes logits z of shape [..., K] and probability targets y of the same
     shape and returns one loss per example, shape [...]; ``binary_values`` is the one-logit form (z, y of
     shape [...]). ``grad``/``binary_grad`` are the closed-form d L_example / dz (z's shape); without them
-    autograd of the values is used. ``defaults`` are the parameters and their defaults (None: the keyword
-    defaults of ``values``). The first call of each function checks its output (shape, dtype, finite).
+    autograd of the values is used. The loss's parameters are the keyword defaults of ``values`` (or
+    ``defaults``); ``params`` declares them (``losslab.params.Param``: constraint, default, meaning), so that a
+    bad value is refused in one line when a spec is read. ``check_params(resolved)`` may add checks that tie
+    parameters together. The first call of each function checks its output (shape, dtype, finite).
 
         >>> def tempered_ce(z, y, t=2.0):
         ...     return -(y * torch.log_softmax(z / t, dim=-1)).sum(dim=-1)
-        >>> register_loss("tempered_ce", values=tempered_ce, summary="cross-entropy of softmax(z / t)")
+        >>> register_loss("tempered_ce", tempered_ce, summary="cross-entropy of softmax(z / t)")
 
     Names: letters, digits, '-' and '_', starting with a letter. Registering a name again is an error
     unless ``replace=True``.
     """
-    loss = make_loss(
-        name,
-        values=values,
-        grad=grad,
-        binary_values=binary_values,
-        binary_grad=binary_grad,
-        defaults=defaults,
-        summary=summary,
-        formula=formula,
-        gradient_formula=gradient_formula,
-        check_params=check_params,
-    )
+    loss = make_loss(name, values, grad, binary_values, binary_grad, **declaration)
     return LOSSES.register(name, loss, replace=replace, module=caller_module())
 
 
@@ -382,8 +375,7 @@ register_loss(
     "square_logits",
     values=square_logits_values,
     grad=square_logits_grad,
-    defaults={"k": 1.0, "M": 1.0},
-    check_params=_check_square_params,
+    params=[SQUARE_K, SQUARE_M],
     summary="squared error on raw logits with rescaling (Hui & Belkin 2021)",
     formula="L = (1/K) [k (z_c - M)^2 + sum_{i != c} z_i^2]",
     gradient_formula="(2/K) w (z - M y), w_i = 1 + (k - 1) y_i",
@@ -392,8 +384,7 @@ register_loss(
     "focal",
     values=focal_values,
     grad=focal_grad,
-    defaults={"gamma": 2.0},
-    check_params=_check_gamma,
+    params=[FOCAL_GAMMA],
     summary="focal loss (Lin et al. 2017); gamma = 0 is cross-entropy",
     formula="L = -sum_i y_i (1 - p_i)^gamma log p_i",
     gradient_formula="a - p sum(a), a_i = -y_i (1 - p_i)^gamma (1 - gamma p_i log p_i / (1 - p_i))",
@@ -402,8 +393,7 @@ register_loss(
     "label_smoothing_cross_entropy",
     values=label_smoothing_cross_entropy_values,
     grad=label_smoothing_cross_entropy_grad,
-    defaults={"epsilon": 0.1},
-    check_params=_check_epsilon,
+    params=[SMOOTHING_EPSILON],
     summary="cross-entropy with smoothed targets (Szegedy et al. 2016)",
     formula="L = -sum_i y'_i log p_i, y' = (1 - epsilon) y + epsilon / K",
     gradient_formula="p - y'",

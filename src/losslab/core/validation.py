@@ -17,6 +17,19 @@ REDUCTIONS = ("mean", "sum", "none")
 TARGET_SUM_TOLERANCE = 1e-4
 
 
+def non_finite(t: torch.Tensor) -> torch.Tensor | None:
+    """The entries of ``t`` that are NaN or infinite, flattened; None where every entry is finite."""
+    finite = torch.isfinite(t)
+    return None if bool(finite.all()) else t[~finite]
+
+
+def sums_off_one(t: torch.Tensor, tolerance: float) -> torch.Tensor | None:
+    """The sums over the last axis of ``t`` that differ from 1 by more than ``tolerance``; None if none do."""
+    sums = t.sum(dim=-1)
+    off = (sums - 1).abs() > tolerance
+    return sums[off] if bool(off.any()) else None
+
+
 def _describe(values: torch.Tensor, limit: int = 3) -> str:
     flat = values.detach().flatten()[:limit].tolist()
     more = ", ..." if values.numel() > limit else ""
@@ -56,9 +69,8 @@ def check_logits(logits, name: str = "logits", *, binary: bool = False) -> torch
             f"{name} must have at least 2 classes, got shape {list(logits.shape)}; "
             "use a binary loss (one logit per example) for two-class problems"
         )
-    finite = torch.isfinite(logits)
-    if not bool(finite.all()):
-        bad = logits[~finite]
+    bad = non_finite(logits)
+    if bad is not None:
         raise ValueError(
             f"{name} must be finite, got {int(bad.numel())} non-finite value(s) such as {_describe(bad)}; "
             "check the model for overflow or a too-large learning rate"
@@ -88,12 +100,11 @@ def check_probability_targets(targets: torch.Tensor, name: str = "labels") -> to
             f"{name} must be non-negative probabilities, got {_describe(targets[negative])}; "
             "targets are probabilities in [0, 1]"
         )
-    sums = targets.sum(dim=-1)
-    off = (sums - 1).abs() > TARGET_SUM_TOLERANCE
-    if bool(off.any()):
+    off = sums_off_one(targets, TARGET_SUM_TOLERANCE)
+    if off is not None:
         raise ValueError(
             f"each row of {name} must sum to 1 (tolerance {TARGET_SUM_TOLERANCE:g}), "
-            f"got row sums {_describe(sums[off])}; divide each row by its sum"
+            f"got row sums {_describe(off)}; divide each row by its sum"
         )
     return targets
 

@@ -29,6 +29,7 @@ from losslab.data.registry import (
     DatasetEntry,
     check_available,
     dataset_option_names,
+    dataset_params,
     register_dataset,
     resolve_dataset_name,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "check_available",
     "check_dataset",
     "dataset_option_names",
+    "dataset_params",
     "load_dataset",
     "read_idx",
     "register_dataset",

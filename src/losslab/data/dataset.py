@@ -14,9 +14,29 @@ import numpy as np
 import torch
 
 from losslab.data.checks import stratified_split
+from losslab.params import Boolean, Interval, Param
 
 #: The validation split's fixed seed (recorded in each dataset's provenance).
 VALIDATION_SEED = 20_230_517
+
+# --- options, declared once: those of every dataset (load_dataset's own), and the seeded test split's ---------
+VALIDATION = Param(
+    "validation",
+    Interval(float, 0, 0.5, "left", text="a fraction in [0, 0.5) of the training split"),
+    0.1,
+    "share of the training split held out (stratified, fixed seed) to choose learning rates on",
+    example=0.2,
+    fix="0 means no validation split",
+)
+STANDARDISE = Param(
+    "standardise", Boolean(), True, "centre and scale the inputs with the training split's statistics", example=False
+)
+#: Options ``load_dataset`` takes for every dataset, by name.
+COMMON_PARAMS = {p.name: p for p in (VALIDATION, STANDARDISE)}
+SPLIT_SEED = Param("seed", Interval(int, 0), 0, "seed of the stratified train/test split", example=1)
+TEST_FRACTION = Param(
+    "test_fraction", Interval(float, 0, 1, "neither"), 0.25, "share of each class held out as the test set"
+)
 
 
 @dataclass(frozen=True)
@@ -81,15 +101,6 @@ def validation_size(fraction: float, n_train: int) -> int:
     if fraction == 0:
         return 0
     return max(round(fraction * n_train), min(1000, n_train // 4))
-
-
-def check_validation(validation) -> float:
-    if isinstance(validation, bool) or not isinstance(validation, (int, float)) or not 0 <= validation < 0.5:
-        raise ValueError(
-            f"validation must be a fraction in [0, 0.5) of the training split, got {validation!r}; "
-            "0 means no validation split"
-        )
-    return float(validation)
 
 
 def build_dataset(name: str, arrays: dict, validation: float, standardise: bool = True) -> Dataset:

@@ -13,17 +13,27 @@ Errors name the file, the column and the fix, in one line. The file's SHA-256 go
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
 
 from losslab.data.checks import stratified_split
+from losslab.data.dataset import SPLIT_SEED, TEST_FRACTION
+from losslab.params import Param, Text
 from losslab.plugins import file_sha256
 
 PREFIX = "file:"
 SUFFIXES = (".npz", ".csv", ".parquet")
-#: Options of table files (CSV, Parquet); .npz files carry their own split and take none.
-TABLE_OPTIONS = frozenset({"label", "split", "test_fraction", "seed"})
+_COLUMN = Text("a column name (a string)")
+LABEL = Param("label", _COLUMN, "label", "the label column", example="species")
+SPLIT = Param(
+    "split", _COLUMN, "split", "the column of 'train'/'test' that fixes the split (used where the column exists)"
+)
+#: Options of table files (CSV, Parquet), declared; .npz files carry their own split and take none.
+TABLE_PARAMS = (LABEL, SPLIT, TEST_FRACTION, SPLIT_SEED)
+TABLE_OPTIONS = frozenset(p.name for p in TABLE_PARAMS)
 
 
 def is_file_name(name) -> bool:
@@ -52,8 +62,34 @@ def check_file(name: str, base_dir=None) -> Path:
         where = (
             f" (relative to {base_dir})" if base_dir is not None and not Path(name[len(PREFIX) :]).is_absolute() else ""
         )
+        if path.is_symlink() and not path.exists():
+            raise ValueError(
+                f"dataset {name!r}: {path} is a link to {os.readlink(path)}, which does not exist; check the path"
+            )
+        if os.path.lexists(path):  # there, but not a regular file: a folder, a device, a pipe (reading it could hang)
+            kind = _kind_of(path)
+            link = f"a link to {os.path.realpath(path)}, " if path.is_symlink() else ""
+            raise ValueError(f"dataset {name!r}: {path} is {link}{kind}, not a data file; give a regular file")
         raise ValueError(f"dataset {name!r}: no file {path}{where}; check the path")
     return path.resolve()
+
+
+def _kind_of(path: Path) -> str:
+    """What a path that is not a regular file is, in words."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    for test, kind in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
 
 
 def file_options(name: str) -> frozenset[str]:
@@ -61,6 +97,10 @@ def file_options(name: str) -> frozenset[str]:
 
 
 def _load_npz(path: Path) -> dict:
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if not magic.startswith(b"PK"):  # a zip archive; numpy would call anything else pickled data
+        raise ValueError(f"{path}: not a .npz file (not a zip archive); write it with numpy.savez")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
@@ -103,12 +143,15 @@ def _load_table(path: Path, label: str, split: str | None, test_fraction, seed) 
     import pandas as pd
 
     frame = _read_table(path)
+    if len(frame) == 0:
+        header = f"only a header ({', '.join(map(str, frame.columns))})" if len(frame.columns) else "no columns"
+        raise ValueError(f"{path}: no rows, {header}; a dataset needs examples, one per row")
     if label not in frame.columns:
         raise ValueError(
             f"{path}: no label column {label!r}; columns are: {', '.join(map(str, frame.columns))}; name the label "
             'column with the option label (spec: dataset_options = { label = "..." })'
         )
-    split_given, split = split is not None, split or "split"
+    split_given, split = split is not None, split or SPLIT.default
     has_split = split in frame.columns
     if split_given and not has_split:
         raise ValueError(
@@ -120,8 +163,8 @@ def _load_table(path: Path, label: str, split: str | None, test_fraction, seed) 
             f"{path}: the split column {split!r} fixes the test split, so test_fraction and seed do not apply; "
             "drop those options, or drop the column for a seeded split"
         )
-    test_fraction = 0.25 if test_fraction is None else test_fraction
-    seed = 0 if seed is None else seed
+    test_fraction = TEST_FRACTION.default if test_fraction is None else test_fraction
+    seed = SPLIT_SEED.default if seed is None else seed
     features = [c for c in frame.columns if c not in (label, split if has_split else None)]
     if not features:
         raise ValueError(f"{path}: no feature columns besides {label!r}; add at least one numeric column")
@@ -172,10 +215,8 @@ def _load_table(path: Path, label: str, split: str | None, test_fraction, seed) 
             )
         provenance["split"] = f"column {split!r}"
     else:
-        if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
-            raise ValueError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an integer, got {seed!r}")
+        TEST_FRACTION.check(test_fraction)
+        SPLIT_SEED.check(seed)
         codes = np.unique(y, return_inverse=True)[1] if y.dtype.kind not in "iu" else y
         train, test = stratified_split(codes, round(test_fraction * len(y)), seed)
         provenance.update({"split": "stratified", "split_seed": seed, "test_fraction": test_fraction})
@@ -209,9 +250,9 @@ def load_file(name: str, base_dir=None, *, label=None, split=None, test_fraction
         data = _load_npz(path)
         data["provenance"] = {}
     else:
-        label = "label" if label is None else label
-        if not isinstance(label, str) or (split is not None and not isinstance(split, str)):
-            raise ValueError(f"label and split must be column names (strings), got {label!r} and {split!r}")
+        label = LABEL.check(LABEL.default if label is None else label)
+        if split is not None:
+            SPLIT.check(split)
         data = _load_table(path, label, split, test_fraction, seed)
     data["provenance"].update({"source": str(path), "sha256": file_sha256(path), "format": path.suffix.lower()[1:]})
     return data

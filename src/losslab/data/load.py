@@ -13,8 +13,9 @@ from pathlib import Path
 
 from losslab.data import files as dataset_files
 from losslab.data.checks import check_dataset
-from losslab.data.dataset import Dataset, build_dataset, check_validation, subset_classes
-from losslab.data.registry import COMMON_OPTIONS, DATASETS, dataset_option_names, resolve_dataset_name
+from losslab.data.dataset import STANDARDISE, VALIDATION, Dataset, build_dataset, subset_classes
+from losslab.data.registry import COMMON_OPTIONS, DATASETS, dataset_option_names, dataset_params, resolve_dataset_name
+from losslab.params import check_values
 from losslab.plugins import where_it_failed
 
 
@@ -23,8 +24,8 @@ def load_dataset(
     *,
     classes: list[int] | None = None,
     data_dir=None,
-    validation: float = 0.1,
-    standardise: bool = True,
+    validation: float = VALIDATION.default,
+    standardise: bool = STANDARDISE.default,
     **options,
 ) -> Dataset:
     """Load a dataset by name (registered, or ``file:path/to/data.npz``/``.csv``/``.parquet``), checked.
@@ -35,9 +36,6 @@ def load_dataset(
     loader gives them; ``options`` go to the loader (``seed`` fixes the split or the generated data of
     digits, iris, wine, breast_cancer, mnist1d and blobs).
     """
-    validation = check_validation(validation)
-    if not isinstance(standardise, bool):
-        raise ValueError(f"standardise must be true or false, got {standardise!r}")
     allowed = dataset_option_names(resolve_dataset_name(name))
     unknown = sorted(set(options) - allowed) if allowed is not None else []
     if unknown:
@@ -45,6 +43,10 @@ def load_dataset(
         if dataset_files.is_file_name(name) and not allowed - COMMON_OPTIONS:
             valid += " (a .npz file carries its own split)"
         raise ValueError(f"dataset {name!r}: unknown option(s) {unknown}; valid options: {valid}")
+    try:  # each declared option's value (a loader's own checks may add more)
+        check_values(dataset_params(name), {"validation": validation, "standardise": standardise, **options})
+    except ValueError as exc:
+        raise ValueError(f"dataset {name!r}: {exc}") from None
     if dataset_files.is_file_name(name):
         raw = dataset_files.load_file(name, **options)
         label = dataset_files.PREFIX + Path(raw["source"]).name
@@ -69,5 +71,5 @@ def load_dataset(
             ) from exc
         label = name
         arrays = check_dataset(raw, name=name)
-    dataset = build_dataset(label, arrays, validation, standardise)
+    dataset = build_dataset(label, arrays, float(validation), standardise)
     return subset_classes(dataset, list(classes)) if classes is not None else dataset

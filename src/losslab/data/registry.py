@@ -1,7 +1,7 @@
 """The one registry of datasets, ``DATASETS``: name -> ``DatasetEntry`` (loader, accepted options, summary).
 
-``register_dataset`` is the only way a dataset becomes known; the built-ins (``losslab.data.builtin``,
-``losslab.data.idx``) are registered the same way at the bottom of this module. A ``file:PATH`` name is
+``register_dataset`` is the only way a dataset becomes known; the built-ins (``losslab.data.builtin``'s
+``BUILTIN_DATASETS``) are registered the same way, below. A ``file:PATH`` name is
 not registered: ``losslab.data.files`` reads it. ``resolve_dataset_name`` and ``dataset_option_names``
 check a spec's names and options before anything trains; ``check_available`` checks that the files a
 dataset needs are there.
@@ -13,19 +13,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from losslab.data import files as dataset_files
-from losslab.data.builtin import load_blobs, load_breast_cancer, load_digits, load_iris, load_mnist1d, load_wine
-from losslab.data.dataset import Dataset
-from losslab.data.idx import IDX_FILES, find_idx_file, load_idx_dataset, resolve_data_dir
+from losslab.data.builtin import BUILTIN_DATASETS
+from losslab.data.dataset import COMMON_PARAMS, Dataset
+from losslab.data.idx import IDX_FILES, find_idx_file, resolve_data_dir
+from losslab.params import Param
 from losslab.plugins import accepted_keywords, check_name, origin_of
 from losslab.registry import Registry, caller_module
 
 #: Options of ``load_dataset`` itself, accepted for every dataset.
-COMMON_OPTIONS = frozenset({"validation", "standardise"})
+COMMON_OPTIONS = frozenset(COMMON_PARAMS)
 
 
 @dataclass(frozen=True)
 class DatasetEntry:
-    """A registered dataset: its loader, the options it accepts (None: any) and a one-line summary."""
+    """A registered dataset: its loader, the options it accepts (None: any), those of them declared (``params``:
+    constraint, default, meaning) and a one-line summary."""
 
     name: str
     loader: Callable[..., Dataset | Mapping]
@@ -33,6 +35,7 @@ class DatasetEntry:
     summary: str
     module: str
     takes_data_dir: bool = False
+    params: tuple[Param, ...] = ()
 
     @property
     def origin(self) -> str:
@@ -49,8 +52,10 @@ def register_dataset(name: str, loader, options=None, summary: str = "", *, repl
     ``loader(**options)`` returns a ``Dataset`` or a mapping of arrays ``x_train``, ``y_train``, ``x_test``,
     ``y_test`` and optionally ``class_names`` (numpy arrays, tensors or lists; features [n, *input_shape],
     labels integer classes 0..K-1). ``load_dataset`` checks it (``check_dataset``), carves the validation
-    split and standardises it. ``options`` names the keyword options the loader accepts, for validating
-    specs early (None: read them from the loader's signature; a loader taking ``**kwargs`` accepts any).
+    split and standardises it. ``options`` lists the keyword options the loader accepts, for validating
+    specs early, each a name or a ``losslab.params.Param`` declaring its constraint, default and meaning (a
+    declared option's value is checked when a spec is read; None: the names in the loader's signature; a
+    loader taking ``**kwargs`` accepts any).
     A loader with a ``data_dir`` parameter receives ``load_dataset``'s ``data_dir``.
 
         >>> def my_data(seed=0):
@@ -64,13 +69,15 @@ def register_dataset(name: str, loader, options=None, summary: str = "", *, repl
             f"{type(loader).__name__}"
         )
     accepted = accepted_keywords(loader)
+    params: tuple[Param, ...] = ()
     takes_data_dir = accepted is None or "data_dir" in accepted
     if options is None:
         options = None if accepted is None else accepted - {"data_dir"}
     else:
-        if isinstance(options, str) or not all(isinstance(o, str) for o in options):
+        if isinstance(options, (str, Param)) or not all(isinstance(o, (str, Param)) for o in options):
             raise ValueError(f"dataset {name!r}: options must be a list of option names, got {options!r}")
-        options = set(options)
+        params = tuple(o for o in options if isinstance(o, Param))
+        options = {o.name if isinstance(o, Param) else o for o in options}
         if accepted is not None and not options <= accepted:
             raise ValueError(
                 f"dataset {name!r}: options {sorted(options - accepted)} are not parameters of the loader "
@@ -90,30 +97,13 @@ def register_dataset(name: str, loader, options=None, summary: str = "", *, repl
         summary,
         getattr(loader, "__module__", None) or "?",
         takes_data_dir,
+        params,
     )
     return DATASETS.register(name, entry, replace=replace, module=caller_module())
 
 
-register_dataset("digits", load_digits, summary="scikit-learn's 8x8 handwritten digits: 1,797 images, 10 classes")
-register_dataset("iris", load_iris, summary="Fisher's iris: 150 flowers, 4 features, 3 species (scikit-learn)")
-register_dataset("wine", load_wine, summary="UCI wine: 178 wines, 13 features, 3 cultivars (scikit-learn)")
-register_dataset(
-    "breast_cancer", load_breast_cancer, summary="Wisconsin breast cancer: 569 cases, 30 features, 2 classes"
-)
-register_dataset(
-    "mnist1d", load_mnist1d, summary="MNIST-1D (Greydanus 2020): 4,000 + 1,000 sequences of 40, 10 classes"
-)
-register_dataset("blobs", load_blobs, summary="a Gaussian mixture with any number of classes (make_blobs)")
-register_dataset(
-    "mnist",
-    lambda data_dir=None, verify=True: load_idx_dataset("mnist", data_dir, verify),
-    summary="MNIST from the original IDX files (--data-dir): 60,000 + 10,000 images 28x28, 10 classes",
-)
-register_dataset(
-    "fashion-mnist",
-    lambda data_dir=None, verify=True: load_idx_dataset("fashion-mnist", data_dir, verify),
-    summary="Fashion-MNIST from the original IDX files (--data-dir): 60,000 + 10,000 images, 10 classes",
-)
+for _entry in BUILTIN_DATASETS:  # losslab's own, registered as a user's would be
+    register_dataset(*_entry)
 
 
 def resolve_dataset_name(name, base_dir=None) -> str:
@@ -133,6 +123,15 @@ def dataset_option_names(name: str) -> set[str] | None:
         return set(dataset_files.file_options(name) | COMMON_OPTIONS)
     options = DATASETS[resolve_dataset_name(name)].options
     return None if options is None else set(options | COMMON_OPTIONS)
+
+
+def dataset_params(name: str) -> dict[str, Param]:
+    """The declared options of a dataset (registered or ``file:PATH``), ``load_dataset``'s own included, by name."""
+    if dataset_files.is_file_name(name):
+        own = dataset_files.TABLE_PARAMS if dataset_files.file_options(name) else ()
+    else:
+        own = DATASETS[resolve_dataset_name(name)].params
+    return {**COMMON_PARAMS, **{p.name: p for p in own}}
 
 
 def check_available(name: str, data_dir=None) -> None:

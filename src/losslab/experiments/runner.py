@@ -8,6 +8,12 @@ no other spec or size), so a failed start leaves nothing on disk; then it locks 
 the cells not yet done (a cell whose file is damaged counts as not done, and the run says so) and
 lists each in the manifest as soon as its file is safely written. An interrupted run (Ctrl-C, kill)
 therefore loses at most the cell in progress, and a rerun trains exactly the cells still missing.
+
+Before anything is created the run's training time is estimated from the spec (``estimate``: members x steps
+of every cell to train, at the cost of a step on a fast machine, so the estimate is a lower bound), and a run
+beyond ``max_days`` (default 30) stops there, saying the estimate and how to run it anyway. As the run goes,
+a cell still training says so every few minutes, and a finished cell whose members diverged (their logits no
+longer finite: the trainer's ``diverged`` column) says how many and which, in one line per cell.
 """
 
 from __future__ import annotations
@@ -25,6 +31,15 @@ from losslab.data import DATASETS, check_available, load_dataset
 from losslab.errors import INPUT_ERRORS, BadInputType
 from losslab.experiments import store
 from losslab.experiments.cluster import RayCluster
+from losslab.experiments.progress import (
+    MAX_DAYS,
+    check_length,
+    describe_diverged,
+    diverged_members,
+    estimate,
+    format_duration,
+    heartbeat,
+)
 from losslab.experiments.spec import Cell, Spec, SpecError
 from losslab.experiments.spec_plugins import REGISTRIES, plugin_of, registered_by
 from losslab.experiments.store import environment
@@ -41,10 +56,17 @@ class RunSummary:
     trained: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    diverged: dict[str, int] = field(default_factory=dict)  # cell id -> members that diverged
 
     def describe(self) -> str:
         parts = [f"{len(self.trained)} cell(s) trained", f"{len(self.skipped)} already done"]
-        return f"{', '.join(parts)} in {self.seconds:.1f} s; results in {self.out}"
+        line = f"{', '.join(parts)} in {self.seconds:.1f} s; results in {self.out}"
+        if self.diverged:
+            line += (
+                f"; {sum(self.diverged.values())} member(s) diverged in {len(self.diverged)} cell(s) "
+                f"({', '.join(self.diverged)}): see the warnings above"
+            )
+        return line
 
 
 def _load_cell_dataset(cell: Cell, data_dir, device: str, cache: dict):
@@ -194,10 +216,12 @@ def _probe_losses(resolved: list[tuple], binary: bool, num_classes: int, dtype: 
             raise ValueError(f"plugin {origin!r}: {exc}" if origin else str(exc)) from None
 
 
-def check_cell(cell: Cell, dataset) -> None:
+def check_cell(cell: Cell, dataset) -> int:
     """Every check training would make, without training: members, losses against the dataset's
     classes (each called once on ordinary logits), batch size, and that the model can be built for
-    the data. Raises ValueError, or BadInputType (a TypeError) for input of the wrong type."""
+    the data. Raises ValueError, or BadInputType (a TypeError) for input of the wrong type. Returns the
+    number of parameters of one member (for the estimate of the run's length)."""
+    parameters = 0
     populations = [(cell.members, cell.train)]
     if cell.warmstart is not None:
         _, first, ws_config = _warmstart_population(cell)
@@ -206,7 +230,7 @@ def check_cell(cell: Cell, dataset) -> None:
         binary, resolved = check_population(dataset, members, config, device_checks=False)
         _probe_losses(resolved, binary, dataset.num_classes, getattr(torch, config.dtype))
         try:  # one member on the CPU: a model that does not fit the data (cnn on vectors) fails now
-            probe = build_model(
+            model = build_model(
                 config.model,
                 dataset.input_shape,
                 1 if binary else dataset.num_classes,
@@ -223,7 +247,9 @@ def check_cell(cell: Cell, dataset) -> None:
             if origin is None:
                 raise
             raise (BadInputType if isinstance(exc, BadInputType) else ValueError)(f"plugin {origin!r}: {exc}") from None
-        matmul_choices(probe, config)  # a plan's matmul the model cannot use (numpy for an nn.Module model)
+        matmul_choices(model, config)  # a plan's matmul the model cannot use (numpy for an nn.Module model)
+        parameters = max(parameters, sum(int(p[0].numel()) for p in model.params))
+    return parameters
 
 
 def _prepare(spec: Spec, cell: Cell, data_dir, device: str, cache: dict):
@@ -237,10 +263,10 @@ def _prepare(spec: Spec, cell: Cell, data_dir, device: str, cache: dict):
             if origin is None:
                 raise
             raise (BadInputType if isinstance(exc, BadInputType) else ValueError)(f"plugin {origin!r}: {exc}") from None
-        check_cell(replace(cell, train=replace(cell.train, device="cpu")), dataset)  # checks need no GPU
+        parameters = check_cell(replace(cell, train=replace(cell.train, device="cpu")), dataset)  # no GPU needed
     except INPUT_ERRORS as exc:
         raise SpecError(f"{spec.source}: cell {cell.id!r}: {exc}") from None
-    return dataset
+    return dataset, parameters
 
 
 def _cell_config(cell: Cell) -> dict:
@@ -254,6 +280,26 @@ def _cell_config(cell: Cell) -> dict:
     }
 
 
+def replacements() -> list[dict]:
+    """Every registry entry that replaced another (a plugin's ``replace=True``), as the manifest records it:
+    ``{"registry": "loss", "name": "cross_entropy", "by": "my_losses.py", "was": "built-in"}``."""
+    return [
+        {"registry": kind, "name": r.name, "by": r.by, "was": r.of}
+        for kind, registry in REGISTRIES.items()
+        for r in registry.replacements()
+    ]
+
+
+def replaced_in(cell: Cell, replaced: list[dict]) -> list[dict]:
+    """The replacements that change what ``cell`` trains: its losses, its dataset, its model."""
+    used = {
+        "loss": {m.loss for m in cell.members} | ({cell.warmstart["loss"]} if cell.warmstart else set()),
+        "dataset": {cell.dataset},
+        "model": {cell.train.model},
+    }
+    return [r for r in replaced if r["name"] in used.get(r["registry"], ())]
+
+
 def run_spec(
     spec: Spec,
     out: Path,
@@ -265,6 +311,7 @@ def run_spec(
     cluster: RayCluster | None = None,
     wait: bool = False,
     command: str = "",
+    max_days: float = MAX_DAYS,
 ) -> RunSummary:
     """Run every cell of ``spec`` at ``size`` into ``out``, skipping cells already finished there.
 
@@ -274,7 +321,9 @@ def run_spec(
     process, or as tasks on Ray when ``cluster`` is given; either way this process writes the
     results, so resume and atomic writes work the same. ``command`` is the command line that runs this
     spec at this size (``losslab.commands.run_command``), recorded in the manifest for the messages and the
-    report that tell how to finish or reproduce the run; "" records none (a run from Python).
+    report that tell how to finish or reproduce the run; "" records none (a run from Python). A run whose
+    estimated training time (``estimate``, a lower bound) exceeds ``max_days`` is refused before anything is
+    written (``math.inf``: no limit).
     """
     started = time.perf_counter()
     out = Path(out)
@@ -300,7 +349,7 @@ def run_spec(
     def dataset_for(cell: Cell):
         if cell.id not in prepared:
             prepared[cell.id] = _prepare(spec, cell, data_dir, device, cache)
-        return prepared[cell.id]
+        return prepared[cell.id][0]
 
     todo = set(store.cells_to_train(out, planned))
     for cell in cells:
@@ -310,16 +359,21 @@ def run_spec(
     recorded = _recorded_plans(out, cells)
     cells = [plan_cell(c, dataset_for(c), recorded.get(c.id), log) if c.id in todo else c for c in cells]
     planned = [{**p, "plan": c.plans} if c.plans else p for p, c in zip(planned, cells)]
+    length = estimate([(c, *prepared[c.id]) for c in cells if c.id in todo], device)
+    check_length(spec, length, max_days)
+    replaced = replacements()
     header = {
         "spec": spec.name,
         "size": size_name,
         "description": spec.description,
         "source": spec.source,
         "command": command,
+        "overrides": list(spec.overrides),  # KEY=VALUE from the command line, already applied to spec_data
         "spec_data": spec.data,
         "plugins": [p.record() for p in spec.plugins],  # source, kind, module, path, SHA-256 of the file
-        # Built-in entries a plugin (or other code) replaced: "cross_entropy: replaced by plugin my_losses.py (was built-in)"
-        "replaced": [r.describe() for registry in REGISTRIES.values() for r in registry.replacements()],
+        # Entries a plugin (or other code) replaced, here and in each cell they change:
+        # {"registry": "loss", "name": "cross_entropy", "by": "my_losses.py", "was": "built-in"}
+        "replaced": replaced,
         "environment": environment(device),
         "execution": {"executor": "local"},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -327,6 +381,8 @@ def run_spec(
     summary = RunSummary(out)
     numbers = {cell.id: number for number, cell in enumerate(cells, 1)}
     log(f"device: {describe_device(device)}")
+    if length.seconds > 600:
+        log(f"estimated: {length.describe()}")
     with ExitStack() as stack:
         results = stack.enter_context(store.open_run(out, header, planned, wait=wait, log=log))
         jobs = []
@@ -337,22 +393,38 @@ def run_spec(
             else:
                 jobs.append((cell, dataset_for(cell)))
         if cluster is not None and jobs:  # with nothing left to train there is no need to reach a cluster
-            results.set(execution=stack.enter_context(cluster.connect()))
-            finished = cluster.run(jobs, run_cell)
+            results.set(execution=stack.enter_context(cluster.connect(log=log)))
+            finished = cluster.run(jobs, run_cell, log=log)
         else:
-            finished = _run_locally(jobs, progress)
+            finished = _run_locally(jobs, progress, log, lambda c: f"[{numbers[c.id]}/{len(cells)}] {c.id}")
         for cell, frame, seconds in finished:
             execution = frame.attrs.pop("execution", None)  # kept in the manifest, not in the Parquet file
-            results.record(cell.id, frame, seconds=seconds, config={**_cell_config(cell), "execution": execution})
+            diverged = diverged_members(frame)
+            fields = {"diverged": len(diverged)}
+            if replaced_in(cell, replaced):
+                fields["replaced"] = replaced_in(cell, replaced)
+            results.record(
+                cell.id, frame, seconds=seconds, config={**_cell_config(cell), "execution": execution}, **fields
+            )
             summary.trained.append(cell.id)
-            log(f"[{numbers[cell.id]}/{len(cells)}] {cell.id}: {len(cell.members)} members in {seconds:.1f} s")
+            where = f"[{numbers[cell.id]}/{len(cells)}] {cell.id}"
+            log(f"{where}: {len(cell.members)} members in {seconds:.1f} s")
+            if len(diverged):
+                summary.diverged[cell.id] = len(diverged)
+                log(f"warning: {where}: {describe_diverged(frame, diverged)}")
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _run_locally(jobs, progress):
-    """Train the cells one after another in this process; yield (cell, rows, seconds) for each."""
+def _run_locally(jobs, progress, log=print, name=lambda cell: cell.id):
+    """Train the cells one after another in this process; yield (cell, rows, seconds) for each. A cell that
+    trains for long says so every ``HEARTBEAT_SECONDS`` (the progress bar shows only on a terminal)."""
     for cell, dataset in jobs:
         cell_started = time.perf_counter()
-        frame = run_cell(cell, dataset, progress)
+
+        def line(seconds: float, cell=cell) -> str:
+            return f"{name(cell)}: still training, {format_duration(seconds)} so far"
+
+        with heartbeat(log, line):
+            frame = run_cell(cell, dataset, progress)
         yield cell, frame, time.perf_counter() - cell_started

@@ -18,6 +18,11 @@ text, which the worker checks against the SHA-256 and executes under the driver'
 need neither the file nor a shared filesystem; a module plugin is imported by name (it must be installed on
 every node), and its file must hash the same as on the driver, else the cell fails naming the plugin.
 
+A file plugin may import modules that lie beside it (``import helpers`` for ``helpers.py`` in its folder, as a
+script may): its folder is on ``sys.path`` while it imports. Those modules (``SpecPlugin.helpers``) travel to
+the workers with the plugin's text, each checked against its SHA-256, and their hashes join the cells'
+fingerprints, so editing a helper retrains the cells as editing the plugin does.
+
 The registries remember which module registered each entry (``losslab.registry``), so that importing a changed
 version of the same plugin in a long-lived process (a Ray worker reused by the next run, a notebook) replaces
 its entries instead of failing with "already registered"; a plugin that fails half-way leaves the registries as
@@ -29,6 +34,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import importlib.abc
+import importlib.util
 import inspect
 import linecache
 import sys
@@ -40,31 +47,56 @@ from losslab.core import LOSSES
 from losslab.core.losses import make_loss
 from losslab.data import DATASETS
 from losslab.models import MODELS
-from losslab.plugins import PLUGINS, Plugin, file_sha256, import_plugin, is_file_source, origin_of, where_it_failed
+from losslab.plugins import (
+    PLUGINS,
+    Plugin,
+    PluginInterrupted,
+    contained,
+    file_sha256,
+    fingerprint,
+    import_plugin,
+    is_file_source,
+    origin_of,
+    where_it_failed,
+)
 
 
 @dataclasses.dataclass(frozen=True)
-class SpecPlugin:
-    """One plugin of a spec: where it came from, how it was imported, and its file's hash (and text, for workers)."""
+class Helper:
+    """A module a file plugin imported from its own folder (``helpers.py``, or a package beside it)."""
 
-    source: str  # as the spec gives it: "mypkg.losses" or "path/to/my_losses.py"
-    kind: str  # "file" or "module"
-    module: str  # its name in sys.modules (the same on the driver and on every worker)
-    path: str | None  # absolute path of its file on the driver
-    sha256: str | None  # of that file (None for a namespace package, which has none)
+    module: str  # its name in sys.modules: "helpers", "mypkg.sub"
+    path: str  # relative to the plugin's folder
+    package: bool  # an __init__.py
+    sha256: str
+    text: bytes = dataclasses.field(repr=False, compare=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecPlugin(Plugin):
+    """One plugin of a spec: a ``Plugin`` (its source as the spec gives it, kind, module, path, SHA-256) that also
+    carries a file plugin's text, for workers."""
+
     text: bytes | None = dataclasses.field(default=None, repr=False, compare=False)  # a file plugin's source
     loss: str | None = None  # FILE.py:FUNCTION entries: the function registered as the loss of its name
+    helpers: tuple[Helper, ...] = ()  # modules beside a file plugin that it imported
+
+    @property
+    def digest(self) -> str | None:
+        """What a cell's fingerprint takes of the plugin: its file's SHA-256, with its helpers' where it has any."""
+        if not self.helpers:
+            return self.sha256
+        return fingerprint([self.sha256, [(h.module, h.sha256) for h in self.helpers]], length=64)
 
     def record(self) -> dict:
-        """What the manifest keeps of it."""
-        record = {
-            "source": self.source,
-            "kind": self.kind,
-            "module": self.module,
-            "path": self.path,
-            "sha256": self.sha256,
-        }
-        return {**record, "loss": self.loss} if self.loss else record
+        """What the manifest keeps of it (not the texts): a FILE.py:FUNCTION entry also names its loss, a file
+        plugin with modules beside it lists them."""
+        record = self.as_dict()
+        if self.loss:
+            record["loss"] = self.loss
+        if self.helpers:
+            record["helpers"] = [{"module": h.module, "path": h.path, "sha256": h.sha256} for h in self.helpers]
+        return record
 
 
 #: The registries a plugin may add to, by the kind of entry.
@@ -149,12 +181,37 @@ def _import_source(given: str, folder: str | None) -> SpecPlugin:
             if old.kind == "file" and old.path == str(resolved) and old.sha256 != digest:
                 forget(old.module)
     with _undo_on_failure():
-        plugin = import_plugin(str(path))
+        plugin = import_plugin(str(path), shown=given)
     text = Path(plugin.path).read_bytes()
     if hashlib.sha256(text).hexdigest() != plugin.sha256:
         raise ValueError(f"plugin file {given!r} changed while it was being imported; run again")
     PLUGINS[plugin.module] = dataclasses.replace(plugin, source=given)  # listings show it as the spec names it
-    return SpecPlugin(given, "file", plugin.module, plugin.path, plugin.sha256, text)
+    helpers = _helpers(Path(plugin.path).parent)
+    return SpecPlugin(given, "file", plugin.module, plugin.path, plugin.sha256, text, helpers=helpers)
+
+
+def _helpers(folder: Path) -> tuple[Helper, ...]:
+    """The modules imported so far from ``folder`` as a ``sys.path`` entry: a plugin's own helpers, which
+    workers get with it (a module or package whose top level is ``folder/NAME.py`` or ``folder/NAME/__init__.py``)."""
+    found = []
+    for name, module in list(sys.modules.items()):
+        top = name.split(".")[0]
+        if top.startswith("losslab"):
+            continue
+        top_file = getattr(sys.modules.get(top), "__file__", None)
+        file = getattr(module, "__file__", None)
+        if not top_file or not file or not str(file).endswith(".py"):
+            continue
+        try:
+            top_path, file_path = Path(top_file).resolve(), Path(file).resolve()
+        except (OSError, RuntimeError):
+            continue
+        if top_path not in (folder / f"{top}.py", folder / top / "__init__.py") or not file_path.is_file():
+            continue
+        data = file_path.read_bytes()
+        relative = str(file_path.relative_to(folder))
+        found.append(Helper(name, relative, file_path.name == "__init__.py", hashlib.sha256(data).hexdigest(), data))
+    return tuple(sorted(found, key=lambda h: h.module))
 
 
 def import_spec_plugins(value, folder: str | None, where: str) -> tuple[SpecPlugin, ...]:
@@ -230,23 +287,80 @@ def _execute_text(p: SpecPlugin) -> None:
         )
     forget(p.module)  # an older version run by this worker for an earlier run
     filename = p.path or p.source
-    # Tracebacks and where_it_failed show the plugin's lines even where the file does not exist.
-    linecache.cache[filename] = (len(p.text), None, p.text.decode("utf-8", "replace").splitlines(True), filename)
+    _remember_lines(filename, p.text)  # tracebacks and where_it_failed show its lines where the file is absent
     module = types.ModuleType(p.module)
     module.__file__ = filename
     sys.modules[p.module] = module  # dataclasses and pickling look modules up here
+    folder = str(Path(filename).parent)
+    for helper in p.helpers:  # a module of that name from an earlier run, with other text: not this run's
+        old = sys.modules.get(helper.module)
+        if old is not None and getattr(old, "__losslab_sha256__", None) != helper.sha256:
+            for name in [n for n in sys.modules if n == helper.module or n.startswith(helper.module + ".")]:
+                sys.modules.pop(name, None)
+    finder = _HelperFinder(p.helpers, folder)
+    sys.meta_path.insert(0, finder)
     try:
-        with _undo_on_failure():
+        with _undo_on_failure(), contained(p.source, p.path):
             exec(compile(p.text, filename, "exec"), module.__dict__)
-    except Exception as exc:  # noqa: BLE001 - user code: one line naming the plugin, file and line
+    except PluginInterrupted:
         sys.modules.pop(p.module, None)
+        raise
+    except BaseException as exc:  # noqa: BLE001 - user code (sys.exit too): one line naming the plugin, file and line
+        sys.modules.pop(p.module, None)
+        if isinstance(exc, SystemExit):
+            raise ValueError(
+                f"plugin {p.source!r} called sys.exit({exc.code!r}) while being imported on this worker "
+                f"({where_it_failed(exc, p.path)}); a plugin only defines and registers: remove the call"
+            ) from exc
         message = exc.msg if isinstance(exc, SyntaxError) else str(exc)
         raise ValueError(
             f"plugin {p.source!r} failed to import on this worker: {type(exc).__name__}: {message} "
             f"({where_it_failed(exc, p.path)})"
         ) from exc
+    finally:
+        sys.meta_path.remove(finder)
     PLUGINS[p.module] = Plugin(p.source, "file", p.module, p.path, p.sha256)
     _INSTALLED.add(p.module)
+
+
+def _remember_lines(filename: str, text: bytes) -> None:
+    linecache.cache[filename] = (len(text), None, text.decode("utf-8", "replace").splitlines(True), filename)
+
+
+class _HelperLoader(importlib.abc.Loader):
+    """Executes a helper module from the text the driver sent (the worker may not have the file)."""
+
+    def __init__(self, helper: Helper, filename: str):
+        self.helper, self.filename = helper, filename
+
+    def create_module(self, spec):
+        return None  # the default module
+
+    def exec_module(self, module) -> None:
+        if hashlib.sha256(self.helper.text).hexdigest() != self.helper.sha256:
+            raise ValueError(f"helper module {self.helper.module!r}: the text received does not match its SHA-256")
+        module.__file__ = self.filename
+        module.__losslab_sha256__ = self.helper.sha256
+        _remember_lines(self.filename, self.helper.text)
+        exec(compile(self.helper.text, self.filename, "exec"), module.__dict__)
+
+
+class _HelperFinder(importlib.abc.MetaPathFinder):
+    """Finds a file plugin's helpers (``import helpers``) among the texts the driver sent, before any other finder."""
+
+    def __init__(self, helpers: Sequence[Helper], folder: str):
+        self.helpers, self.folder = {h.module: h for h in helpers}, folder
+
+    def find_spec(self, name, path=None, target=None):
+        helper = self.helpers.get(name)
+        if helper is None:
+            return None
+        filename = str(Path(self.folder) / helper.path)
+        spec = importlib.util.spec_from_loader(
+            name, _HelperLoader(helper, filename), origin=filename, is_package=helper.package
+        )
+        spec.has_location = True
+        return spec
 
 
 def plugin_of(module: str | None) -> str | None:

@@ -22,6 +22,13 @@
   // =============================================================================================
 
   const DATA = JSON.parse(document.getElementById("losslab-data").textContent);
+  // 1e-3 as "10⁻³" (a power of ten with a superscript exponent), any other number as written.
+  const powerOfTen = (v) => {
+    const e = Math.log10(v);
+    if (!Number.isInteger(e)) return String(v);
+    const sup = { "-": "⁻", 0: "⁰", 1: "¹", 2: "²", 3: "³", 4: "⁴", 5: "⁵", 6: "⁶", 7: "⁷", 8: "⁸", 9: "⁹" };
+    return "10" + String(e).split("").map((c) => sup[c]).join("");
+  };
   const MESSAGES = DATA.messages;
 
   function tParts(id, params = {}) {
@@ -237,7 +244,7 @@
       color: "#000000", dash: "1 3", formula: "L = ½(σ(z) − 1)²;  ∂L/∂z = (σ(z) − 1) σ(z) σ(−z)" },
   ];
   const ROW_BY_KEY = Object.fromEntries(LOSS_ROWS.map((r) => [r.key, r]));
-  const DEAD = 1e-3; // the dead zone: wrongly classified margins with logit-gradient norm below this
+  const DEAD = DATA.dead_epsilon; // the dead zone: wrongly classified margins with logit-gradient norm below this
   const LOWER = -50; // the dead zone is searched in [LOWER, 0), as landscape.dead_zone does
 
   function rowVisible(row, K) {
@@ -653,6 +660,15 @@
     return svg;
   }
 
+  // A table row whose first cell is an entry's colour and name ({color, label}); the caller adds the rest.
+  function namedRow(tbody, attrs, entry) {
+    const tr = html("tr", attrs, tbody);
+    const name = html("td", {}, tr);
+    html("span", { class: "swatch", style: `background:${entry.color}` }, name);
+    name.append(entry.label);
+    return tr;
+  }
+
   // =============================================================================================
   // 5. Section 1: the gradient explorer
   // =============================================================================================
@@ -700,10 +716,7 @@
     }
     const tbody = document.querySelector("#gradient-table tbody");
     for (const row of LOSS_ROWS) {
-      const tr = html("tr", { "data-row": row.key }, tbody);
-      const name = html("td", {}, tr);
-      html("span", { class: "swatch", style: `background:${row.color}` }, name);
-      name.append(row.label);
+      const tr = namedRow(tbody, { "data-row": row.key }, row);
       html("td", { class: "model" }, tr);
       html("td", { class: "num value" }, tr);
       html("td", { class: "num norm" }, tr);
@@ -753,7 +766,7 @@
       x: { min: -R, max: R, label: t("explore.gradient.margin_axis") },
       y: { min: nlo, max: nhi, log: true, label: t("explore.gradient.norm_axis") },
       bands,
-      hlines: [{ y: DEAD, label: "10⁻³" }],
+      hlines: [{ y: DEAD, label: powerOfTen(DEAD) }],
       lines: curves.map((c) => ({ xs, ys: c.norms, color: c.row.color, dash: c.row.dash, key: c.row.key })),
       marker: m,
       points: shown.map((row) => ({ x: m, y: here[row.key].norm, color: row.color })),
@@ -829,10 +842,7 @@
     }
     const tbody = document.querySelector("#neuron-table tbody");
     for (const run of NEURON_RUNS) {
-      const tr = html("tr", { "data-run": run.key }, tbody);
-      const name = html("td", {}, tr);
-      html("span", { class: "swatch", style: `background:${run.color}` }, name);
-      name.append(run.label);
+      const tr = namedRow(tbody, { "data-run": run.key }, run);
       for (const cls of ["epoch", "w", "b", "a", "cost", "grad", "half"]) html("td", { class: `num ${cls}` }, tr);
     }
     for (const button of document.querySelectorAll("button.preset")) {

@@ -25,6 +25,7 @@ import jinja2
 from markupsafe import Markup
 
 from losslab import __version__
+from losslab.core import DEAD_EPSILON
 from losslab.experiments.store import check_writable, load_results
 from losslab.i18n import check_language, messages, meta, placeholders
 
@@ -176,6 +177,7 @@ def build_explorer(results: Path | None = None, lang: str = "en") -> str:
         "version": __version__,
         "generated": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "lang": lang,
+        "dead_epsilon": DEAD_EPSILON,  # the dead zone's threshold, as everywhere else
         "messages": script_messages(lang),
         "measured": None if results is None else measured_data(Path(results)),
     }

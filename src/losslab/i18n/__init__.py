@@ -105,7 +105,17 @@ def placeholders(text: str) -> frozenset[str]:
     return frozenset(field for _, field, _, _ in string.Formatter().parse(text) if field is not None)
 
 
-class Message(str):
+class _Localised(str):
+    """A ``str`` holding its English text that renders itself in another language (``translate``)."""
+
+    def render(self, lang: str) -> str:
+        return str(self) if lang == SOURCE_LANGUAGE else self.translate(lang)
+
+    def translate(self, lang: str) -> str:
+        raise NotImplementedError
+
+
+class Message(_Localised):
     """A catalogue message: a ``str`` holding its English text that can be rendered in any language.
 
     ``Message("claim.C1.title")``, ``Message("ledger.summary", holds="28", ...)``. The id must exist in
@@ -125,11 +135,8 @@ class Message(str):
         self.args = args
         return self
 
-    def render(self, lang: str) -> str:
-        if lang == SOURCE_LANGUAGE:
-            return str(self)
-        template = messages(lang).get(self.id, messages(SOURCE_LANGUAGE)[self.id])
-        return _format(template, self.args, lang)
+    def translate(self, lang: str) -> str:
+        return _format(messages(lang).get(self.id, messages(SOURCE_LANGUAGE)[self.id]), self.args, lang)
 
     def __reduce__(self):  # copy, deepcopy (dataclasses.asdict) and pickle keep the id and arguments
         return (_rebuild, (type(self), self.id, self.args))
@@ -139,7 +146,7 @@ def _rebuild(cls, id, args):
     return cls(id, **args)
 
 
-class Rule(str):
+class Rule(_Localised):
     """The rule behind a verdict: in English the docstrings of the deciding function and its helpers
     (what the code does, kept beside the code); in another language the catalogue's ``rule.<name>.text``
     for each of them. ``rule.<name>.source`` is the fingerprint (``fingerprint``) of the docstring that
@@ -158,9 +165,7 @@ class Rule(str):
         self.constants = constants
         return self
 
-    def render(self, lang: str) -> str:
-        if lang == SOURCE_LANGUAGE:
-            return str(self)
+    def translate(self, lang: str) -> str:
         entries = catalogue(lang)
         return "\n\n".join(
             _fill(entries.get(f"rule.{name}.text", doc), self.constants) for name, doc in self.parts if doc

@@ -15,6 +15,7 @@ import torch
 from losslab.models.flat import flat_like
 from losslab.models.matmul import BatchedProducts, StepBuffers
 from losslab.models.protocol import LogitGrad, uniform
+from losslab.params import Interval, ListOf
 
 
 def _flat_layers(weights: list[torch.Tensor], biases: list[torch.Tensor]):
@@ -162,9 +163,14 @@ class MLP:
         return products
 
 
+#: The MLP's hidden widths where a configuration gives none.
+DEFAULT_HIDDEN = (100, 100)
+_WIDTHS = ListOf(Interval(int, 1))
+
+
 def mlp_widths(hidden) -> list[int]:
-    """The hidden widths of an MLP (default [100, 100]); raises unless they are positive integers."""
-    widths = list(hidden if hidden is not None else [100, 100])
-    if not widths or any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in widths):
+    """The hidden widths of an MLP (default ``DEFAULT_HIDDEN``); raises unless they are positive integers."""
+    widths = list(hidden if hidden is not None else DEFAULT_HIDDEN)
+    if not _WIDTHS.accepts(widths):
         raise ValueError(f"hidden must list positive layer widths, got {hidden!r}")
     return widths

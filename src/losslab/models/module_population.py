@@ -7,14 +7,17 @@ member has its own weights and its own data while the whole population is one ba
 
 What ``vmap`` cannot batch is refused with a clear error before training: BatchNorm in training mode
 (its running statistics are updated in place) and dropout (its masks come from the global random
-generator, so member i would no longer equal its plain run).
+generator, so member i would no longer equal its plain run), and, from one batched forward and backward on
+two examples, Python control flow on a tensor's value (``if x.sum() > 0:``) or ``.item()``.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -24,6 +27,8 @@ from torch.func import functional_call, stack_module_state, vmap
 from losslab.errors import BadInputType
 from losslab.models.protocol import LogitGrad
 
+#: Where torch lives: frames there are not the user's line of a failure.
+_TORCH_DIR = str(Path(torch.__file__).resolve().parent)
 #: factory(input_shape, num_outputs, hidden) -> one member's nn.Module
 ModuleFactory = Callable[..., nn.Module]
 
@@ -198,7 +203,21 @@ class ModulePopulation:
         buffers = {k: v.to(device) for k, v in buffers.items()}
         # The module only lends its structure to functional_call: a copy on the meta device holds no memory.
         base = copy.deepcopy(modules[0]).to("meta")
-        return cls(name, base, params, buffers, input_shape, activations)
+        population = cls(name, base, params, buffers, input_shape, activations)
+        population.check_batched()
+        return population
+
+    def check_batched(self) -> None:
+        """One forward and backward of every member through ``vmap`` on two examples: what vmap cannot batch
+        (Python control flow on a tensor's value, ``.item()``) fails here, in one line, before any training."""
+        first = next(iter(self._params.values()))
+        x = torch.zeros(self.members, 2, math.prod(self.input_shape), dtype=first.dtype, device=first.device)
+        try:
+            self.forward_backward(x, torch.ones_like)
+        except RuntimeError as exc:
+            if "vmap" not in str(exc) and "functorch" not in str(exc):
+                raise
+            raise ValueError(_unbatchable(self.name, exc)) from None
 
     def _member_call(self, params, buffers, x):
         return functional_call(self.base, (params, buffers), (x,))
@@ -270,3 +289,24 @@ class ModulePopulation:
     def member_state(self, i: int) -> dict[str, torch.Tensor]:
         """Member i's parameters by the module's own names (``module.load_state_dict`` takes them)."""
         return {**{k: v[i] for k, v in self._params.items()}, **{k: v[i] for k, v in self._buffers.items()}}
+
+
+def _unbatchable(name: str, exc: RuntimeError) -> str:
+    """The one line for a module vmap cannot batch: what it does, where (the user's line), and what to write instead."""
+    text = str(exc)
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if not f.filename.startswith(_TORCH_DIR) and Path(f.filename).resolve() != Path(__file__).resolve()
+    ]
+    where = f" ({frames[-1].filename}, line {frames[-1].lineno}: {(frames[-1].line or '').strip()})" if frames else ""
+    if "data-dependent control flow" in text:
+        what, fix = (
+            "its forward decides with a tensor's value in Python (an if or while on a tensor)",
+            "compute both branches and choose with torch.where",
+        )
+    elif ".item()" in text:
+        what, fix = "its forward calls .item() on a tensor", "keep the value a tensor"
+    else:
+        what, fix = f"vmap cannot batch it ({text.splitlines()[0][:200]})", "use batchable torch operations"
+    return f"model {name!r}: {what}{where}, which torch.func's vmap cannot do for a population of members; {fix}"

@@ -178,20 +178,16 @@ def audit(
     cell_rule: CellRule | list[CellRule],
     false_effects: list[float] | list[list[float]],
     true_effects: list[float],
-    boundary: str,
-    effect: str,
-    test_examples: list[int | None] | None = None,
-    sims: int = SIMULATIONS,
-    seed: int = 0,
+    *described,
+    **options,
 ) -> Audit:
-    """Simulate a rule over its cells. ``false_effects``: the true effect per cell at the boundary where the claim
-    is false (or several such scenarios: the worst is reported); ``true_effects``: per cell, the effect at which
-    the claim holds. A design that is not usable (fewer than two seeds) has no power."""
+    """A rule over its cells, simulated (``audit_parts`` with one part; ``described``: its boundary and effect
+    texts, ``options``: test_examples, sims, seed). ``false_effects``: the true effect per cell at the boundary where
+    the claim is false (or several such scenarios: the worst is reported); ``true_effects``: per cell, the effect at
+    which the claim holds. A design that is not usable (fewer than two seeds) has no power."""
     rules = cell_rule if isinstance(cell_rule, list) else [cell_rule] * len(designs)
     scenarios = false_effects if false_effects and isinstance(false_effects[0], list) else [false_effects]
-    return audit_parts(
-        rule_id, [Part(designs, rules, scenarios, true_effects)], boundary, effect, test_examples, sims, seed
-    )
+    return audit_parts(rule_id, [Part(designs, rules, scenarios, true_effects)], *described, **options)
 
 
 def audit_parts(

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from losslab.analysis import landscape
-from losslab.core import sigmoid, sigmoid_grad, softmax, softmax_jacobian
+from losslab.core import DEAD_EPSILON, sigmoid, sigmoid_grad, softmax, softmax_jacobian
 from losslab.i18n import Message
 from losslab.report import audit as A
 from losslab.report import decide as D
@@ -142,21 +142,16 @@ def claim_c1(ev: Evidence) -> Claim:
         "supported" if ok else "not supported",
         [
             Message("claim.C1.outputs", answer=Message("word.yes" if outputs_ok else "word.NO")),
-            Message(
-                "claim.C1.sigmoid",
-                lo=f"{lo:g}",
-                hi=f"{hi:g}",
-                largest=f"{sigmoid_max:.1e}",
-                threshold=f"{eps:g}",
-                flat_from=f"{sig_from:.2f}",
-            ),
-            Message(
-                "claim.C1.softmax",
-                lo=f"{lo:g}",
-                hi=f"{hi:g}",
-                largest=f"{softmax_max:.1e}",
-                threshold=f"{eps:g}",
-                flat_from=f"{jac_from:.2f}",
+            *(
+                Message(
+                    f"claim.C1.{link}",
+                    lo=f"{lo:g}",
+                    hi=f"{hi:g}",
+                    largest=f"{largest:.1e}",
+                    threshold=f"{eps:g}",
+                    flat_from=f"{flat_from:.2f}",
+                )
+                for link, largest, flat_from in (("sigmoid", sigmoid_max, sig_from), ("softmax", softmax_max, jac_from))
             ),
         ],
         figures=["sigmoid", "gradient-norm"],
@@ -253,56 +248,53 @@ def _ledger_claim(
     )
 
 
-@declare("C2", order=2, figures=("sigmoid",), helpers=(_ledger_claim,))
-def claim_c2(ev: Evidence) -> Claim:
-    """Equation-ledger rows 1-4 (sympy and float64 checks of the sigmoid and its derivative)."""
-    return _ledger_claim(
-        ev,
-        "C2",
-        Message("claim.C2.title"),
-        {"1", "2", "3", "4"},
-        "claim.C2.evidence",
-        figures=("sigmoid",),
+def _declare_ledger_claim(claim_id: str, equations: set[str], rule: str, caveat: bool = False, figures=()) -> None:
+    """Declare the claim ``claim_id`` decided by ``_ledger_claim`` on ``equations``; ``rule``: its printed rule (the
+    function's docstring, which the catalogues translate under ``rule.claim_<id>``); ``caveat``: 'supported with
+    caveat' when they hold, the caveat being the catalogue's ``claim.<id>.caveat``."""
+
+    def decide(ev: Evidence) -> Claim:
+        return _ledger_claim(
+            ev,
+            claim_id,
+            Message(f"claim.{claim_id}.title"),
+            equations,
+            f"claim.{claim_id}.evidence",
+            when_holds="supported with caveat" if caveat else "supported",
+            caveat=Message(f"claim.{claim_id}.caveat") if caveat else "",
+            figures=figures,
+        )
+
+    decide.__name__ = decide.__qualname__ = f"claim_{claim_id.lower()}"
+    decide.__doc__ = rule
+    globals()[decide.__name__] = declare(claim_id, order=int(claim_id[1:]), figures=figures, helpers=(_ledger_claim,))(
+        decide
     )
 
 
-@declare("C6", order=6, helpers=(_ledger_claim,))
-def claim_c6(ev: Evidence) -> Claim:
+_declare_ledger_claim(
+    "C2",
+    {"1", "2", "3", "4"},
+    """Equation-ledger rows 1-4 (sympy and float64 checks of the sigmoid and its derivative).""",
+    figures=("sigmoid",),
+)
+_declare_ledger_claim(
+    "C6",
+    {"26", "27", "28", "29", "30", "31"},
     """Equation-ledger rows 26-31; 'supported with caveat' because the caveat below is a derivation:
-    the identity is a Gaussian likelihood, not a prior."""
-    return _ledger_claim(
-        ev,
-        "C6",
-        Message("claim.C6.title"),
-        {"26", "27", "28", "29", "30", "31"},
-        "claim.C6.evidence",
-        when_holds="supported with caveat",
-        caveat=Message("claim.C6.caveat"),
-    )
-
-
-@declare("C7", order=7, helpers=(_ledger_claim,))
-def claim_c7(ev: Evidence) -> Claim:
-    """Equation-ledger rows 5, 8, 19 and 25 (Bernoulli and multinomial likelihoods against scipy.stats)."""
-    return _ledger_claim(
-        ev,
-        "C7",
-        Message("claim.C7.title"),
-        {"5", "8", "19", "25"},
-        "claim.C7.evidence",
-    )
-
-
-@declare("C10", order=10, helpers=(_ledger_claim,))
-def claim_c10(ev: Evidence) -> Claim:
-    """Equation-ledger rows 19-25 (the multinomial log-likelihood, its maximiser by sympy, the CE identity)."""
-    return _ledger_claim(
-        ev,
-        "C10",
-        Message("claim.C10.title"),
-        {"19", "20", "21", "22", "23", "24", "25"},
-        "claim.C10.evidence",
-    )
+    the identity is a Gaussian likelihood, not a prior.""",
+    caveat=True,
+)
+_declare_ledger_claim(
+    "C7",
+    {"5", "8", "19", "25"},
+    """Equation-ledger rows 5, 8, 19 and 25 (Bernoulli and multinomial likelihoods against scipy.stats).""",
+)
+_declare_ledger_claim(
+    "C10",
+    {"19", "20", "21", "22", "23", "24", "25"},
+    """Equation-ledger rows 19-25 (the multinomial log-likelihood, its maximiser by sympy, the CE identity).""",
+)
 
 
 @declare("C11", order=11, roles=("loss-comparison",))
@@ -500,7 +492,7 @@ def _stall_verdict(ev: Evidence, claim_id: str, role: str, mse: str, ce: str) ->
                     cell=prefix + cell,
                     scale=f"{top:g}",
                     dead_mse=_pct(dead_mse),
-                    threshold=f"{grid.settings.get('dead_epsilon', 1e-3):g}",
+                    threshold=f"{grid.settings.get('dead_epsilon', DEAD_EPSILON):g}",
                     dead_ce=_pct(_dead_at_start(grid, cell, top, ce)),
                     grad_mse=f"{_mean_at_start(grid, cell, top, mse, 'grad_norm'):.2g}",
                     grad_ce=f"{_mean_at_start(grid, cell, top, ce, 'grad_norm'):.2g}",

@@ -25,7 +25,7 @@ import torch
 from matplotlib.figure import Figure  # no pyplot: drawing never touches a notebook's backend
 
 from losslab.analysis import landscape
-from losslab.core import Loss, get_loss
+from losslab.core import DEAD_EPSILON, Loss, get_loss
 from losslab.experiments.store import check_writable
 from losslab.i18n import Message, check_language, render, translator
 from losslab.registry import Registry
@@ -117,7 +117,7 @@ def binary_gradient_curves(lang: str = "en") -> Figure:
     for ax, label in zip(axes, (1, 0)):
         for i, name in enumerate(["binary_cross_entropy", "mse"]):
             ax.plot(z, landscape.binary_gradient(name, z, label), label=_label(name, lang), **style(i))
-        zone = landscape.dead_zone("mse", 1e-3)
+        zone = landscape.dead_zone("mse", DEAD_EPSILON)
         threshold = zone.threshold if label == 1 else -zone.threshold
         wrong = (z < threshold) if label == 1 else (z > threshold)
         ax.fill_between(
@@ -157,7 +157,7 @@ def multiclass_gradient_norm(losses: Sequence[str | Loss] = (), lang: str = "en"
     """||dL/dz|| against the true-class margin, K = 10, one line per loss (log scale), ``losses`` added."""
     t = translator(lang)
     fig, ax = _per_loss_vs_margin(landscape.gradient_norm_vs_margin, np.linspace(-15, 15, 601), "log", losses, lang)
-    ax.axhline(1e-3, color="0.4", linewidth=0.8, linestyle=":")
+    ax.axhline(DEAD_EPSILON, color="0.4", linewidth=0.8, linestyle=":")
     ax.set(
         xlabel=t("figure.margin.xlabel"),
         ylabel=t("figure.gradient_norm.ylabel"),

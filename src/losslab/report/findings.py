@@ -54,14 +54,20 @@ GOLIK_STUCK_EFFECT = 2.0
 GOLIK_IMPROVES_EFFECT = 1.05
 LR_BOOTSTRAP = 1000
 
+# What the rules print: numbers as "g" formats them (3, 1.05, 1e-12), the bootstrap count with a thousands comma.
 RULE_CONSTANTS.update(
-    nielsen_low=f"{NIELSEN_RATIO[0]:g}",
-    nielsen_high=f"{NIELSEN_RATIO[1]:g}",
+    {
+        name: f"{value:g}"
+        for name, value in (
+            ("nielsen_low", NIELSEN_RATIO[0]),
+            ("nielsen_high", NIELSEN_RATIO[1]),
+            ("golik_stuck_effect", GOLIK_STUCK_EFFECT),
+            ("golik_improves_effect", GOLIK_IMPROVES_EFFECT),
+            ("numeric_tolerance", NUMERIC_TOLERANCE),
+        )
+    },
     nielsen_effect=f"{NIELSEN_EFFECT:.2f}",
-    golik_stuck_effect=f"{GOLIK_STUCK_EFFECT:g}",
-    golik_improves_effect=f"{GOLIK_IMPROVES_EFFECT:g}",
     lr_bootstrap=f"{LR_BOOTSTRAP:,}",
-    numeric_tolerance=f"{NUMERIC_TOLERANCE:g}",
 )
 
 

@@ -27,13 +27,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from losslab.experiments.spec_keys import DEFAULT_MARGIN, default_baseline
 from losslab.report import selection as sel
 from losslab.report import stats
 from losslab.train.metrics import METRICS
 
-#: The default margin: an odds ratio of being right. 1.25 is 98.2% against 97.8% near the top, 64% against 59%
-#: in the middle: a difference smaller than this is not worth a change of loss.
-DEFAULT_MARGIN = 1.25
+# DEFAULT_MARGIN and default_baseline are the grid keys' declared defaults (losslab.experiments.spec_keys). The
+# margin is an odds ratio of being right: 1.25 is 98.2% against 97.8% near the top, 64% against 59% in the middle,
+# a difference smaller than this is not worth a change of loss.
+__all__ = ["DEFAULT_MARGIN", "default_baseline"]
 OUTCOMES = ("better", "worse", "equivalent", "not worse", "not better", "undecided")
 #: The metrics each loss's row shows beside its accuracy (raw, and temperature-scaled where declared so).
 ROW_METRICS = ("test_nll", "test_brier", "test_ece", "test_ece_adaptive", "test_ece_classwise", "test_mce")
@@ -174,14 +176,6 @@ def _compare(arm: Arm, base: Arm, margin: float) -> Comparison:
         stats.probability_of_improvement(arm.runs.accuracy, base.runs.accuracy),
         outcome(effect, margin),
     )
-
-
-def default_baseline(losses: list[str]) -> str:
-    """Cross-entropy where the grid trains it (binary cross-entropy for a sigmoid grid), else its first loss."""
-    for name in ("cross_entropy", "binary_cross_entropy"):
-        if name in losses:
-            return name
-    return losses[0]
 
 
 def summarise_grid(spec: str, label: str, info: dict, rows: pd.DataFrame, origins: dict[str, str]) -> Grid:

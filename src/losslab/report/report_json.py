@@ -21,166 +21,130 @@ import math
 from losslab import __version__
 from losslab.i18n import render
 from losslab.report import grids as G
+from losslab.report.verdicts import FINDING_VERDICTS, VERDICTS
 
 FORMAT = "losslab-report"
 VERSION = 1
 
 _NUMBER = {"type": ["number", "null"]}
-_INTERVAL = {
-    "type": "object",
-    "required": ["mean", "low", "high", "n", "kind"],
-    "properties": {
-        "mean": _NUMBER,
-        "low": _NUMBER,
-        "high": _NUMBER,
-        "n": {"type": "integer", "minimum": 0},
-        "kind": {"type": "string"},
-        "test_sampling": {"type": ["boolean", "null"]},
-    },
-}
+_STRING = {"type": "string"}
+_INTEGER = {"type": "integer"}
+_OBJECT = {"type": "object"}
+
+
+def _array(items: dict | None = None) -> dict:
+    return {"type": "array", **({"items": items} if items else {})}
+
+
+def _record(required: str, **properties) -> dict:
+    """A JSON object with these ``properties`` (schemas), of which the space-separated ``required`` must be there."""
+    return {"type": "object", "required": required.split(), "properties": properties}
+
+
+_INTERVAL = _record(
+    "mean low high n kind",
+    mean=_NUMBER,
+    low=_NUMBER,
+    high=_NUMBER,
+    n={"type": "integer", "minimum": 0},
+    kind=_STRING,
+    test_sampling={"type": ["boolean", "null"]},
+)
 _AUDIT = {
+    **_record(
+        "rule false_agreement power decides",
+        rule=_STRING,
+        cells=_INTEGER,
+        seeds=_array(_INTEGER),
+        false_agreement=_NUMBER,
+        power=_NUMBER,
+        false_disagreement=_NUMBER,
+        decides={"type": "boolean"},
+        seeds_needed={"type": ["integer", "null"]},
+    ),
     "type": ["object", "null"],
-    "required": ["rule", "false_agreement", "power", "decides"],
-    "properties": {
-        "rule": {"type": "string"},
-        "cells": {"type": "integer"},
-        "seeds": {"type": "array", "items": {"type": "integer"}},
-        "false_agreement": _NUMBER,
-        "power": _NUMBER,
-        "false_disagreement": _NUMBER,
-        "decides": {"type": "boolean"},
-        "seeds_needed": {"type": ["integer", "null"]},
-    },
 }
-_VERDICT = {
-    "type": "object",
-    "required": ["verdict", "evidence", "rule"],
-    "properties": {
-        "verdict": {
-            "enum": [
-                "supported",
-                "supported with caveat",
-                "not supported",
-                "not enough evidence",
-                "not tested",
-                "agrees",
-                "disagrees",
-                "mixed",
-            ]
-        },
-        "evidence": {"type": "array", "items": {"type": "string"}},
-        "rule": {"type": "string"},
-        "audit": _AUDIT,
-    },
-}
-_LOSS = {
-    "type": "object",
-    "required": [
-        "loss",
-        "name",
-        "params",
-        "lrs_tried",
-        "chosen_lr",
-        "chosen_on",
-        "members",
-        "diverged",
-        "seeds",
-        "test_accuracy",
-        "metrics",
-    ],
-    "properties": {
-        "loss": {"type": "string"},
-        "name": {"type": "string"},
-        "params": {"type": "object"},
-        "origin": {"type": "string"},
-        "lrs_tried": {"type": "array", "items": {"type": "number"}},
-        "chosen_lr": _NUMBER,
-        "edge": {"enum": ["low", "high", None]},
-        "chosen_on": {"type": "string"},
-        "curve": {"type": "array"},
-        "members": {"type": "integer"},
-        "diverged": {"type": "integer"},
-        "seeds": {"type": "integer"},
-        "val_accuracy": _NUMBER,
-        "test_accuracy": _INTERVAL,
-        "metrics": {"type": "object", "additionalProperties": _INTERVAL},
-    },
-}
-_COMPARISON = {
-    "type": "object",
-    "required": ["loss", "baseline", "difference", "effect", "probability_of_improvement", "outcome"],
-    "properties": {
-        "loss": {"type": "string"},
-        "baseline": {"type": "string"},
-        "difference": _INTERVAL,
-        "effect": {"type": "object"},
-        "probability_of_improvement": _INTERVAL,
-        "outcome": {"enum": list(G.OUTCOMES)},
-    },
-}
+_VERDICT = _record(
+    "verdict evidence rule",
+    verdict={"enum": [*VERDICTS, *(v for v in FINDING_VERDICTS if v not in VERDICTS)]},
+    evidence=_array(_STRING),
+    rule=_STRING,
+    audit=_AUDIT,
+)
+_LOSS = _record(
+    "loss name params lrs_tried chosen_lr chosen_on members diverged seeds test_accuracy metrics",
+    loss=_STRING,
+    name=_STRING,
+    params=_OBJECT,
+    origin=_STRING,
+    lrs_tried=_array({"type": "number"}),
+    chosen_lr=_NUMBER,
+    edge={"enum": ["low", "high", None]},
+    chosen_on=_STRING,
+    curve=_array(),
+    members=_INTEGER,
+    diverged=_INTEGER,
+    seeds=_INTEGER,
+    val_accuracy=_NUMBER,
+    test_accuracy=_INTERVAL,
+    metrics={"type": "object", "additionalProperties": _INTERVAL},
+)
+_COMPARISON = _record(
+    "loss baseline difference effect probability_of_improvement outcome",
+    loss=_STRING,
+    baseline=_STRING,
+    difference=_INTERVAL,
+    effect=_OBJECT,
+    probability_of_improvement=_INTERVAL,
+    outcome={"enum": list(G.OUTCOMES)},
+)
+_CONDITION = _record(
+    "cell init_scale losses comparisons",
+    cell=_STRING,
+    init_scale={"type": "number"},
+    dataset=_STRING,
+    dataset_options=_OBJECT,
+    num_classes=_INTEGER,
+    test_examples={"type": ["integer", "null"]},
+    losses=_array(_LOSS),
+    comparisons=_array(_COMPARISON),
+)
+_GRID = _record(
+    "spec grid role baseline margin conditions",
+    spec=_STRING,
+    grid=_STRING,
+    role={"type": ["string", "null"]},
+    model=_STRING,
+    baseline=_STRING,
+    margin={"type": "object", "required": ["odds_ratio"]},
+    varying=_array(_STRING),
+    conditions=_array(_CONDITION),
+)
+_TABLE = _record(
+    "id title header rows",
+    id=_STRING,
+    title=_STRING,
+    note=_STRING,
+    header=_array(_STRING),
+    rows=_array(_array(_STRING)),
+)
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "losslab report.json",
-    "type": "object",
-    "required": ["format", "version", "losslab", "grids", "claims", "findings", "tables"],
-    "properties": {
-        "format": {"const": FORMAT},
-        "version": {"const": VERSION},
-        "losslab": {"type": "string"},
-        "generated": {"type": "string"},
-        "sources": {"type": "array", "items": {"type": "string"}},
-        "runs": {"type": "array"},
-        "grids": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["spec", "grid", "role", "baseline", "margin", "conditions"],
-                "properties": {
-                    "spec": {"type": "string"},
-                    "grid": {"type": "string"},
-                    "role": {"type": ["string", "null"]},
-                    "model": {"type": "string"},
-                    "baseline": {"type": "string"},
-                    "margin": {"type": "object", "required": ["odds_ratio"]},
-                    "varying": {"type": "array", "items": {"type": "string"}},
-                    "conditions": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "required": ["cell", "init_scale", "losses", "comparisons"],
-                            "properties": {
-                                "cell": {"type": "string"},
-                                "init_scale": {"type": "number"},
-                                "dataset": {"type": "string"},
-                                "dataset_options": {"type": "object"},
-                                "num_classes": {"type": "integer"},
-                                "test_examples": {"type": ["integer", "null"]},
-                                "losses": {"type": "array", "items": _LOSS},
-                                "comparisons": {"type": "array", "items": _COMPARISON},
-                            },
-                        },
-                    },
-                },
-            },
-        },
-        "claims": {"type": "array", "items": {**_VERDICT, "required": [*_VERDICT["required"], "id", "title"]}},
-        "findings": {"type": "array", "items": {**_VERDICT, "required": [*_VERDICT["required"], "key", "source"]}},
-        "equations": {"type": "array"},
-        "tables": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["id", "title", "header", "rows"],
-                "properties": {
-                    "id": {"type": "string"},
-                    "title": {"type": "string"},
-                    "note": {"type": "string"},
-                    "header": {"type": "array", "items": {"type": "string"}},
-                    "rows": {"type": "array", "items": {"type": "array", "items": {"type": "string"}}},
-                },
-            },
-        },
-    },
+    **_record(
+        "format version losslab grids claims findings tables",
+        format={"const": FORMAT},
+        version={"const": VERSION},
+        losslab=_STRING,
+        generated=_STRING,
+        sources=_array(_STRING),
+        runs=_array(),
+        grids=_array(_GRID),
+        claims=_array({**_VERDICT, "required": [*_VERDICT["required"], "id", "title"]}),
+        findings=_array({**_VERDICT, "required": [*_VERDICT["required"], "key", "source"]}),
+        equations=_array(),
+        tables=_array(_TABLE),
+    ),
 }
 
 

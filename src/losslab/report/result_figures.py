@@ -44,18 +44,31 @@ def _condition_title(grid: G.Grid, condition: G.Condition) -> str:
     return " ".join(parts)
 
 
+def _per_condition(grid: G.Grid, draw, title: str, legend: str) -> Figure:
+    """A figure with a panel per condition of the grid: ``draw(ax, condition)`` fills one; unused panels hidden."""
+    fig, axes, columns = _panels(len(grid.conditions))
+    for k, condition in enumerate(grid.conditions):
+        ax = axes[k // columns, k % columns]
+        draw(ax, condition)
+        ax.set_title(_condition_title(grid, condition))
+        ax.grid(alpha=0.3)
+    for k in range(len(grid.conditions), axes.size):
+        axes.flat[k].set_visible(False)
+    axes[0, 0].legend(fontsize=7, loc=legend)
+    fig.suptitle(title, wrap=True)
+    return fig
+
+
 @localized
 def rate_sensitivity(grid: G.Grid, lang: str = "en") -> Figure:
     """Mean final validation accuracy against the learning rate, one line per loss and one panel per condition;
     the chosen rate filled, rates where a member diverged marked with a cross on the axis."""
     t = translator(lang)
-    fig, axes, columns = _panels(len(grid.conditions))
-    for k, condition in enumerate(grid.conditions):
-        ax = axes[k // columns, k % columns]
-        on_test = False
+
+    def draw(ax, condition: G.Condition) -> None:
+        on_test = any(arm.choice.chosen_on == sel.CHOSEN_ON_TEST for arm in condition.arms)
         for i, arm in enumerate(condition.arms):
             curve = arm.choice.curve
-            on_test |= arm.choice.chosen_on == sel.CHOSEN_ON_TEST
             lrs = np.array([p.lr for p in curve])
             values = np.array([p.test_accuracy if on_test else p.val_accuracy for p in curve])
             colour, dash = OKABE_ITO[i % len(OKABE_ITO)], DASHES[i % len(DASHES)]
@@ -74,7 +87,6 @@ def rate_sensitivity(grid: G.Grid, lang: str = "en") -> Figure:
             ylim=(0, 100),
             xlabel=t("figure.rates.xlabel"),
             ylabel=t("figure.rates.ylabel_test" if on_test else "figure.rates.ylabel"),
-            title=_condition_title(grid, condition),
         )
         # Ticks at the rates tried, no minor ticks: what was measured, and far cheaper to draw than log minor ticks.
         tried = sorted({p.lr for arm in condition.arms for p in arm.choice.curve})
@@ -82,12 +94,8 @@ def rate_sensitivity(grid: G.Grid, lang: str = "en") -> Figure:
         ax.xaxis.set_major_locator(FixedLocator(shown))
         ax.xaxis.set_major_formatter(FixedFormatter([f"{lr:g}" for lr in shown]))
         ax.xaxis.set_minor_locator(NullLocator())
-        ax.grid(alpha=0.3)
-    for k in range(len(grid.conditions), axes.size):
-        axes.flat[k].set_visible(False)
-    axes[0, 0].legend(fontsize=7, loc="lower left")
-    fig.suptitle(t("figure.rates.title", grid=grid.key), wrap=True)
-    return fig
+
+    return _per_condition(grid, draw, t("figure.rates.title", grid=grid.key), "lower left")
 
 
 @localized
@@ -95,10 +103,9 @@ def training_curves(grid: G.Grid, lang: str = "en") -> Figure:
     """Test accuracy over training steps for each loss at its chosen rate: the mean over its seeds, and a band
     from the lowest to the highest seed; one panel per condition."""
     t = translator(lang)
-    fig, axes, columns = _panels(len(grid.conditions))
     main = grid.rows[grid.rows["phase"] == "main"]
-    for k, condition in enumerate(grid.conditions):
-        ax = axes[k // columns, k % columns]
+
+    def draw(ax, condition: G.Condition) -> None:
         here = main[(main["cell"] == condition.cell) & (main["init_scale"] == condition.init_scale)]
         for i, arm in enumerate(condition.arms):
             if arm.choice.lr is None:
@@ -109,18 +116,9 @@ def training_curves(grid: G.Grid, lang: str = "en") -> Figure:
             colour, dash = OKABE_ITO[i % len(OKABE_ITO)], DASHES[i % len(DASHES)]
             ax.plot(mean.index, 100 * mean.values, color=colour, linestyle=dash, linewidth=1.8, label=arm.loss)
             ax.fill_between(mean.index, 100 * low.values, 100 * high.values, color=colour, alpha=0.15, linewidth=0)
-        ax.set(
-            ylim=(0, 100),
-            xlabel=t("figure.step"),
-            ylabel=t("figure.test_accuracy"),
-            title=_condition_title(grid, condition),
-        )
-        ax.grid(alpha=0.3)
-    for k in range(len(grid.conditions), axes.size):
-        axes.flat[k].set_visible(False)
-    axes[0, 0].legend(fontsize=7, loc="lower right")
-    fig.suptitle(t("figure.curves.title", grid=grid.key), wrap=True)
-    return fig
+        ax.set(ylim=(0, 100), xlabel=t("figure.step"), ylabel=t("figure.test_accuracy"))
+
+    return _per_condition(grid, draw, t("figure.curves.title", grid=grid.key), "lower right")
 
 
 @localized

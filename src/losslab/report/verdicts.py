@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from losslab.core import DEAD_EPSILON
 from losslab.experiments.spec import SpecError, builtin_specs, load_spec
 from losslab.i18n import Message, Rule
 from losslab.registry import Registry
@@ -33,7 +34,7 @@ VERDICTS = ("supported", "supported with caveat", "not supported", "not enough e
 FINDING_VERDICTS = ("agrees", "disagrees", "mixed", "not enough evidence", "not tested")
 
 MIN_SEEDS = 5  # fewest seeds per compared group (each loss at each setting) before an experiment may decide
-DEFAULT_DEAD_EPSILON = 1e-3  # the trainer's default dead_epsilon, used where no run says otherwise
+DEFAULT_DEAD_EPSILON = DEAD_EPSILON  # the trainer's default dead_epsilon, used where no run says otherwise
 
 #: The constants rule texts print (``{name}`` in a docstring or its translation). Each rule module adds its own.
 RULE_CONSTANTS: dict[str, str] = {

@@ -11,14 +11,15 @@ from __future__ import annotations
 import torch
 from torch.distributions import Bernoulli, Binomial, Multinomial, Normal
 
-from losslab.core.validation import check_tensor
+from losslab.core.validation import check_tensor, sums_off_one
+from losslab.params import is_number
 
 #: How far probabilities may sum from 1 (or leave [0, 1]) before they are rejected.
 PROBABILITY_TOLERANCE = 1e-9
 
 
 def _as_float64(value, name: str) -> torch.Tensor:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if is_number(value):
         # float64 straight away: torch.tensor(0.3) would round p through float32 first.
         value = torch.tensor(value, dtype=torch.float64)
     return check_tensor(value, name).to(torch.float64)
@@ -49,12 +50,11 @@ def check_probabilities(probs, name: str = "probs", *, simplex: bool = False) ->
     if simplex:
         if probs.dim() == 0:
             raise ValueError(f"{name} must be a probability vector of shape [K], got a scalar")
-        sums = probs.sum(-1)
-        off = (sums - 1).abs() > PROBABILITY_TOLERANCE
-        if bool(off.any()):
+        off = sums_off_one(probs, PROBABILITY_TOLERANCE)
+        if off is not None:
             raise ValueError(
                 f"{name} must sum to 1 over its last dimension (tolerance {PROBABILITY_TOLERANCE:g}), got sums "
-                f"{sums[off].flatten()[:4].tolist()}; divide by the sum to normalise"
+                f"{off.flatten()[:4].tolist()}; divide by the sum to normalise"
             )
     return probs
 

@@ -15,10 +15,13 @@ does: blocks are fixed before any of them runs.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 
 import torch
+
+from losslab.core import DEAD_EPSILON
+from losslab.models.mlp import DEFAULT_HIDDEN
+from losslab.params import Interval, ListOf, Options, Text, check_values, optional, params_of, setting
 
 OPTIMIZERS = ("sgd", "adam")
 LINKS = ("auto", "softmax", "sigmoid")
@@ -26,6 +29,9 @@ LINKS = ("auto", "softmax", "sigmoid")
 #: torch.func's vmap or as one plain module per member in a loop (``module_population``).
 MATMUL_BACKENDS = ("auto", "torch", "numpy", "vmap", "loop")
 PRECISIONS = ("fp32", "tf32", "bf16")
+#: The largest seed: seeds are integers in [0, MAX_SEED] (torch's generators take them).
+MAX_SEED = 2**63 - 1
+POSITIVE = Interval(float, 0, closed="neither")
 
 #: Configuration fields that choose how a population runs, not what it computes; they are left out of
 #: experiment fingerprints (a cell trained with 2 workers or 8 is the same cell).
@@ -37,9 +43,9 @@ class Member:
     """One run of the population: its loss, seed, initial logit scale and learning rate."""
 
     loss: str
-    seed: int = 0
-    lr: float = 0.1
-    init_scale: float = 1.0
+    seed: int = setting(Interval(int, 0, MAX_SEED), 0, "initialisation and data order")
+    lr: float = setting(POSITIVE, 0.1, "learning rate")
+    init_scale: float = setting(POSITIVE, 1.0, "factor on the last layer's initial weights")
     loss_params: dict = field(default_factory=dict)
 
     def describe(self) -> dict:
@@ -51,84 +57,81 @@ class Member:
             "init_scale": self.init_scale,
         }
 
+    def check(self) -> None:
+        """Raise ValueError naming the first bad seed, learning rate or initial scale."""
+        check_values(MEMBER_PARAMS, {k: getattr(self, k) for k in MEMBER_PARAMS})
 
-def _positive_int_or_none(name: str, value) -> None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+
+MEMBER_PARAMS = params_of(Member)
+_POSITIVE_INT = Interval(int, 1)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """What the members of a population share."""
+    """What the members of a population share. Each field is declared once (``TRAIN_PARAMS``): its constraint,
+    default and meaning; ``validate`` checks them and the rules that tie fields together."""
 
-    model: str = "mlp"
-    hidden: list[int] | None = None  # MLP widths; default [100, 100]
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    betas: tuple[float, float] = (0.9, 0.999)
-    adam_eps: float = 1e-8
-    batch_size: int = 100
-    epochs: int = 20
-    eval_every_steps: int | None = None  # default: once per epoch (and at step 0)
-    link: str = "auto"  # auto: sigmoid (one logit) for two-class data when every loss has a binary form
-    dtype: str = "float32"
-    # Matrix-product precision of the training steps: "fp32", "tf32" (CUDA only) or "bf16" (autocast);
-    # see losslab.train.precision. Evaluations always run in float32.
-    precision: str = "fp32"
-    device: str = "cpu"
-    dead_epsilon: float = 1e-3
-    # Training-set metrics (train_loss, grad_norm, dead_fraction) use this many training examples,
-    # a fixed evenly spaced subset, to keep frequent evaluations cheap; None uses them all.
-    train_eval_examples: int | None = 2000
-    eval_chunk_elements: int = 1 << 24  # bound on M x chunk x width during evaluation
-    # Execution (see the module docstring): threads running blocks at once; members per block; intra-op
-    # threads inside a block; the CPU matmul library. None / "auto": chosen for this machine.
-    workers: int | None = None
-    block_size: int | None = None
-    threads_per_block: int | None = None
-    matmul: str = "auto"
-    # Bytes one block may use; blocks are made small enough to fit. None: on CUDA, 60% of the GPU memory
-    # free at the start (and a block that still runs out of memory is split in two and retried); on CPU, no limit.
-    memory_limit: int | None = None
+    model: str = setting(Text("a model name"), "mlp", "the population model (losslab list models)")
+    hidden: list[int] | None = setting(
+        optional(ListOf(_POSITIVE_INT), "a non-empty list of positive layer widths"),
+        None,
+        "hidden layer widths of the MLP",
+        example=list(DEFAULT_HIDDEN),
+        default_text=str(list(DEFAULT_HIDDEN)),
+    )
+    optimizer: str = setting(Options(OPTIMIZERS), "sgd", "the optimiser of every member")
+    momentum: float = setting(Interval(float, 0, 1, "left"), 0.9, "SGD's momentum")
+    betas: tuple[float, float] = setting(
+        ListOf(Interval(float, 0, 1, "left"), length=2), (0.9, 0.999), "Adam's moment decay rates"
+    )
+    adam_eps: float = setting(POSITIVE, 1e-8, "Adam's epsilon")
+    batch_size: int = setting(_POSITIVE_INT, 100, "examples per training step")
+    epochs: int = setting(_POSITIVE_INT, 20, "passes over the training split")
+    eval_every_steps: int | None = setting(
+        optional(_POSITIVE_INT),
+        None,
+        "steps between evaluations",
+        example=50,
+        default_text="once per epoch (and at step 0)",
+    )
+    link: str = setting(
+        Options(LINKS),
+        "auto",
+        "output link; auto: one sigmoid logit for two-class data when every loss has a binary form, else softmax",
+    )
+    dtype: str = setting(Options(("float32", "float64")), "float32", "floating-point type of the parameters")
+    # Matrix-product precision of the training steps; see losslab.train.precision. Evaluations run in float32.
+    precision: str = setting(
+        Options(PRECISIONS), "fp32", "matmul precision of the training steps: tf32 needs CUDA, bf16 autocasts"
+    )
+    device: str = setting(Text("'cpu', 'cuda' or 'cuda:N'", r"cpu|cuda|cuda:\d+"), "cpu", "where the population trains")
+    dead_epsilon: float = setting(
+        POSITIVE, DEAD_EPSILON, "the dead zone: a misclassified example whose |dL/dz| is below this is dead"
+    )
+    # A fixed evenly spaced subset keeps frequent evaluations cheap.
+    train_eval_examples: int | None = setting(
+        optional(_POSITIVE_INT),
+        2000,
+        "training examples the training-set metrics (train_loss, grad_norm, dead_fraction) use",
+    )
+    eval_chunk_elements: int = setting(_POSITIVE_INT, 1 << 24, "bound on members x chunk x width during evaluation")
+    # Execution (see the module docstring). None / "auto": chosen for this machine.
+    workers: int | None = setting(optional(_POSITIVE_INT), None, "threads running blocks at once")
+    block_size: int | None = setting(optional(_POSITIVE_INT), None, "members per block")
+    threads_per_block: int | None = setting(optional(_POSITIVE_INT), None, "intra-op threads inside a block")
+    matmul: str = setting(Options(MATMUL_BACKENDS), "auto", "the CPU library of the MLP's products")
+    # None: on CUDA, 60% of the GPU memory free at the start (and a block that still runs out of memory is split
+    # in two and retried); on CPU, no limit.
+    memory_limit: int | None = setting(
+        optional(_POSITIVE_INT, "a positive number of bytes or None"), None, "bytes one block may use"
+    )
 
     def validate(self, device_checks: bool = True) -> None:
         """Raise ValueError naming any bad setting. ``device_checks=False`` leaves out what depends on the
         machine that will train (CUDA present; TF32 needs CUDA): specs are read before the device is known."""
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
-        if self.link not in LINKS:
-            raise ValueError(f"link must be one of {list(LINKS)}, got {self.link!r}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
-        if self.precision != "fp32" and self.dtype != "float32":
-            raise ValueError(f"precision {self.precision!r} needs dtype 'float32', got {self.dtype!r}")
-        if self.precision == "bf16" and self.matmul == "numpy":
-            raise ValueError(
-                "precision 'bf16' needs torch's products (numpy has no bfloat16); use matmul='torch' or 'auto'"
-            )
-        if self.memory_limit is not None and (
-            not isinstance(self.memory_limit, int) or isinstance(self.memory_limit, bool) or self.memory_limit < 1
-        ):
-            raise ValueError(f"memory_limit must be a positive number of bytes or None, got {self.memory_limit!r}")
-        if self.matmul not in MATMUL_BACKENDS:
-            raise ValueError(f"matmul must be one of {list(MATMUL_BACKENDS)}, got {self.matmul!r}")
-        for name in ("batch_size", "epochs"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("eval_every_steps", "train_eval_examples", "workers", "block_size", "threads_per_block"):
-            _positive_int_or_none(name, getattr(self, name))
-        if not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if not (
-            isinstance(self.dead_epsilon, (int, float)) and math.isfinite(self.dead_epsilon) and self.dead_epsilon > 0
-        ):
-            raise ValueError(f"dead_epsilon must be a positive number, got {self.dead_epsilon!r}")
-        device = str(self.device)
-        if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-            raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        values = {name: getattr(self, name) for name in TRAIN_PARAMS}
+        check_values(TRAIN_PARAMS, {**values, "device": str(self.device)})  # a torch.device is welcome too
+        check_combination(self)
         if device_checks:
             self.check_device()
 
@@ -149,6 +152,21 @@ class TrainConfig:
     @property
     def on_cpu(self) -> bool:
         return str(self.device) == "cpu"
+
+
+#: Every field of ``TrainConfig``, declared: constraint, default, meaning (the spec's [train] keys are these less
+#: ``EXECUTION_FIELDS``).
+TRAIN_PARAMS = params_of(TrainConfig)
+
+
+def check_combination(config) -> None:
+    """The rules that tie settings together (each setting alone is checked against its declaration)."""
+    if config.precision != "fp32" and config.dtype != "float32":
+        raise ValueError(f"precision {config.precision!r} needs dtype 'float32', got {config.dtype!r}")
+    if config.precision == "bf16" and config.matmul == "numpy":
+        raise ValueError(
+            "precision 'bf16' needs torch's products (numpy has no bfloat16); use matmul='torch' or 'auto'"
+        )
 
 
 def resolve_device(device: str) -> str:

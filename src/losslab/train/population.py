@@ -99,12 +99,10 @@ def _check_members(members: list[Member], binary: bool) -> list[tuple]:
                 f"member {i}: loss {m.loss!r} takes one logit per example and needs a two-class dataset with "
                 "link='sigmoid' or 'auto'; for more classes use 'cross_entropy'"
             )
-        if isinstance(m.seed, bool) or not isinstance(m.seed, int) or not 0 <= m.seed <= 2**63 - 1:
-            raise ValueError(f"member {i}: seed must be an integer in [0, 9223372036854775807], got {m.seed!r}")
-        if not (isinstance(m.lr, (int, float)) and math.isfinite(m.lr) and m.lr > 0):
-            raise ValueError(f"member {i}: lr must be a positive number, got {m.lr!r}")
-        if not (isinstance(m.init_scale, (int, float)) and math.isfinite(m.init_scale) and m.init_scale > 0):
-            raise ValueError(f"member {i}: init_scale must be a positive number, got {m.init_scale!r}")
+        try:
+            m.check()
+        except ValueError as exc:
+            raise ValueError(f"member {i}: {exc}") from None
         resolved.append((loss, params))
     return resolved
 

@@ -20,10 +20,10 @@ MANIFEST = "manifest.json"
 CELLS = "cells"
 LOCK = ".lock"
 SUFFIX = ".parquet"
-MAX_SEED = 2**63 - 1
 
 NAME_RULE = "letters, digits, '-' and '_', starting with a letter or digit, at most 100 characters"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}"
+_NAME = re.compile(NAME_PATTERN)
 # A cell id is its grid's label plus "-<option><value>" for each swept dataset option, so values such
 # as 0.5 or 1e+20 bring '.' and '+'; never '/', never a leading '.', and short enough for any filesystem.
 CELL_ID_RULE = "letters, digits, '-', '_', '.' and '+', starting with a letter or digit, at most 200 characters"

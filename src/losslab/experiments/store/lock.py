@@ -72,7 +72,10 @@ def _holder_info() -> dict:
 def describe_holder(info: dict | None) -> str:
     if not info:
         return "another losslab run, starting up"
-    return f"pid {info.get('pid')} on {info.get('host')}, started {info.get('started')}"
+    if info.get("unreadable") or not isinstance(info.get("pid"), int) or not isinstance(info.get("host"), str):
+        # Not what a losslab run writes: another program, or a damaged lock file, holds the lock.
+        return f"pid and host unknown: its {LOCK} file is damaged or not losslab's"
+    return f"pid {info.get('pid')} on {info.get('host')}, started {info.get('started') or 'at an unknown time'}"
 
 
 def _holder_state(info: dict) -> str:
@@ -182,6 +185,11 @@ def acquire_lock(folder, *, wait: bool = False, log: Callable[[str], None] = pri
                 path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o644
             )
         except OSError as exc:
+            if exc.errno == errno.ELOOP:  # O_NOFOLLOW: never lock (or write through) a link planted there
+                raise StoreError(
+                    f"{path} is a link, and a run writes only inside {folder}; delete the link (a run's lock file "
+                    "is always a plain file) or use another --out"
+                ) from None
             raise StoreError(
                 f"cannot write into results folder {folder} ({exc.strerror}); choose a writable --out"
             ) from None
@@ -196,7 +204,9 @@ def acquire_lock(folder, *, wait: bool = False, log: Callable[[str], None] = pri
                 previous = _read_info(fd)
                 state = _holder_state(previous) if previous and not previous.get("unreadable") else "gone"
                 if not previous or state == "gone":
-                    if previous:
+                    if previous.get("unreadable"):
+                        log(f"taking over the lock {path}, which nobody holds and whose record is damaged")
+                    elif previous:
                         log(
                             f"taking over the stale lock {path} of {describe_holder(previous)}, which is no longer running"
                         )

@@ -126,9 +126,15 @@ def _load(folder, complete: bool) -> tuple[dict, list[tuple[dict, pd.DataFrame]]
             f"finish them {how}"
         )
     extra = _unlisted(folder, manifest, allow_pending=not complete)
-    if extra:
+    if len(extra) == 1:
         raise StoreError(
             f"{extra[0]}: not listed in {folder / MANIFEST}, so it cannot be trusted; move it out of {folder / CELLS}"
+        )
+    if extra:
+        raise StoreError(
+            f"{folder / CELLS}: {len(extra)} files are not listed in {folder / MANIFEST} ({extra[0].name}, "
+            f"{extra[1].name}{', ...' if len(extra) > 2 else ''}), so they cannot be trusted; move them out of "
+            f"{folder / CELLS}"
         )
     cells = [(e, _read_cell(folder, manifest, e)) for e in manifest["cells"] if e["status"] == "done"]
     return manifest, cells

@@ -115,8 +115,11 @@ class RunStore:
         self.manifest.update(fields)
         self._write_manifest()
 
-    def record(self, cell_id: str, frame: pd.DataFrame, *, seconds: float, config: dict | None = None) -> dict:
-        """Write a finished cell's rows, then list it (with its row count and SHA-256) in the manifest."""
+    def record(
+        self, cell_id: str, frame: pd.DataFrame, *, seconds: float, config: dict | None = None, **fields
+    ) -> dict:
+        """Write a finished cell's rows, then list it (with its row count and SHA-256) in the manifest; ``fields``
+        are recorded in its entry too (e.g. ``diverged``, ``replaced``)."""
         entry = self._entries[cell_id]
         data = frame_to_bytes(frame)
         atomic_write(cell_path(self.folder, cell_id), data)
@@ -131,6 +134,7 @@ class RunStore:
         )
         if config is not None:
             entry["config"] = config
+        entry.update(fields)
         self._write_manifest()  # only now does the cell count as done
         self.recorded += 1
         return entry
@@ -185,11 +189,14 @@ def _open_store(folder: Path, header: dict, planned: list[dict], log) -> RunStor
     store = RunStore(folder, {**header, "cells": entries})
     store._write_manifest()
     listed = {f"{e['id']}{SUFFIX}" for e in entries}
-    for path in sorted(cells_dir.iterdir()):
-        if path.name not in listed and not path.name.startswith("."):
-            log(
-                f"warning: {path} is not a cell of this run; 'losslab report' will refuse the folder until it is moved out"
-            )
+    strays = sorted(p for p in cells_dir.iterdir() if p.name not in listed and not p.name.startswith("."))
+    if strays:  # one line, however many: a folder of 10,000 strays must not print 10,000 warnings
+        what = f"{strays[0]} is" if len(strays) == 1 else f"{len(strays)} files in {cells_dir} are"
+        first = "" if len(strays) == 1 else f" (the first: {strays[0].name})"
+        log(
+            f"warning: {what} not a cell of this run{first}; 'losslab report' will refuse the folder until "
+            f"{'it is' if len(strays) == 1 else 'they are'} moved out"
+        )
     return store
 
 
