@@ -17,6 +17,7 @@ import torch
 from losslab.models.cnn_population import EVAL_CHUNK, products_of, relu_backward_
 from losslab.models.matmul import BatchedProducts
 from losslab.models.module_population import check_module, member_module
+from losslab.models.protocol import StackedParameters
 
 
 class _StridedConv1d:
@@ -69,7 +70,7 @@ class _StridedConv1d:
         return out
 
 
-class CNN1dPopulation:
+class CNN1dPopulation(StackedParameters):
     """The MNIST-1D reference CNN (``mnist1d_models.CNN1d``: three Conv1d with stride 2 and padding 1, ReLU, a
     linear head) as batched products with a hand-written backward; members start as the plain modules
     built by ``module_population.member_module`` (the same seeds, the same initial logit scale), and their
@@ -110,14 +111,6 @@ class CNN1dPopulation:
             raise ValueError(f"model {name!r}: expected the parameters {list(cls.NAMES)}, got {list(states[0])}")
         params = [torch.stack([s[n].detach() for s in states]).to(device) for n in cls.NAMES]
         return cls(params, int(input_shape[0]))
-
-    @property
-    def params(self) -> list[torch.Tensor]:
-        return self.params_list
-
-    @property
-    def members(self) -> int:
-        return self.params_list[0].shape[0]
 
     def member_state(self, i: int) -> dict[str, torch.Tensor]:
         """Member i's parameters by the module's own names (``module.load_state_dict`` takes them)."""

@@ -35,6 +35,7 @@ import torch
 
 from losslab.models.cnn import CNN
 from losslab.models.matmul import BatchedProducts
+from losslab.models.protocol import StackedParameters
 
 #: Examples per evaluation chunk (a few MB of activations per member).
 EVAL_CHUNK = 128
@@ -167,7 +168,7 @@ class _Pool:
         return out
 
 
-class CNNPopulation:
+class CNNPopulation(StackedParameters):
     """Population convnet for [1, 28, 28] inputs: conv(c1, 5) -> ReLU -> pool 2 -> conv(c2, 5) -> ReLU -> pool 2
     -> linear(K), as banded products (see the module docstring). Parameters in PyTorch's layouts, stacked:
     conv weights [M, Cout, Cin, 5, 5], biases [M, C], head [M, c2 * 16, K] (rows in (channel, row, column)
@@ -190,14 +191,6 @@ class CNNPopulation:
         members = [CNN.init_member(num_classes, channels, s, c, dtype) for s, c in zip(seeds, logit_scales)]
         stacked = [torch.stack([m[i] for m in members]).to(device) for i in range(6)]
         return cls(stacked, channels)
-
-    @property
-    def params(self) -> list[torch.Tensor]:
-        return self.params_list
-
-    @property
-    def members(self) -> int:
-        return self.params_list[0].shape[0]
 
     def select(self, members: slice) -> CNNPopulation:
         return CNNPopulation([p[members].clone() for p in self.params_list], self.channels, self.matmul)

@@ -54,6 +54,20 @@ class PopulationModel(Protocol):
     def member_bytes(self, batch: int) -> int: ...
 
 
+class StackedParameters:
+    """For a population model that keeps its stacked parameters in ``params_list``: ``params`` and ``members``."""
+
+    params_list: list[torch.Tensor]
+
+    @property
+    def params(self) -> list[torch.Tensor]:
+        return self.params_list
+
+    @property
+    def members(self) -> int:
+        return self.params_list[0].shape[0]
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """A registered model. ``build(input_shape, num_outputs, seeds, init_scales, hidden=, dtype=, device=)``
