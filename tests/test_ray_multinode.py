@@ -9,7 +9,7 @@ cell than any node has (one line at once). Every run's rows equal a local run's.
 
 The spec trains in float64: a local run on two threads and a Ray worker on one may choose different execution
 plans (blocks, threads), which round float32 differently in the last bits over hundreds of steps; in float64
-every plan agrees to ~1e-12 (the README's promise), so the rows are compared to pandas' default tolerance. The
+every plan agrees to ~1e-12 (docs/speed.md's promise), so the rows are compared to pandas' default tolerance. The
 execution-plan keys (``block_size``, ``threads_per_block``, ``matmul``, ``workers``) are not spec keys on this
 branch, so the plan cannot be pinned in the spec.
 

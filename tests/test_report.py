@@ -34,7 +34,7 @@ def test_ledger_claims_fail_when_the_ledger_fails(ledger):
     assert C.claim_c12(Evidence(ledger, {})).verdict == "not tested"
 
 
-# --- a researcher's own spec, as the README writes one --------------------------------------------------------
+# --- a researcher's own spec, as docs/plugins.md writes one ---------------------------------------------------
 
 OWN_LOSS = '''
 import torch
