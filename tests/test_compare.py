@@ -81,3 +81,25 @@ def test_bad_compare_input_is_one_line_and_writes_nothing(workspace, capsys, arg
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and __import__("re").search(message, err), err
     assert files(workspace) == before
+
+
+def test_the_readme_s_three_commands_run_as_written(tmp_path, monkeypatch, clean_registries, capsys):
+    """README "Compare your own loss in three commands": its my_loss.py, check-loss and compare lines, verbatim
+    (compare made small with --seeds and --epochs, which the README's line leaves at their defaults)."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Compare your own loss in three commands", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(# my_loss.py\n.*?)```", section, re.DOTALL)
+    check, compare = (
+        shlex.split(line.split("#")[0]) for line in re.findall(r"```bash\n(.*?)\n```", section, re.DOTALL)
+    )
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_loss.py").write_text(code)
+    assert check[0] == "losslab" and main(check[1:]) == 0
+    assert compare[:2] == ["losslab", "compare"]
+    assert main([*compare[1:], "--seeds", "2", "--epochs", "1"]) == 0
+    assert "against cross_entropy" in capsys.readouterr().out
+    assert (tmp_path / "cmp" / "index.html").is_file() and (tmp_path / "cmp" / "report.json").is_file()

@@ -257,7 +257,7 @@ def _cmd_list(args) -> int:
 
         for name, entry in DATASETS.items():
             table.add_row(name, escape(entry.summary), escape(origin(DATASETS, name)))
-        table.add_row("file:PATH", "a .npz, .csv or .parquet file (docs/plugins.md, "Data")", "built-in")
+        table.add_row("file:PATH", "a .npz, .csv or .parquet file (docs/plugins.md, under Data)", "built-in")
     else:
         from losslab.models import MODELS
 
