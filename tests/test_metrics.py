@@ -191,3 +191,29 @@ def test_bootstrap_replicates_equal_direct_resampling():
         direct_ece = metrics.expected_calibration_error(logits[:, index], labels[index])
         torch.testing.assert_close(nll[:, r], direct_nll, rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(ece[:, r], direct_ece, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(metrics.METRICS))
+def test_every_declared_metric_is_computed_in_its_range_and_named_in_every_language(name):
+    """One test for every metric METRICS declares, so that a metric added there needs no test of its own to be
+    held to this: one value per member, in its declared range, for softmax and sigmoid logits; a label in every
+    catalogue (the report's tables and report.json name it by ``metric.<name>``)."""
+    from losslab.i18n import LANGUAGES, messages
+
+    metric = metrics.METRICS[name]
+    for lang in LANGUAGES:
+        assert metric.label in messages(lang), f"{metric.label} is missing from the {lang} catalogue"
+    if metric.fn is None:  # computed by the trainer itself (the training-set metrics, the temperature)
+        return
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 4, (200,), generator=gen)
+    for logits, y in (
+        (3 * torch.randn(3, 200, 4, generator=gen), labels),
+        (3 * torch.randn(3, 200, generator=gen), labels % 2),
+    ):
+        values = metric.fn(logits, y)
+        assert values.shape == (3,) and torch.isfinite(values).all()
+        if metric.kind == "proportion":
+            assert ((values >= 0) & (values <= metric.upper)).all()
+        elif metric.kind == "positive":
+            assert (values > 0).all()

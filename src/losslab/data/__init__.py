@@ -1,8 +1,8 @@
 """The data layer: one registry of datasets, the built-in ones, file datasets, and the checks every dataset passes.
 
-Built in, with no files needed: ``digits`` (scikit-learn's 8x8 digits), ``iris``, ``wine`` and
-``breast_cancer`` (scikit-learn's bundled tables), ``mnist1d`` (generated offline by the mnist1d
-package) and ``blobs`` (a Gaussian mixture with any number of classes). ``mnist`` and ``fashion-mnist``
+Built in (each a row of ``builtin.BUILTIN_DATASETS``; ``losslab list datasets`` lists them all), among them,
+with no files needed: ``digits`` (scikit-learn's 8x8 digits), scikit-learn's bundled tables, ``mnist1d``
+(generated offline by the mnist1d package) and ``blobs`` (a Gaussian mixture with any number of classes). ``mnist`` and ``fashion-mnist``
 read the original gzip IDX files from a folder given as ``data_dir`` or by the ``LOSSLAB_DATA``
 environment variable (``idx``); each file's SHA-256 is checked before it is parsed. A user's data: a loader
 registered with ``register_dataset``, or a file named ``file:path/to/data.npz`` (``.csv``, ``.parquet``;

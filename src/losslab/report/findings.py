@@ -23,7 +23,7 @@ from losslab.report import (
     stats,
 )
 from losslab.report import selection as sel
-from losslab.report.claims import accuracy_text, claim_c5, effect_text, points
+from losslab.report.claims import claim_c5
 from losslab.report.verdicts import (
     MIN_SEEDS,
     RULE_CONSTANTS,
@@ -39,6 +39,7 @@ from losslab.report.verdicts import (
     seed_shortfall,
     verdict_word,
 )
+from losslab.report.wording import accuracy_text, effect_text, points
 from losslab.theory.brier import brier_checks
 from losslab.train.metrics import brier_score
 

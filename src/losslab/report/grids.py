@@ -37,8 +37,12 @@ from losslab.train.metrics import METRICS
 # a difference smaller than this is not worth a change of loss.
 __all__ = ["DEFAULT_MARGIN", "default_baseline"]
 OUTCOMES = ("better", "worse", "equivalent", "not worse", "not better", "undecided")
-#: The metrics each loss's row shows beside its accuracy (raw, and temperature-scaled where declared so).
-ROW_METRICS = ("test_nll", "test_brier", "test_ece", "test_ece_adaptive", "test_ece_classwise", "test_mce")
+#: The metrics each loss's row carries beside its accuracy (raw, and temperature-scaled where declared so): every
+#: test-set metric declared in ``train.metrics.METRICS`` that the trainer computes from the logits, so a metric
+#: declared there reaches the report's summaries and ``report.json`` with no change here.
+ROW_METRICS = tuple(
+    name for name, m in METRICS.items() if m.split == "test" and m.fn is not None and name != "test_accuracy"
+)
 
 
 @dataclass

@@ -17,8 +17,8 @@ import scipy.stats
 from losslab.i18n import Message
 from losslab.report import audit as A
 from losslab.report import decide as D
-from losslab.report.claims import accuracy_text
 from losslab.report.verdicts import MIN_SEEDS, Evidence, Finding, declare, guard, verdict_word
+from losslab.report.wording import accuracy_text
 
 #: Greydanus (2020), MNIST-1D README and paper: one run per model, test accuracy rounded to whole percent.
 MNIST1D_PUBLISHED = {"reference-linear": 0.32, "reference-mlp": 0.68, "reference-cnn": 0.94}

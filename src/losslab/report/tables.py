@@ -18,8 +18,8 @@ from losslab.report import grids as G
 from losslab.report import reproduction as RP
 from losslab.report import selection as sel
 from losslab.report import summaries as S
-from losslab.report.claims import points
 from losslab.report.verdicts import Evidence, chosen_word, verdict_word
+from losslab.report.wording import points
 from losslab.train.metrics import METRICS
 
 
