@@ -131,37 +131,31 @@ class CNN1dPopulation(StackedParameters):
         )
         return self.params_list[0].element_size() * (3 * n_params + batch * per_example)
 
-    def _buffers(self, batch: int, training: bool) -> dict:
-        key = (batch, training)
-        buffers = self._workspace.get(key)
-        if buffers is None:
-            like = self.params_list[0]
-            m = self.members
-            k, features = self.params_list[6].shape[1:]
-            new = lambda *shape: like.new_empty(shape)  # noqa: E731
-            layers = self.layers
-            buffers = {
-                # Each layer's zero-padded input: the borders stay zero, only the interiors are written.
-                "padded": [like.new_zeros(m, batch, l.length + 2, l.cin) for l in layers],
-                "tiles": [new(m, batch * l.out_length, l.kernel * l.cin) for l in layers],
-                "matrix": [new(m, l.kernel * l.cin, l.cout) for l in layers],
-                "out": [new(m, batch * l.out_length, l.cout) for l in layers],
-                "head": new(m, k, features),
-                "logits_t": new(m, k, batch),
-            }
-            if training:
-                buffers.update(
-                    dpadded=[new(m, batch, l.length + 2, l.cin) for l in layers],
-                    dtiles=[new(m, batch * l.out_length, l.kernel * l.cin) for l in layers],
-                    dmatrix=[new(m, l.kernel * l.cin, l.cout) for l in layers],
-                    dout=[new(m, batch * l.out_length, l.cout) for l in layers],
-                    dh=new(m, batch, features),
-                    dhead=new(m, k, features),
-                    grads=[torch.empty_like(p) for p in self.params_list],
-                )
-            if len(self._workspace) > 8:  # evaluation chunks of many sizes: keep the memory bounded
-                self._workspace.clear()
-            self._workspace[key] = buffers
+    def _new_buffers(self, batch: int, training: bool) -> dict:
+        like = self.params_list[0]
+        m = self.members
+        k, features = self.params_list[6].shape[1:]
+        new = lambda *shape: like.new_empty(shape)  # noqa: E731
+        layers = self.layers
+        buffers = {
+            # Each layer's zero-padded input: the borders stay zero, only the interiors are written.
+            "padded": [like.new_zeros(m, batch, l.length + 2, l.cin) for l in layers],
+            "tiles": [new(m, batch * l.out_length, l.kernel * l.cin) for l in layers],
+            "matrix": [new(m, l.kernel * l.cin, l.cout) for l in layers],
+            "out": [new(m, batch * l.out_length, l.cout) for l in layers],
+            "head": new(m, k, features),
+            "logits_t": new(m, k, batch),
+        }
+        if training:
+            buffers.update(
+                dpadded=[new(m, batch, l.length + 2, l.cin) for l in layers],
+                dtiles=[new(m, batch * l.out_length, l.kernel * l.cin) for l in layers],
+                dmatrix=[new(m, l.kernel * l.cin, l.cout) for l in layers],
+                dout=[new(m, batch * l.out_length, l.cout) for l in layers],
+                dh=new(m, batch, features),
+                dhead=new(m, k, features),
+                grads=[torch.empty_like(p) for p in self.params_list],
+            )
         return buffers
 
     def _forward(self, x: torch.Tensor, buf: dict, mm: BatchedProducts) -> torch.Tensor:

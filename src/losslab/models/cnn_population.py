@@ -217,50 +217,44 @@ class CNNPopulation(StackedParameters):
 
     # -- the step ------------------------------------------------------------------------------------------
 
-    def _buffers(self, batch: int, training: bool) -> dict:
-        key = (batch, training)
-        buffers = self._workspace.get(key)
-        if buffers is None:
-            like = self.params_list[0]
-            m, (c1, c2) = self.members, self.channels
-            k = self.params_list[5].shape[1]
-            r1, r2 = self.conv1.rows(batch), self.conv2.rows(batch)
-            new = lambda *shape: like.new_empty(shape)  # noqa: E731
-            buffers = {
-                "x1": new(m, r1, self.conv1.k),
-                "index1": self.conv1.tile_index(batch, like.device),
-                "index2": self.conv2.tile_index(batch, like.device),
-                "band1": like.new_zeros(m, self.conv1.n, self.conv1.k),  # zeros off the band, set once
-                "o1": new(m, self.conv1.n, r1),
-                "p1": new(m, 2, c1, r1 // 2),
-                "pool1": _Pool(self.conv1, m, batch, like),
-                "h1": new(m, batch, 12, 12, c1),
-                "x2": new(m, r2, self.conv2.k),
-                "band2": like.new_zeros(m, self.conv2.n, self.conv2.k),
-                "o2": new(m, self.conv2.n, r2),
-                "p2": new(m, 2, c2, r2 // 2),
-                "pool2": _Pool(self.conv2, m, batch, like),
-                "h2": new(m, batch, 16 * c2),
-                "head": new(m, 16 * c2, k),
-                "logits_t": new(m, k, batch),
-            }
-            if training:
-                buffers.update(
-                    dh2=new(m, batch, 16 * c2),
-                    dp2=new(m, 2, c2, r2 // 2),
-                    do2=new(m, self.conv2.n, r2),
-                    dband2=new(m, self.conv2.n, self.conv2.k),
-                    dx2=new(m, r2, self.conv2.k),
-                    dh1=new(m, batch, 12, 12, c1),
-                    dp1=new(m, 2, c1, r1 // 2),
-                    do1=new(m, self.conv1.n, r1),
-                    dband1=new(m, self.conv1.n, self.conv1.k),
-                    dhead=new(m, k, 16 * c2),
-                    grads=[torch.empty_like(p) for p in self.params_list],
-                )
-            if len(self._workspace) > 8:  # evaluation chunks of many sizes: keep the memory bounded
-                self._workspace.clear()
-            self._workspace[key] = buffers
+    def _new_buffers(self, batch: int, training: bool) -> dict:
+        like = self.params_list[0]
+        m, (c1, c2) = self.members, self.channels
+        k = self.params_list[5].shape[1]
+        r1, r2 = self.conv1.rows(batch), self.conv2.rows(batch)
+        new = lambda *shape: like.new_empty(shape)  # noqa: E731
+        buffers = {
+            "x1": new(m, r1, self.conv1.k),
+            "index1": self.conv1.tile_index(batch, like.device),
+            "index2": self.conv2.tile_index(batch, like.device),
+            "band1": like.new_zeros(m, self.conv1.n, self.conv1.k),  # zeros off the band, set once
+            "o1": new(m, self.conv1.n, r1),
+            "p1": new(m, 2, c1, r1 // 2),
+            "pool1": _Pool(self.conv1, m, batch, like),
+            "h1": new(m, batch, 12, 12, c1),
+            "x2": new(m, r2, self.conv2.k),
+            "band2": like.new_zeros(m, self.conv2.n, self.conv2.k),
+            "o2": new(m, self.conv2.n, r2),
+            "p2": new(m, 2, c2, r2 // 2),
+            "pool2": _Pool(self.conv2, m, batch, like),
+            "h2": new(m, batch, 16 * c2),
+            "head": new(m, 16 * c2, k),
+            "logits_t": new(m, k, batch),
+        }
+        if training:
+            buffers.update(
+                dh2=new(m, batch, 16 * c2),
+                dp2=new(m, 2, c2, r2 // 2),
+                do2=new(m, self.conv2.n, r2),
+                dband2=new(m, self.conv2.n, self.conv2.k),
+                dx2=new(m, r2, self.conv2.k),
+                dh1=new(m, batch, 12, 12, c1),
+                dp1=new(m, 2, c1, r1 // 2),
+                do1=new(m, self.conv1.n, r1),
+                dband1=new(m, self.conv1.n, self.conv1.k),
+                dhead=new(m, k, 16 * c2),
+                grads=[torch.empty_like(p) for p in self.params_list],
+            )
         return buffers
 
     @staticmethod

@@ -55,9 +55,11 @@ class PopulationModel(Protocol):
 
 
 class StackedParameters:
-    """For a population model that keeps its stacked parameters in ``params_list``: ``params`` and ``members``."""
+    """For a population model that keeps its stacked parameters in ``params_list`` (``params``, ``members``) and
+    the buffers of its hand-written step in ``_workspace``, by batch size (``_new_buffers`` makes them)."""
 
     params_list: list[torch.Tensor]
+    _workspace: dict
 
     @property
     def params(self) -> list[torch.Tensor]:
@@ -66,6 +68,16 @@ class StackedParameters:
     @property
     def members(self) -> int:
         return self.params_list[0].shape[0]
+
+    def _buffers(self, batch: int, training: bool) -> dict:
+        """The step's buffers for ``batch`` examples, made once by ``_new_buffers`` and reused every step."""
+        key = (batch, training)
+        buffers = self._workspace.get(key)
+        if buffers is None:
+            if len(self._workspace) > 8:  # evaluation chunks of many sizes: keep the memory bounded
+                self._workspace.clear()
+            buffers = self._workspace[key] = self._new_buffers(batch, training)
+        return buffers
 
 
 @dataclass(frozen=True)
