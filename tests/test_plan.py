@@ -112,3 +112,22 @@ def test_plan_population_gives_the_plan_training_uses_and_fixing_it_repeats_ever
     assert fixed.plan.source == "given" and fixed.plan.same_arithmetic(plan)
     for a, b in zip(trained.model.params, fixed.model.params):
         assert torch.equal(a, b)
+
+
+def test_a_cell_planned_for_ray_fits_the_cpus_each_task_gets(tmp_path):
+    """On Ray the driver plans each cell for a task of --cpus-per-cell CPUs: a plan the cluster's tasks could not
+    hold (two threads per block on one-CPU tasks) would wait in Ray's queue or be refused."""
+    from losslab.experiments.runner import plan_cell
+    from losslab.experiments.spec import load_spec
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(
+        'name = "s"\n[train]\nepochs = 30\nhidden = [64]\n[[grid]]\nlabel = "a"\ndataset = "digits"\n'
+        'losses = ["cross_entropy", "mse"]\nlrs = [0.1, 0.3]\nseeds = 16\n'
+    )
+    (cell,) = load_spec(spec).cells()
+    data = load_dataset("digits")
+    planned = plan_cell(cell, data, max_threads=1)
+    assert planned.plans["main"]["threads_per_block"] == 1
+    pinned = plan_cell(cell, data, max_threads=1, recorded={"main": {**planned.plans["main"], "threads_per_block": 2}})
+    assert pinned.plans["main"]["threads_per_block"] == 1  # a recorded plan too is fitted to the task

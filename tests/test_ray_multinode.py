@@ -7,11 +7,10 @@ as a separate process, and the tests kill what a cluster loses: the second node 
 cell is run again on the head by Ray's task retries), the driver (the rerun resumes), and ask for more CPUs per
 cell than any node has (one line at once). Every run's rows equal a local run's.
 
-The spec trains in float64: a local run on two threads and a Ray worker on one may choose different execution
-plans (blocks, threads), which round float32 differently in the last bits over hundreds of steps; in float64
-every plan agrees to ~1e-12 (docs/speed.md's promise), so the rows are compared to pandas' default tolerance. The
-execution-plan keys (``block_size``, ``threads_per_block``, ``matmul``, ``workers``) are not spec keys on this
-branch, so the plan cannot be pinned in the spec.
+The spec trains in float64, and the rows are compared to pandas' default tolerance: the driver fixes each cell's
+plan for a Ray task of one CPU (``--cpus-per-cell``), and a local run on two cores may choose another (blocks,
+threads), which rounds float32 differently in the last bits; in float64 every plan agrees to ~1e-12. Bit-identical
+rows, local and on Ray, for one plan: ``tests/test_cluster.py``.
 
 Skips without Ray or where Ray's processes cannot start. About 60-90 s on two cores.
 """

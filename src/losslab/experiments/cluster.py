@@ -161,6 +161,10 @@ class RayCluster:
             "nodes": len([n for n in ray.nodes() if n.get("Alive")]),
         }
 
+    def check_cells(self, cells: list[Cell]) -> None:
+        """Before any work: refuse cells that no live node of the (connected) cluster can hold."""
+        self.check_fits(_import_ray(), max((_gpus(c) for c in cells), default=0), max(1, int(self.cpus_per_cell)))
+
     def check_fits(self, ray, gpus: int, plan_threads: int = 1) -> None:
         """Refuse cells that no live node can ever hold: they would wait forever, silently, holding the lock."""
         if os.environ.get("LOSSLAB_RAY_AUTOSCALING", "").strip() not in ("", "0"):

@@ -124,18 +124,23 @@ def _planned(config: TrainConfig, cell: Cell, phase: str) -> TrainConfig:
     return replace(config, **{k: fixed[k] for k in ARITHMETIC_FIELDS}) if fixed else config
 
 
-def plan_cell(cell: Cell, dataset, recorded: dict | None = None, log=lambda _line: None) -> Cell:
+def plan_cell(
+    cell: Cell, dataset, recorded: dict | None = None, log=lambda _line: None, max_threads: int | None = None
+) -> Cell:
     """The cell with the execution plan of each of its populations fixed (``Cell.plans``), chosen here, once:
     what the spec's ``train.plan`` gives, a plan ``recorded`` for this cell by an earlier run of the same
     results folder, else measured on this machine (or taken from its plan cache). Every machine that trains
     the cell then uses these blocks, threads per block and matmul library, so a cell gives the same bits
     locally and on Ray; only the number of worker threads adapts to the machine. GPU cells are not planned
-    here: their blocks depend on the free memory of the GPU that trains them."""
+    here: their blocks depend on the free memory of the GPU that trains them. ``max_threads``: the CPUs a Ray task
+    of the cell gets (``--cpus-per-cell``), which a measured plan's threads per block may not exceed."""
     if not cell.train.on_cpu:
         return cell
     plans = {}
     for phase, (members, config) in _populations(cell).items():
         old = (recorded or {}).get(phase) or {}
+        if max_threads is not None and config.threads_per_block is None:
+            config = replace(config, threads_per_block=max_threads)  # the plan must fit the task that runs it
         given = {k: v for k in ARITHMETIC_FIELDS if (v := getattr(config, k)) not in (None, "auto")}
         if len(given) < len(ARITHMETIC_FIELDS) and all(old.get(k) is not None for k in ARITHMETIC_FIELDS):
             # What the spec fixes wins; the rest as the earlier run of this folder fixed it.
@@ -355,35 +360,41 @@ def run_spec(
     for cell in cells:
         if cell.id in todo:
             dataset_for(cell)  # every cell that will train is checked before the folder is touched
-    # Each cell's plan is fixed here, once, before any cell trains: the same for a local run and on Ray.
-    recorded = _recorded_plans(out, cells)
-    cells = [plan_cell(c, dataset_for(c), recorded.get(c.id), log) if c.id in todo else c for c in cells]
-    planned = [{**p, "plan": c.plans} if c.plans else p for p, c in zip(planned, cells)]
-    length = estimate([(c, *prepared[c.id]) for c in cells if c.id in todo], device)
-    check_length(spec, length, max_days)
-    replaced = replacements()
-    header = {
-        "spec": spec.name,
-        "size": size_name,
-        "description": spec.description,
-        "source": spec.source,
-        "command": command,
-        "overrides": list(spec.overrides),  # KEY=VALUE from the command line, already applied to spec_data
-        "spec_data": spec.data,
-        "plugins": [p.record() for p in spec.plugins],  # source, kind, module, path, SHA-256 of the file
-        # Entries a plugin (or other code) replaced, here and in each cell they change:
-        # {"registry": "loss", "name": "cross_entropy", "by": "my_losses.py", "was": "built-in"}
-        "replaced": replaced,
-        "environment": environment(device),
-        "execution": {"executor": "local"},
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    summary = RunSummary(out)
-    numbers = {cell.id: number for number, cell in enumerate(cells, 1)}
-    log(f"device: {describe_device(device)}")
-    if length.seconds > 600:
-        log(f"estimated: {length.describe()}")
     with ExitStack() as stack:
+        connection = None
+        if cluster is not None and todo:
+            # Connected before the plans are measured: a cell that no node of the cluster can hold fails now.
+            connection = stack.enter_context(cluster.connect(log=log))
+            cluster.check_cells([c for c in cells if c.id in todo])
+        # Each cell's plan is fixed here, once, before any cell trains: the same for a local run and on Ray.
+        recorded = _recorded_plans(out, cells)
+        threads = None if cluster is None else max(1, int(getattr(cluster, "cpus_per_cell", 1)))
+        cells = [plan_cell(c, dataset_for(c), recorded.get(c.id), log, threads) if c.id in todo else c for c in cells]
+        planned = [{**p, "plan": c.plans} if c.plans else p for p, c in zip(planned, cells)]
+        length = estimate([(c, *prepared[c.id]) for c in cells if c.id in todo], device)
+        check_length(spec, length, max_days)
+        replaced = replacements()
+        header = {
+            "spec": spec.name,
+            "size": size_name,
+            "description": spec.description,
+            "source": spec.source,
+            "command": command,
+            "overrides": list(spec.overrides),  # KEY=VALUE from the command line, already applied to spec_data
+            "spec_data": spec.data,
+            "plugins": [p.record() for p in spec.plugins],  # source, kind, module, path, SHA-256 of the file
+            # Entries a plugin (or other code) replaced, here and in each cell they change:
+            # {"registry": "loss", "name": "cross_entropy", "by": "my_losses.py", "was": "built-in"}
+            "replaced": replaced,
+            "environment": environment(device),
+            "execution": {"executor": "local"},
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        summary = RunSummary(out)
+        numbers = {cell.id: number for number, cell in enumerate(cells, 1)}
+        log(f"device: {describe_device(device)}")
+        if length.seconds > 600:
+            log(f"estimated: {length.describe()}")
         results = stack.enter_context(store.open_run(out, header, planned, wait=wait, log=log))
         jobs = []
         for cell in cells:
@@ -393,7 +404,9 @@ def run_spec(
             else:
                 jobs.append((cell, dataset_for(cell)))
         if cluster is not None and jobs:  # with nothing left to train there is no need to reach a cluster
-            results.set(execution=stack.enter_context(cluster.connect(log=log)))
+            if connection is None:
+                connection = stack.enter_context(cluster.connect(log=log))
+            results.set(execution=connection)
             finished = cluster.run(jobs, run_cell, log=log)
         else:
             finished = _run_locally(jobs, progress, log, lambda c: f"[{numbers[c.id]}/{len(cells)}] {c.id}")
