@@ -139,14 +139,16 @@ def plan_cell(
     plans = {}
     for phase, (members, config) in _populations(cell).items():
         old = (recorded or {}).get(phase) or {}
-        if max_threads is not None and config.threads_per_block is None:
-            config = replace(config, threads_per_block=max_threads)  # the plan must fit the task that runs it
+        fits = max_threads is None or config.threads_per_block is not None
         given = {k: v for k in ARITHMETIC_FIELDS if (v := getattr(config, k)) not in (None, "auto")}
         if len(given) < len(ARITHMETIC_FIELDS) and all(old.get(k) is not None for k in ARITHMETIC_FIELDS):
-            # What the spec fixes wins; the rest as the earlier run of this folder fixed it.
-            plans[phase] = {**{k: old[k] for k in ARITHMETIC_FIELDS}, **given, "source": "recorded"}
-            continue
+            if fits or old["threads_per_block"] <= max_threads:
+                # What the spec fixes wins; the rest as the earlier run of this folder fixed it.
+                plans[phase] = {**{k: old[k] for k in ARITHMETIC_FIELDS}, **given, "source": "recorded"}
+                continue
         plan, timings = plan_population(dataset, members, config)
+        if not fits and plan.threads_per_block > max_threads:  # a plan the task that runs it could not hold
+            plan, timings = plan_population(dataset, members, replace(config, threads_per_block=max_threads))
         plans[phase] = {**plan.fixed_fields(), "source": plan.source}
         if timings:
             log(f"{cell.id}: plan measured ({phase}): {plan.block_size} members per block, {plan.matmul} products")
