@@ -220,3 +220,19 @@ def test_report_cli_writes_the_smoke_results_in_chinese(report, tmp_path, capsys
     assert html.count("data:image/png;base64,") >= 12
     record = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     assert record["claims"][0]["title"].startswith("Classifiers")  # report.json stays English
+
+
+def test_a_folder_saved_with_save_result_is_refused_in_one_line(tmp_path, capsys):
+    """save_result keeps one population without the grids of a spec: the report says so, and writes nothing."""
+    from losslab.cli import main
+    from losslab.data import load_dataset
+    from losslab.experiments.store import save_result
+    from losslab.train import Member, TrainConfig, train_population
+
+    members = [Member(loss, seed=0, lr=0.1) for loss in ("cross_entropy", "mse")]
+    result = train_population(load_dataset("digits"), members, TrainConfig(epochs=1), progress=False)
+    save_result(result, tmp_path / "saved", "ce-vs-mse")
+    assert main(["report", str(tmp_path / "saved"), "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "saved with save_result" in err and "losslab init" in err
+    assert not (tmp_path / "rep").exists()

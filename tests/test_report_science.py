@@ -519,6 +519,21 @@ def test_diverged_members_are_counted_and_a_replaced_builtin_is_named(ledger):
     assert grid.conditions[0].arm("cross_entropy").origin == "replaced by my_losses.py"
 
 
+def test_a_verdict_resting_on_a_replaced_builtin_says_so_and_is_only_supported_with_caveat(ledger):
+    from losslab.report.verdicts import decide
+
+    manifest, rows = saturation_run(mse_top=0.40, ce_top=0.95, dead=0.5, base_gap=0.2)
+    assert C.claim_c5(evidence(ledger, (manifest, rows))).verdict == "supported"
+    manifest["replaced"] = [{"registry": "loss", "name": "cross_entropy", "by": "my_losses.py"}]
+    c5 = next(c for c in decide(evidence(ledger, (manifest, rows)), "claim") if c.id == "C5")
+    assert c5.verdict == "supported with caveat"
+    assert "cross_entropy (replaced by my_losses.py)" in " ".join(str(e) for e in c5.evidence)
+    # A plugin's own loss is named with its source, not called built-in.
+    manifest["plugins"] = [{"source": "my_losses.py", "registered": {"loss": ["mse"]}}]
+    grid = evidence(ledger, (manifest, rows)).grids[0]
+    assert grid.conditions[0].arm("mse").origin == "from my_losses.py"
+
+
 # --- the rules' error rates ------------------------------------------------------------------------------------
 
 

@@ -94,6 +94,9 @@ class SpecPlugin(Plugin):
         record = self.as_dict()
         if self.loss:
             record["loss"] = self.loss
+        # What it registered, by registry, so that the report can say where each loss of the run came from.
+        registered = {kind: registry.registered_by(self.module) for kind, registry in REGISTRIES.items()}
+        record["registered"] = {kind: names for kind, names in registered.items() if names}
         if self.helpers:
             record["helpers"] = [{"module": h.module, "path": h.path, "sha256": h.sha256} for h in self.helpers]
         return record

@@ -243,8 +243,13 @@ def summarise(results: dict[str, tuple[dict, pd.DataFrame]], grid_info) -> list[
 
 
 def replaced_losses(manifest: dict) -> dict[str, str]:
-    """Built-in losses a plugin replaced in this run: name -> the plugin that replaced it (from the manifest)."""
+    """Where the run's losses that are not built in came from (from the manifest): name -> "from <plugin>" for a
+    loss a plugin of the spec registered, "replaced by <plugin>" for a built-in loss a plugin replaced."""
     out = {}
+    for plugin in manifest.get("plugins") or []:
+        if isinstance(plugin, dict):
+            names = [plugin.get("loss"), *((plugin.get("registered") or {}).get("loss") or [])]
+            out.update({str(n): f"from {plugin.get('source', '?')}" for n in names if n})
     entries = list(manifest.get("replaced") or [])
     for cell in manifest.get("cells") or []:
         entries += list(cell.get("replaced") or []) if isinstance(cell, dict) else []

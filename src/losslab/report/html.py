@@ -86,6 +86,12 @@ def _read_results(result_dirs: list[Path]) -> tuple[dict, list[dict]]:
     """Every folder verified through the store (complete, checksums, nothing unlisted); a cell found
     in two folders counts once, and the same cell with other settings or contents is refused."""
     combined = read_results(result_dirs)
+    for folder, manifest, _ in combined.sources:
+        if manifest.get("size") == "api":  # written by store.save_result: rows without the grids of a spec
+            raise ValueError(
+                f"{folder} holds one population saved with save_result, which has no grid for the report to show; "
+                "read it with load_results, or train it from a spec (losslab init, then losslab run) to report it"
+            )
     runs = [_describe_run(manifest, contributed) for _, manifest, contributed in combined.sources if contributed]
     return combined.results, runs
 

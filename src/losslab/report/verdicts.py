@@ -280,6 +280,26 @@ def declare(
     return register
 
 
+def _flag_replaced_losses(ev: Evidence, entry: Declared, item) -> None:
+    """A verdict that reads a built-in loss a plugin replaced says so; "supported" becomes "supported with
+    caveat", since the claim is about the built-in loss."""
+    replaced = sorted(
+        {
+            f"{arm.loss} ({arm.origin})"
+            for grid in ev.role_grids(*entry.roles)
+            for condition in grid.conditions
+            for arm in condition.arms
+            if arm.origin.startswith("replaced by")
+        }
+    )
+    if not replaced or item.verdict in ("not tested", "not enough evidence"):
+        return
+    note = Message("verdict.replaced_loss", losses=", ".join(replaced))
+    item.evidence.append(note)
+    if item.verdict == "supported":
+        item.verdict, item.caveat = "supported with caveat", item.caveat or note
+
+
 def decide(ev: Evidence, kind: str) -> list:
     """Every declared claim (``kind`` "claim") or finding ("finding"), decided on the evidence, with its rule
     text attached; a verdict outside the kind's vocabulary is a bug."""
@@ -290,6 +310,7 @@ def decide(ev: Evidence, kind: str) -> list:
             continue
         item = entry.decide(ev)
         item.rule = getattr(entry.decide, "rule_text", inspect.getdoc(entry.decide) or "")
+        _flag_replaced_losses(ev, entry, item)
         if kind == "finding":
             item.key = entry.id  # every return path of a finding names it the same way
         if item.verdict not in allowed:
