@@ -284,7 +284,11 @@ def _add_run(sub) -> None:
     )
     p.add_argument("--smoke", action="store_true", help="run the spec's seconds-long smoke size (= --size smoke)")
     p.add_argument("--size", default=None, help="a named size of the spec (e.g. small); default: full")
-    p.add_argument("--out", default=None, help="results folder (default ./losslab-results/<spec name>)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="results folder (default ./losslab-results/<spec name>, <spec name>-<size> for a size)",
+    )
     p.add_argument(
         "--device", default="auto", help="auto (the GPU when PyTorch sees one, else the CPU), cpu, cuda or cuda:N"
     )
@@ -342,7 +346,9 @@ def _cmd_run(args) -> int:
     here = _absolute(".")
     data_dir = None if args.data_dir is None else _absolute(args.data_dir)
     spec = load_spec(args.spec, args.overrides)
-    out = _absolute(args.out) if args.out else here / "losslab-results" / spec.name
+    # Each size its own default folder: a smoke run first, then the full run, as 'losslab init' suggests.
+    default = spec.name if size in (None, "full") else f"{spec.name}-{size}"
+    out = _absolute(args.out) if args.out else here / "losslab-results" / default
     summary = run_spec(
         spec,
         out,

@@ -143,7 +143,9 @@ class TrainConfig:
                 "precision 'tf32' applies to CUDA matmuls; on the CPU use 'fp32' or 'bf16' (or train with --device cuda)"
             )
         if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device {self.device!r} requested but CUDA is not available here; use device='cpu'")
+            raise ValueError(
+                f"device {self.device!r} requested but CUDA is not available here; use device='cpu' (--device cpu on the command line)"
+            )
 
     @property
     def torch_dtype(self) -> torch.dtype:
