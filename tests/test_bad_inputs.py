@@ -591,7 +591,7 @@ CLI_CASES = [
     Case(
         "spec-hidden-zero",
         ["run", "bad.toml"],
-        r"bad.toml: grid\[0\].train.hidden: must be a non-empty list of positive layer widths, got \[0\]",
+        r"bad.toml: train.hidden: must be a non-empty list of positive layer widths, got \[0\]",
         spec_file(
             'name = "one"\n[train]\nepochs = 1\nhidden = [0]\n[[grid]]\ndataset = "digits"\nmodel = "mlp"\nlosses = ["mse"]\n'
         ),
@@ -665,19 +665,19 @@ CLI_CASES = [
     Case(
         "spec-train-value-true",
         ["run", "bad.toml"],
-        r"bad.toml: grid\[0\].train.epochs: must be a positive integer, got True",
+        r"bad.toml: train.epochs: must be a positive integer, got True",
         tiny_with(("epochs = 1", "epochs = true")),
     ),
     Case(
         "spec-betas-out-of-range",
         ["run", "bad.toml"],
-        r"bad.toml: grid\[0\].train.betas: must be two numbers in \[0, 1\), got \[2, 3\]",
+        r"bad.toml: train.betas: must be two numbers in \[0, 1\), got \[2, 3\]",
         tiny_with(("epochs = 1", 'epochs = 1\noptimizer = "adam"\nbetas = [2, 3]')),
     ),
     Case(
         "spec-adam-eps-negative",
         ["run", "bad.toml"],
-        r"bad.toml: grid\[0\].train.adam_eps: must be a positive finite number, got -1.0",
+        r"bad.toml: train.adam_eps: must be a positive finite number, got -1.0",
         tiny_with(("epochs = 1", "epochs = 1\nadam_eps = -1.0")),
     ),
     Case(

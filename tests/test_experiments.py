@@ -73,7 +73,7 @@ def test_spec_expansion(tmp_path):
     [
         (
             ("epochs = 1", "epochs = 1\nepoch = 3"),
-            r"spec.toml: grid\[0\].train: unknown key\(s\) \['epoch'\]; valid keys: adam_eps",
+            r"spec.toml: train: unknown key\(s\) \['epoch'\]; valid keys: adam_eps",
         ),
         (('label = "a"', 'label = "a"\nlosess = ["mse"]'), r"grid\[0\]: unknown key\(s\) \['losess'\]; valid keys:"),
         (('"mse", "binary', '"hinge", "binary'), r"grid\[0\].losses\[0\]: unknown loss 'hinge'; valid losses:"),
@@ -96,20 +96,20 @@ def test_spec_expansion(tmp_path):
             r"grid\[1\].dataset_options: unknown key\(s\) \['classes_count'\]; valid keys: cluster_std",
         ),
         (("k = 2.0", "k = -2.0"), r"grid\[1\].losses\[1\]: k must be a positive finite number"),
-        (("epochs = 1", "epochs = 0"), r"grid\[0\].train.epochs: must be a positive integer, got 0"),
+        (("epochs = 1", "epochs = 0"), r"train.epochs: must be a positive integer, got 0"),
         (
             ("batch_size = 20", "batch_size = 20\nplan = { blocks = 4 }"),
-            r"grid\[0\].train.plan: unknown key\(s\) \['blocks'\]; valid keys: block_size, matmul, threads_per_block",
+            r"train.plan: unknown key\(s\) \['blocks'\]; valid keys: block_size, matmul, threads_per_block",
         ),
         (
             ("batch_size = 20", "batch_size = 20\nplan = { block_size = 0 }"),
-            r"grid\[0\].train.plan.block_size: must be a positive integer, got 0",
+            r"train.plan.block_size: must be a positive integer, got 0",
         ),
         (
             ("batch_size = 20", 'batch_size = 20\nplan = { matmul = "mkl" }'),
-            r"grid\[0\].train.plan.matmul: must be one of \['auto', 'torch', 'numpy', 'vmap', 'loop'\], got 'mkl'",
+            r"train.plan.matmul: must be one of \['auto', 'torch', 'numpy', 'vmap', 'loop'\], got 'mkl'",
         ),
-        (("batch_size = 20", "batch_size = 20\nworkers = 2"), r"grid\[0\].train: unknown key\(s\) \['workers'\]"),
+        (("batch_size = 20", "batch_size = 20\nworkers = 2"), r"train: unknown key\(s\) \['workers'\]"),
         (
             ("batch_size = 20", 'batch_size = 20\nplan = { matmul = "vmap" }'),
             r"cell 'a': matmul 'vmap' does not apply to model 'linear'; use one of \['auto', 'torch', 'numpy'\]",

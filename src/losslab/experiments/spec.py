@@ -142,7 +142,15 @@ class Spec:
         token = _SITES.set(self.override_sites)
         try:
             data = _apply_size(self.source, self.data, size)
-            return [_grid(self, i, g, data.get("train", {}), device) for i, g in enumerate(data["grid"])]
+            base_train = data.get("train", {})
+            if isinstance(base_train, dict):  # the spec's own [train], named as such in messages (not grid[0])
+                _check_keys(self.source, "train", base_train, SPEC_TRAIN_PARAMS)
+                for key, value in base_train.items():
+                    _check(self.source, f"train.{key}", SPEC_TRAIN_PARAMS[key], value)
+                _check_keys(self.source, "train.plan", base_train.get("plan", {}), PLAN_PARAMS)
+                for key, value in base_train.get("plan", {}).items():
+                    _check(self.source, f"train.plan.{key}", PLAN_PARAMS[key], value)
+            return [_grid(self, i, g, base_train, device) for i, g in enumerate(data["grid"])]
         finally:
             _SITES.reset(token)
 
