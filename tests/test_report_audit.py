@@ -29,6 +29,18 @@ STALL_DESIGNS = {
 GOLIK_DESIGNS = ([A.Design(10, 0.0220, 0.0078)], [A.Design(10, 0.0596, 0.0232)])
 #: mnist1d-reference: logistic regression, the MLP, the CNN (seed spreads; the published numbers share the test set).
 REFERENCE_DESIGNS = [A.Design(5, 0.0436, 0.0), A.Design(5, 0.0491, 0.0), A.Design(5, 0.1983, 0.0)]
+#: comparison: Hui & Belkin (square_logits against CE in each of the 7 cells: digits, mnist1d, mnist1d-cnn, mnist,
+#: mnist-cnn, fashion-mnist, fashion-mnist-cnn) and Nielsen's rate ratio (the 5 cells with an estimate).
+HUI_BELKIN_DESIGNS = [
+    A.Design(10, 0.2282, 0.2429),
+    A.Design(10, 0.1140, 0.0252),
+    A.Design(10, 0.2794, 0.0517),
+    A.Design(10, 0.0860, 0.0437),
+    A.Design(10, 0.3131, 0.0390),
+    A.Design(10, 0.0342, 0.0126),
+    A.Design(10, 0.0612, 0.0127),
+]
+NIELSEN_DESIGNS = [A.Design(10, sd, 0.0) for sd in (0.4676, 0.1681, 0.1189, 0.1228, 0.1841)]
 
 
 @pytest.mark.parametrize("claim", sorted(STALL_DESIGNS))
@@ -57,6 +69,16 @@ def test_the_mnist1d_reproduction_at_its_spec():
     # The CNN alone, at five seeds, could not decide: its own reproduction needs more seeds, which the audit names.
     cnn = RP.reproduction_audit(REFERENCE_DESIGNS[2:], [MARGIN])
     assert cnn.power < 0.80 and cnn.seeds_needed and cnn.seeds_needed > 5
+
+
+def test_hui_belkin_and_nielsen_at_the_comparison_spec():
+    margins = [math.log(g.get("margin", DEFAULT_MARGIN)) for g in load_spec("comparison").data["grid"]]
+    seeds = {g.get("seeds") for g in load_spec("comparison").data["grid"]}
+    assert seeds == {10} and all(d.seeds == 10 for d in HUI_BELKIN_DESIGNS + NIELSEN_DESIGNS)
+    hui_belkin = F.hui_belkin_audit(HUI_BELKIN_DESIGNS, [-m for m in margins])
+    nielsen = F.nielsen_audit(NIELSEN_DESIGNS)
+    for audit in (hui_belkin, nielsen):
+        assert audit.false_agreement <= 0.05 and audit.power >= 0.80, audit
 
 
 @pytest.mark.parametrize(
