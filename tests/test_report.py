@@ -119,8 +119,9 @@ def test_report_json_has_the_page_s_numbers_and_follows_its_schema(own):
             assert cell.replace("&", "&amp;") in html  # every cell of the JSON table is on the page
     # The structured record and the table agree: the tempered loss at scale 30, test accuracy as a percent.
     tempered = record["grids"][0]["conditions"][1]["losses"][2]
-    shown = next(r for r in table["rows"] if r[0] == "30" and r[1] == "tempered_ce")
+    shown = next(r for r in table["rows"] if r[0] == "30" and r[1].startswith("tempered_ce"))
     assert shown[7].startswith(f"{100 * tempered['test_accuracy']['mean']:.1f}%")
+    assert tempered["origin"].startswith("from ") and "(from " in shown[1]  # a plugin's loss says whose it is
     declared = {e.id for e in DECLARED.values() if e.kind == "claim"}  # a claim added is a claim reported
     assert (
         {c["id"] for c in record["claims"]}

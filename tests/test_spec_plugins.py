@@ -109,7 +109,14 @@ def test_a_spec_trains_a_plugin_loss_dataset_and_model_and_records_the_plugin(la
     run_spec(spec, tmp_path / "R", log=quiet)
     manifest, rows = load_results(tmp_path / "R")
     assert manifest["plugins"] == [
-        {"source": "../code/mine.py", "kind": "file", "module": plugin.module, "path": plugin.path, "sha256": digest}
+        {
+            "source": "../code/mine.py",
+            "kind": "file",
+            "module": plugin.module,
+            "path": plugin.path,
+            "sha256": digest,
+            "registered": {"loss": ["poly1"], "dataset": ["three_blobs"], "model": ["tiny_tanh"]},
+        }
     ]
     assert set(rows["loss"]) == {"cross_entropy", "poly1"} and set(rows["model"]) == {"tiny_tanh"}
     assert manifest["replaced"] == []  # the plugin adds entries and replaces none
