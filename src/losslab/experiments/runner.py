@@ -362,6 +362,9 @@ def run_spec(
     for cell in cells:
         if cell.id in todo:
             dataset_for(cell)  # every cell that will train is checked before the folder is touched
+    # A run far beyond reason stops here, before any plan is measured (a plan's probe trains a few steps).
+    length = estimate([(c, *prepared[c.id]) for c in cells if c.id in todo], device)
+    check_length(spec, length, max_days)
     with ExitStack() as stack:
         connection = None
         if cluster is not None and todo:
@@ -373,8 +376,6 @@ def run_spec(
         threads = None if cluster is None else max(1, int(getattr(cluster, "cpus_per_cell", 1)))
         cells = [plan_cell(c, dataset_for(c), recorded.get(c.id), log, threads) if c.id in todo else c for c in cells]
         planned = [{**p, "plan": c.plans} if c.plans else p for p, c in zip(planned, cells)]
-        length = estimate([(c, *prepared[c.id]) for c in cells if c.id in todo], device)
-        check_length(spec, length, max_days)
         replaced = replacements()
         header = {
             "spec": spec.name,
