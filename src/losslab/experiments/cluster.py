@@ -161,9 +161,14 @@ class RayCluster:
             "nodes": len([n for n in ray.nodes() if n.get("Alive")]),
         }
 
+    @property
+    def task_threads(self) -> int:
+        """The threads per block a cell's plan may use on this cluster: the whole CPUs each task gets."""
+        return max(1, int(self.cpus_per_cell))
+
     def check_cells(self, cells: list[Cell]) -> None:
         """Before any work: refuse cells that no live node of the (connected) cluster can hold."""
-        self.check_fits(_import_ray(), max((_gpus(c) for c in cells), default=0), max(1, int(self.cpus_per_cell)))
+        self.check_fits(_import_ray(), max((_gpus(c) for c in cells), default=0), self.task_threads)
 
     def check_fits(self, ray, gpus: int, plan_threads: int = 1) -> None:
         """Refuse cells that no live node can ever hold: they would wait forever, silently, holding the lock."""

@@ -373,7 +373,7 @@ def run_spec(
             cluster.check_cells([c for c in cells if c.id in todo])
         # Each cell's plan is fixed here, once, before any cell trains: the same for a local run and on Ray.
         recorded = _recorded_plans(out, cells)
-        threads = None if cluster is None else max(1, int(getattr(cluster, "cpus_per_cell", 1)))
+        threads = None if cluster is None else cluster.task_threads
         cells = [plan_cell(c, dataset_for(c), recorded.get(c.id), log, threads) if c.id in todo else c for c in cells]
         planned = [{**p, "plan": c.plans} if c.plans else p for p, c in zip(planned, cells)]
         replaced = replacements()

@@ -144,12 +144,7 @@ class Spec:
             data = _apply_size(self.source, self.data, size)
             base_train = data.get("train", {})
             if isinstance(base_train, dict):  # the spec's own [train], named as such in messages (not grid[0])
-                _check_keys(self.source, "train", base_train, SPEC_TRAIN_PARAMS)
-                for key, value in base_train.items():
-                    _check(self.source, f"train.{key}", SPEC_TRAIN_PARAMS[key], value)
-                _check_keys(self.source, "train.plan", base_train.get("plan", {}), PLAN_PARAMS)
-                for key, value in base_train.get("plan", {}).items():
-                    _check(self.source, f"train.plan.{key}", PLAN_PARAMS[key], value)
+                _check_train_keys(self.source, "train", base_train)
             return [_grid(self, i, g, base_train, device) for i, g in enumerate(data["grid"])]
         finally:
             _SITES.reset(token)
@@ -239,16 +234,22 @@ def _lrs(source, where, value, losses: list[LossEntry]) -> dict[str, list[float]
     }
 
 
-def _train_config(source, where, values: dict, device: str) -> TrainConfig:
-    """The grid's ``TrainConfig``: every key checked against its declaration (at ``where.<key>``), then the rules
-    that tie keys together (at ``where``)."""
+def _check_train_keys(source, where, values: dict) -> None:
+    """Every key of a [train] table (and of its plan table) checked against its declaration, at ``where.<key>``."""
     _check_keys(source, where, values, SPEC_TRAIN_PARAMS)
     for key, value in values.items():
         _check(source, f"{where}.{key}", SPEC_TRAIN_PARAMS[key], value)
-    plan = values.get("plan", {})  # [train.plan]: the execution plan's arithmetic (losslab.train.plan)
+    plan = values.get("plan", {})
     _check_keys(source, f"{where}.plan", plan, PLAN_PARAMS)
     for key, value in plan.items():
         _check(source, f"{where}.plan.{key}", PLAN_PARAMS[key], value)
+
+
+def _train_config(source, where, values: dict, device: str) -> TrainConfig:
+    """The grid's ``TrainConfig``: every key checked against its declaration (at ``where.<key>``), then the rules
+    that tie keys together (at ``where``)."""
+    _check_train_keys(source, where, values)
+    plan = values.get("plan", {})  # [train.plan]: the execution plan's arithmetic (losslab.train.plan)
     values = {**{k: v for k, v in values.items() if k != "plan"}, **plan}
     values = {**values, **({"betas": tuple(values["betas"])} if "betas" in values else {})}
     try:
